@@ -1,0 +1,13 @@
+"""The `mlplat` command line: one Typer app, each noun's commands registered from its own module."""
+
+import typer
+
+app = typer.Typer(
+    name="mlplat",
+    help="Plan, check, price, deploy and run the mlplat ML platform, in the cloud or on one machine.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+# Each command module exposes `register(app)`; the order here is the order of `mlplat --help`.

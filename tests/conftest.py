@@ -1,0 +1,77 @@
+"""Session-wide servers for the suite: one S3-compatible store (moto) and one real `mlflow server`, on loopback."""
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import boto3
+import pytest
+
+from mlplat.local import services
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+ARTIFACT_BUCKET = "mlplat-test-artifacts"
+
+
+@dataclass(frozen=True)
+class S3Server:
+    """The moto server of this test session."""
+
+    endpoint_url: str
+    bucket: str
+
+    def client(self):  # type: ignore[no-untyped-def]
+        return boto3.client("s3", endpoint_url=self.endpoint_url, **_aws_kwargs())
+
+
+@dataclass(frozen=True)
+class MlflowServer:
+    """The tracking server of this test session, with its artifacts in the S3 server's bucket."""
+
+    tracking_uri: str
+    service: services.Service
+
+
+def _aws_kwargs() -> dict[str, str]:
+    env = services.LOCAL_AWS_ENV
+    return {
+        "aws_access_key_id": env["AWS_ACCESS_KEY_ID"],
+        "aws_secret_access_key": env["AWS_SECRET_ACCESS_KEY"],
+        "region_name": env["AWS_DEFAULT_REGION"],
+    }
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
+    """moto's server mode on a free loopback port, with the artifact bucket created."""
+    logs = tmp_path_factory.mktemp("s3-logs")
+    service = services.start_s3(services.free_port(), logs / "moto.log")
+    server = S3Server(endpoint_url=service.url, bucket=ARTIFACT_BUCKET)
+    server.client().create_bucket(Bucket=ARTIFACT_BUCKET)
+    yield server
+    service.stop()
+
+
+@pytest.fixture(scope="session")
+def mlflow_server(s3_server: S3Server, tmp_path_factory: pytest.TempPathFactory) -> Iterator[MlflowServer]:
+    """A real `mlflow server` (SQLite backend) proxying artifacts to `s3://<bucket>/mlflow`."""
+    home = tmp_path_factory.mktemp("mlflow")
+    service = services.start_mlflow(
+        port=services.free_port(),
+        log=home / "mlflow.log",
+        backend_store_uri=f"sqlite:///{home / 'mlflow.db'}",
+        artifacts_destination=f"s3://{s3_server.bucket}/mlflow",
+        s3_endpoint_url=s3_server.endpoint_url,
+    )
+    yield MlflowServer(tracking_uri=service.url, service=service)
+    service.stop()
+
+
+@pytest.fixture
+def aws_env(monkeypatch: pytest.MonkeyPatch, s3_server: S3Server) -> S3Server:
+    """Point boto3 in this process at the session's S3 server with dummy credentials."""
+    for key, value in services.LOCAL_AWS_ENV.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setenv("AWS_ENDPOINT_URL", s3_server.endpoint_url)
+    monkeypatch.setenv("MLFLOW_S3_ENDPOINT_URL", s3_server.endpoint_url)
+    return s3_server
