@@ -1,0 +1,397 @@
+"""The typed model of a stack's `mlplat:*` config, validated as a whole before any resource is registered.
+
+A program loads it from `pulumi.Config` (`load_from_pulumi`); the offline tools load it straight from a stack file
+(`load_stack_file`). Both report every problem at once, one line each, naming the file, the key and the value:
+
+    stacks/Pulumi.prod.yaml: mlplat:endpoints[0].maxCapacity must be >= minCapacity (got 1 < 2)
+"""
+
+import re
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic.alias_generators import to_camel
+
+from components import catalog
+
+NAMESPACE = "mlplat"
+STACKS_DIR = Path(__file__).resolve().parents[1] / "stacks"
+ENVIRONMENTS = ("dev", "staging", "prod")
+
+# Per-environment guard rails; a stack may tighten or loosen them under `mlplat:limits`.
+DEFAULT_MAX_GPUS_PER_POOL = {"dev": 4, "staging": 16, "prod": 64}
+DEFAULT_ALLOWED_GPU_TYPES = {
+    "dev": ["g4dn.xlarge", "g5.xlarge", "g6.xlarge"],
+    "staging": ["g4dn.xlarge", "g5.xlarge", "g5.2xlarge", "g6.xlarge", "g6.2xlarge", "g5.12xlarge"],
+    "prod": ["g5.xlarge", "g5.2xlarge", "g5.12xlarge", "g6.xlarge", "g6e.xlarge", "p4d.24xlarge", "p5.48xlarge"],
+}
+
+Name = Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]{0,38}[a-z0-9]$")]
+Percent = Annotated[float, Field(ge=0, le=100)]
+
+
+class ConfigError(ValueError):
+    """Stack config that cannot be used; `problems` holds one message per problem."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__("\n".join(problems))
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(
+        alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True, validate_default=True
+    )
+
+
+class NetworkConfig(_Model):
+    """VPC layout: CIDR, AZ count and NAT mode."""
+
+    cidr: str = Field("10.0.0.0/16", pattern=r"^\d{1,3}(\.\d{1,3}){3}/(1[6-9]|2[0-4])$")
+    az_count: int = Field(2, ge=2, le=3)
+    nat: Literal["none", "single", "per-az"] = "none"
+    flow_log_retention_days: Literal[1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1827, 3653] = 90
+
+
+class ArtifactsConfig(_Model):
+    """The artifact bucket's lifecycle and deletion settings."""
+
+    force_destroy: bool = False
+    noncurrent_version_expiration_days: int = Field(30, ge=1)
+    checkpoint_transition_days: int = Field(30, ge=1)
+    checkpoint_expiration_days: int = Field(180, ge=1)
+    abort_multipart_days: int = Field(7, ge=1)
+
+
+class TrackingConfig(_Model):
+    """SageMaker managed MLflow: serverless app unless `size` asks for a sized tracking server."""
+
+    size: Literal["Small", "Medium", "Large"] | None = None
+    mlflow_version: str = Field("3.0", pattern=r"^\d+\.\d+(\.\d+)?$")
+    maintenance_window: str = Field("Sun:03:00", pattern=r"^(Mon|Tue|Wed|Thu|Fri|Sat|Sun):([01]\d|2[0-3]):[0-5]\d$")
+    automatic_model_registration: bool = True
+
+
+class RolloutConfig(_Model):
+    """Blue/green deployment of a new endpoint configuration with alarm-driven rollback."""
+
+    canary_percent: int = Field(10, ge=1, le=100)
+    wait_minutes: int = Field(10, ge=0, le=60)
+    termination_wait_minutes: int = Field(5, ge=0, le=60)
+    max_error_rate_percent: Percent = 1.0
+    max_latency_p99_ms: int = Field(500, ge=1)
+
+
+class EndpointConfig(_Model):
+    """One SageMaker real-time endpoint and its autoscaling."""
+
+    name: Name
+    model: Name
+    model_version: int = Field(1, ge=1)
+    model_sha256: str | None = Field(None, pattern=r"^[0-9a-f]{64}$")
+    instance_type: str = Field("ml.m5.large", pattern=r"^ml\.[a-z0-9]+\.[a-z0-9]+$")
+    image: str | None = None
+    min_capacity: int = Field(1, ge=1)
+    max_capacity: int = Field(2, ge=1)
+    target_invocations_per_instance: int = Field(100, ge=1)
+    scale_in_cooldown_seconds: int = Field(300, ge=0)
+    scale_out_cooldown_seconds: int = Field(60, ge=0)
+    data_capture_percent: Percent = 0
+    rollout: RolloutConfig = RolloutConfig()
+
+
+class BudgetConfig(_Model):
+    """Monthly cost budget on the stack's environment tag, with e-mail alerts."""
+
+    limit_usd: float = Field(gt=0)
+    thresholds: list[Percent] = Field(default_factory=lambda: [50.0, 80.0, 100.0], min_length=1)
+    emails: list[Annotated[str, Field(pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")]] = Field(min_length=1)
+
+
+class NodeGroupSize(_Model):
+    """The on-demand system node group that runs cluster services."""
+
+    instance_type: str = "m6i.large"
+    min_size: int = Field(1, ge=1)
+    max_size: int = Field(3, ge=1)
+
+
+class ClusterConfig(_Model):
+    """EKS control plane settings."""
+
+    version: str = Field("1.33", pattern=r"^1\.\d{2}$")
+    public_access_cidrs: list[str] = Field(default_factory=list)
+    admin_role_arn: str | None = Field(None, pattern=r"^arn:aws[a-z-]*:iam::\d{12}:role/.+$")
+    system_nodes: NodeGroupSize = NodeGroupSize()
+
+
+class GpuPoolConfig(_Model):
+    """One managed node group of GPU instances."""
+
+    name: Name
+    instance_types: list[str] = Field(min_length=1)
+    capacity_type: Literal["SPOT", "ON_DEMAND"] = "ON_DEMAND"
+    ami_type: str = "AL2023_x86_64_NVIDIA"
+    min_size: int = Field(0, ge=0)
+    max_size: int = Field(ge=1)
+    disk_size_gib: int = Field(100, ge=20, le=16384, alias="diskSizeGiB")
+
+
+class TeamConfig(_Model):
+    """A team's namespace and its resource quota."""
+
+    name: Name
+    gpu_quota: int = Field(ge=0)
+    cpu_quota: str = Field("32", pattern=r"^\d+(m)?$")
+    memory_quota: str = Field("128Gi", pattern=r"^\d+(Mi|Gi|Ti)$")
+
+
+class LimitsConfig(_Model):
+    """The environment's guard rails, enforced by validation and by the policy pack."""
+
+    max_gpus_per_pool: int | None = Field(None, ge=1)
+    allowed_gpu_instance_types: list[str] | None = None
+
+
+class ImagesConfig(_Model):
+    """The container images the platform runs."""
+
+    training: str = "mlplat/training:0.1.0"
+    serving: str = "mlplat/serving:0.1.0"
+
+
+class MonitoringConfig(_Model):
+    """Drift thresholds and the schedule of the drift monitor."""
+
+    psi_threshold: float = Field(0.2, gt=0)
+    p_value: float = Field(0.01, gt=0, lt=1)
+    schedule: str = Field("rate(1 day)", pattern=r"^(rate|cron)\(.+\)$")
+    runner: Literal["kubernetes", "sagemaker"] = "sagemaker"
+
+
+class StackConfig(_Model):
+    """Everything a stack file says about the platform."""
+
+    environment: Literal["dev", "staging", "prod"]
+    region: str = Field(pattern=r"^[a-z]{2}(-gov)?-[a-z]+-\d$")
+    team: Name
+    cost_center: str = Field(min_length=1)
+    network: NetworkConfig = NetworkConfig()
+    artifacts: ArtifactsConfig = ArtifactsConfig()
+    tracking: TrackingConfig = TrackingConfig()
+    endpoints: list[EndpointConfig] = Field(default_factory=list)
+    budget: BudgetConfig
+    cluster: ClusterConfig | None = None
+    gpu_pools: list[GpuPoolConfig] = Field(default_factory=list)
+    teams: list[TeamConfig] = Field(default_factory=list)
+    limits: LimitsConfig = LimitsConfig()
+    images: ImagesConfig = ImagesConfig()
+    monitoring: MonitoringConfig = MonitoringConfig()
+
+    @property
+    def max_gpus_per_pool(self) -> int:
+        """The environment's cap on one pool's GPUs at its maximum size."""
+        return self.limits.max_gpus_per_pool or DEFAULT_MAX_GPUS_PER_POOL[self.environment]
+
+    @property
+    def allowed_gpu_instance_types(self) -> list[str]:
+        """GPU instance types this environment may run."""
+        return self.limits.allowed_gpu_instance_types or DEFAULT_ALLOWED_GPU_TYPES[self.environment]
+
+    @property
+    def tags(self) -> dict[str, str]:
+        """The three stack tags every taggable resource carries."""
+        return {
+            "mlplat:environment": self.environment,
+            "mlplat:team": self.team,
+            "mlplat:cost-center": self.cost_center,
+        }
+
+
+def pool_max_gpus(pool: GpuPoolConfig) -> int:
+    """GPUs a pool holds at its maximum size (its largest instance type decides)."""
+    return pool.max_size * max(catalog.gpus_per_node(t) for t in pool.instance_types)
+
+
+def _duplicates(names: Iterable[str]) -> list[str]:
+    seen: set[str] = set()
+    dupes: list[str] = []
+    for name in names:
+        if name in seen and name not in dupes:
+            dupes.append(name)
+        seen.add(name)
+    return dupes
+
+
+def _semantic_problems(cfg: StackConfig) -> list[str]:
+    """Cross-field checks that the field types alone cannot express; each (key, message)."""
+    problems: list[str] = []
+    add = problems.append
+    for i, ep in enumerate(cfg.endpoints):
+        if ep.max_capacity < ep.min_capacity:
+            add(
+                f"mlplat:endpoints[{i}].maxCapacity must be >= minCapacity (got {ep.max_capacity} < {ep.min_capacity})"
+            )
+    for name in _duplicates(ep.name for ep in cfg.endpoints):
+        add(f"mlplat:endpoints has duplicate name {name!r}")
+    if sorted(cfg.budget.thresholds) != cfg.budget.thresholds or _duplicates(str(t) for t in cfg.budget.thresholds):
+        add(f"mlplat:budget.thresholds must be strictly increasing (got {cfg.budget.thresholds})")
+    if cfg.gpu_pools and cfg.cluster is None:
+        add("mlplat:gpuPools needs mlplat:cluster (GPU pools run on the EKS cluster)")
+    if cfg.teams and cfg.cluster is None:
+        add("mlplat:teams needs mlplat:cluster (team namespaces live on the EKS cluster)")
+    if cfg.cluster is not None:
+        sys_nodes = cfg.cluster.system_nodes
+        if sys_nodes.max_size < sys_nodes.min_size:
+            add(
+                "mlplat:cluster.systemNodes.maxSize must be >= minSize "
+                f"(got {sys_nodes.max_size} < {sys_nodes.min_size})"
+            )
+        for j, cidr in enumerate(cfg.cluster.public_access_cidrs):
+            if cidr in ("0.0.0.0/0", "::/0"):
+                add(f"mlplat:cluster.publicAccessCidrs[{j}] must not open the API to the internet (got {cidr!r})")
+    allowed = cfg.allowed_gpu_instance_types
+    for i, pool in enumerate(cfg.gpu_pools):
+        key = f"mlplat:gpuPools[{i}]"
+        if pool.max_size < pool.min_size:
+            add(f"{key}.maxSize must be >= minSize (got {pool.max_size} < {pool.min_size})")
+        if pool.ami_type not in catalog.GPU_AMI_TYPES:
+            known = ", ".join(sorted(catalog.GPU_AMI_TYPES))
+            add(f"{key}.amiType must be a GPU AMI type ({known}) (got {pool.ami_type!r})")
+        for j, itype in enumerate(pool.instance_types):
+            if not catalog.is_gpu_instance(itype):
+                add(f"{key}.instanceTypes[{j}] is not a GPU instance type (got {itype!r})")
+            elif itype not in allowed:
+                add(f"{key}.instanceTypes[{j}] is not allowed in {cfg.environment} (got {itype!r})")
+        if all(catalog.is_gpu_instance(t) for t in pool.instance_types):
+            gpus = pool_max_gpus(pool)
+            if gpus > cfg.max_gpus_per_pool:
+                add(
+                    f"{key}.maxSize gives {gpus} GPUs, over the {cfg.environment} cap of "
+                    f"{cfg.max_gpus_per_pool} (got maxSize {pool.max_size})"
+                )
+    for name in _duplicates(p.name for p in cfg.gpu_pools):
+        add(f"mlplat:gpuPools has duplicate name {name!r}")
+    supply = sum(pool_max_gpus(p) for p in cfg.gpu_pools if all(catalog.is_gpu_instance(t) for t in p.instance_types))
+    for i, team in enumerate(cfg.teams):
+        if team.gpu_quota > supply:
+            add(
+                f"mlplat:teams[{i}].gpuQuota is more than the GPU pools can ever supply "
+                f"(got {team.gpu_quota} > {supply})"
+            )
+    for name in _duplicates(t.name for t in cfg.teams):
+        add(f"mlplat:teams has duplicate name {name!r}")
+    return problems
+
+
+def _key_path(loc: tuple[int | str, ...]) -> str:
+    path = f"{NAMESPACE}:{loc[0]}" if loc else NAMESPACE
+    for part in loc[1:]:
+        path += f"[{part}]" if isinstance(part, int) else f".{part}"
+    return path
+
+
+def _describe(error: Mapping[str, Any]) -> str:
+    path = _key_path(tuple(error["loc"]))
+    if path == f"{NAMESPACE}:region":
+        path = "aws:region"
+    kind = error["type"]
+    if kind == "missing":
+        return f"{path} is required"
+    if kind == "extra_forbidden":
+        return f"{path} is not a known key"
+    message = str(error["msg"]).replace("Input should be", "must be").replace("String should", "must")
+    message = message.replace("List should", "must").replace("Value error, ", "")
+    return f"{path} {message} (got {error['input']!r})"
+
+
+def validate(raw: Mapping[str, Any], source: str) -> StackConfig:
+    """Validate raw config (keys without the `mlplat:` prefix, plus `region`) or raise ConfigError."""
+    try:
+        cfg = StackConfig.model_validate(dict(raw))
+    except ValidationError as exc:
+        raise ConfigError([f"{source}: {_describe(e)}" for e in exc.errors()]) from None
+    problems = _semantic_problems(cfg)
+    if problems:
+        raise ConfigError([f"{source}: {p}" for p in problems])
+    return cfg
+
+
+def raw_from_stack_yaml(document: Mapping[str, Any], source: str) -> dict[str, Any]:
+    """Take the `mlplat:*` keys (and `aws:region`) out of a parsed `Pulumi.<stack>.yaml`."""
+    config = document.get("config") or {}
+    if not isinstance(config, Mapping):
+        raise ConfigError([f"{source}: config must be a mapping of keys to values"])
+    raw: dict[str, Any] = {}
+    for key, value in config.items():
+        namespace, _, name = str(key).partition(":")
+        if namespace == NAMESPACE:
+            raw[name] = value
+        elif key == "aws:region":
+            raw["region"] = value
+    return raw
+
+
+def stack_file(stack: str) -> Path:
+    """`stacks/Pulumi.<stack>.yaml` of this project."""
+    return STACKS_DIR / f"Pulumi.{stack}.yaml"
+
+
+def display_path(path: Path) -> str:
+    """A path as the user should read it: relative to the project when inside it."""
+    try:
+        return str(path.resolve().relative_to(STACKS_DIR.parent))
+    except ValueError:
+        return str(path)
+
+
+def load_stack_file(path: Path) -> StackConfig:
+    """Read and validate a stack file, as the offline tools do."""
+    source = display_path(path)
+    if not path.is_file():
+        raise ConfigError([f"{source}: no such stack file"])
+    try:
+        document = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError([f"{source}: not valid YAML ({_first_line(str(exc))})"]) from None
+    if not isinstance(document, Mapping):
+        raise ConfigError([f"{source}: must be a YAML mapping with a config: block"])
+    return validate(raw_from_stack_yaml(document, source), source)
+
+
+def load_stack(stack: str) -> StackConfig:
+    """Validate a shipped stack by name (`dev`, `staging`, `prod`, or any `stacks/Pulumi.<name>.yaml`)."""
+    return load_stack_file(stack_file(stack))
+
+
+def load_from_pulumi() -> StackConfig:
+    """Validate the running program's config; raises ConfigError before any resource exists."""
+    import pulumi
+
+    cfg = pulumi.Config(NAMESPACE)
+    raw: dict[str, Any] = {}
+    for field_name, field in StackConfig.model_fields.items():
+        key = field.alias or field_name
+        value = cfg.get_object(key)
+        if value is not None:
+            raw[key] = value
+    # Any mlplat:* key the model does not know is an error, as it is offline.
+    for full_key in pulumi.runtime.get_config_env():
+        namespace, _, name = full_key.partition(":")
+        if namespace == NAMESPACE and name not in raw and name not in _aliases():
+            raw[name] = pulumi.runtime.get_config(full_key)
+    region = pulumi.Config("aws").get("region")
+    if region is not None:
+        raw["region"] = region
+    return validate(raw, display_path(stack_file(pulumi.get_stack())))
+
+
+def _aliases() -> set[str]:
+    return {f.alias or n for n, f in StackConfig.model_fields.items()}
+
+
+def _first_line(text: str) -> str:
+    return re.sub(r"\s+", " ", text.strip().splitlines()[0]) if text.strip() else "parse error"
