@@ -1,0 +1,1 @@
+"""Model monitoring: data capture reading, drift statistics against training's reference profile, `mlplat monitor`."""
