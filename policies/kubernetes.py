@@ -1,0 +1,136 @@
+"""Checks on what runs on the cluster: pod security of every workload, requests and limits, probes, pinned charts."""
+
+import re
+from collections.abc import Iterator
+from typing import Any
+
+from policies.base import Config, Props, as_list, get, truthy
+
+POD_SPEC_PATHS: dict[str, tuple[str, ...]] = {
+    "kubernetes:core/v1:Pod": ("spec",),
+    "kubernetes:apps/v1:Deployment": ("spec", "template", "spec"),
+    "kubernetes:apps/v1:StatefulSet": ("spec", "template", "spec"),
+    "kubernetes:apps/v1:DaemonSet": ("spec", "template", "spec"),
+    "kubernetes:apps/v1:ReplicaSet": ("spec", "template", "spec"),
+    "kubernetes:batch/v1:Job": ("spec", "template", "spec"),
+    "kubernetes:batch/v1:CronJob": ("spec", "jobTemplate", "spec", "template", "spec"),
+}
+WORKLOAD_TYPES = tuple(POD_SPEC_PATHS)
+DEPLOYMENT = "kubernetes:apps/v1:Deployment"
+HELM_TYPES = ("kubernetes:helm.sh/v3:Release", "kubernetes:helm.sh/v4:Chart")
+ALLOWED_SECCOMP = ("RuntimeDefault", "Localhost")
+
+_EXACT_VERSION = re.compile(r"^v?\d+\.\d+\.\d+(?:[-+][0-9A-Za-z.+-]+)?$")
+
+
+def _containers(resource_type: str, props: Props) -> Iterator[tuple[str, Any, Any]]:
+    """(label, container, pod spec) for every container and init container of the workload."""
+    pod = get(props, *POD_SPEC_PATHS[resource_type])
+    for key, kind in (("initContainers", "init container"), ("containers", "container")):
+        for container in as_list(get(pod, key)):
+            yield f"{kind} {get(container, 'name')}", container, pod
+
+
+def _effective(container: Any, pod: Any, *path: str) -> Any:
+    """A container's security-context setting, falling back to the pod's."""
+    value = get(container, "securityContext", *path)
+    return get(pod, "securityContext", *path) if value is None else value
+
+
+def run_as_non_root(resource_type: str, props: Props, config: Config) -> list[str]:
+    """Every container runs as a non-root user."""
+    found: list[str] = []
+    for label, container, pod in _containers(resource_type, props):
+        if _effective(container, pod, "runAsUser") == 0:
+            found.append(f"{label} runs as UID 0; set securityContext.runAsUser to a non-zero UID.")
+        elif not truthy(_effective(container, pod, "runAsNonRoot")):
+            found.append(f"{label} may run as root; set securityContext.runAsNonRoot: true.")
+    return found
+
+
+def read_only_root_filesystem(resource_type: str, props: Props, config: Config) -> list[str]:
+    """Every container's root filesystem is read-only (writable paths are volumes)."""
+    return [
+        f"{label} can write its root filesystem; set securityContext.readOnlyRootFilesystem: true and mount an "
+        "emptyDir where it writes."
+        for label, container, _ in _containers(resource_type, props)
+        if not truthy(get(container, "securityContext", "readOnlyRootFilesystem"))
+    ]
+
+
+def capabilities_dropped(resource_type: str, props: Props, config: Config) -> list[str]:
+    """Every container drops all Linux capabilities and adds none back."""
+    found: list[str] = []
+    for label, container, _ in _containers(resource_type, props):
+        dropped = [str(c) for c in as_list(get(container, "securityContext", "capabilities", "drop"))]
+        added = [str(c) for c in as_list(get(container, "securityContext", "capabilities", "add"))]
+        if "ALL" not in dropped:
+            found.append(f'{label} keeps Linux capabilities; set securityContext.capabilities.drop: ["ALL"].')
+        if added:
+            found.append(f"{label} adds capabilities {', '.join(added)}; remove securityContext.capabilities.add.")
+    return found
+
+
+def no_privilege_escalation(resource_type: str, props: Props, config: Config) -> list[str]:
+    """No container is privileged or may gain privileges (setuid binaries)."""
+    found: list[str] = []
+    for label, container, _ in _containers(resource_type, props):
+        if truthy(get(container, "securityContext", "privileged")):
+            found.append(f"{label} is privileged; remove securityContext.privileged.")
+        if get(container, "securityContext", "allowPrivilegeEscalation") is not False:
+            found.append(f"{label} may escalate privileges; set securityContext.allowPrivilegeEscalation: false.")
+    return found
+
+
+def seccomp(resource_type: str, props: Props, config: Config) -> list[str]:
+    """Every container runs under a seccomp profile (the runtime's default or a local one)."""
+    return [
+        f"{label} runs without a seccomp profile; set securityContext.seccompProfile.type: RuntimeDefault on the pod."
+        for label, container, pod in _containers(resource_type, props)
+        if _effective(container, pod, "seccompProfile", "type") not in ALLOWED_SECCOMP
+    ]
+
+
+def requests_and_limits(resource_type: str, props: Props, config: Config) -> list[str]:
+    """Every container requests and limits CPU and memory, so quotas and bin-packing work."""
+    found: list[str] = []
+    for label, container, _ in _containers(resource_type, props):
+        missing = [
+            f"{kind}.{resource}"
+            for kind in ("requests", "limits")
+            for resource in ("cpu", "memory")
+            if get(container, "resources", kind, resource) is None
+        ]
+        if missing:
+            found.append(f"{label} has no {', '.join(missing)}; set resources.requests and resources.limits.")
+    return found
+
+
+def deployment_probes(resource_type: str, props: Props, config: Config) -> list[str]:
+    """Every long-running container of a Deployment has readiness and liveness probes."""
+    found: list[str] = []
+    pod = get(props, *POD_SPEC_PATHS[resource_type])
+    for container in as_list(get(pod, "containers")):
+        missing = [probe for probe in ("readinessProbe", "livenessProbe") if get(container, probe) is None]
+        if missing:
+            found.append(
+                f"container {get(container, 'name')} has no {' or '.join(missing)}; add probes (serving: GET /ping "
+                "on port 8080)."
+            )
+    return found
+
+
+def helm_chart_pinned(resource_type: str, props: Props, config: Config) -> list[str]:
+    """Helm charts install an exact version from an HTTPS or OCI repository."""
+    chart = str(get(props, "chart") or "")
+    if chart.startswith((".", "/")):
+        return []  # a chart in this repository is pinned by the commit
+    found: list[str] = []
+    version = get(props, "version")
+    if version is None or not _EXACT_VERSION.match(str(version)):
+        shown = "no version" if version is None else f"version {version!r}"
+        found.append(f"chart {chart} has {shown}; pin an exact chart version such as 0.17.1.")
+    repo = str(get(props, "repositoryOpts", "repo") or "")
+    if repo.startswith("http://"):
+        found.append(f"chart {chart} comes from {repo} over plain HTTP; use the https:// or oci:// repository.")
+    return found
