@@ -6,10 +6,11 @@ A program loads it from `pulumi.Config` (`load_from_pulumi`); the offline tools 
     stacks/Pulumi.prod.yaml: mlplat:endpoints[0].maxCapacity must be >= minCapacity (got 1 < 2)
 """
 
+import json
 import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args, get_origin
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -232,9 +233,7 @@ def _semantic_problems(cfg: StackConfig) -> list[str]:
     add = problems.append
     for i, ep in enumerate(cfg.endpoints):
         if ep.max_capacity < ep.min_capacity:
-            add(
-                f"mlplat:endpoints[{i}].maxCapacity must be >= minCapacity (got {ep.max_capacity} < {ep.min_capacity})"
-            )
+            add(f"mlplat:endpoints[{i}].maxCapacity must be >= minCapacity (got {ep.max_capacity} < {ep.min_capacity})")
     for name in _duplicates(ep.name for ep in cfg.endpoints):
         add(f"mlplat:endpoints has duplicate name {name!r}")
     if sorted(cfg.budget.thresholds) != cfg.budget.thresholds or _duplicates(str(t) for t in cfg.budget.thresholds):
@@ -375,18 +374,36 @@ def load_from_pulumi() -> StackConfig:
     raw: dict[str, Any] = {}
     for field_name, field in StackConfig.model_fields.items():
         key = field.alias or field_name
-        value = cfg.get_object(key)
+        text = cfg.get(key)
+        # Scalar string keys arrive as they are; objects and lists arrive as JSON.
+        value = text if _is_text(field.annotation) else _engine_value(text)
         if value is not None:
             raw[key] = value
     # Any mlplat:* key the model does not know is an error, as it is offline.
     for full_key in pulumi.runtime.get_config_env():
         namespace, _, name = full_key.partition(":")
         if namespace == NAMESPACE and name not in raw and name not in _aliases():
-            raw[name] = pulumi.runtime.get_config(full_key)
+            raw[name] = _engine_value(pulumi.runtime.get_config(full_key))
     region = pulumi.Config("aws").get("region")
     if region is not None:
         raw["region"] = region
     return validate(raw, display_path(stack_file(pulumi.get_stack())))
+
+
+def _is_text(annotation: Any) -> bool:
+    return annotation is str or (
+        get_origin(annotation) is Literal and all(isinstance(a, str) for a in get_args(annotation))
+    )
+
+
+def _engine_value(text: Any) -> Any:
+    """A config value as the engine passes it: objects, lists, numbers and booleans as JSON, plain strings as is."""
+    if not isinstance(text, str):
+        return text
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
 
 
 def _aliases() -> set[str]:

@@ -11,3 +11,7 @@ app = typer.Typer(
 )
 
 # Each command module exposes `register(app)`; the order here is the order of `mlplat --help`.
+from mlplat import config_cmd, plan  # noqa: E402
+
+plan.register(app)
+config_cmd.register(app)

@@ -1,0 +1,91 @@
+"""IAM policy helpers shared by the components: JSON documents from statements that hold Outputs, service trust."""
+
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import pulumi
+import pulumi_aws as aws
+
+Statement = Mapping[str, Any]
+"""One IAM statement; values may be `pulumi.Input`s (ARNs of resources not yet created)."""
+
+POLICY_VERSION = "2012-10-17"
+
+# Every KMS action an account administrator needs on a key it owns, spelled out: a key policy that grants the
+# account root `kms:*` works, but a wildcard action is what the policy pack forbids everywhere else.
+KEY_ADMIN_ACTIONS: tuple[str, ...] = (
+    "kms:CancelKeyDeletion",
+    "kms:CreateAlias",
+    "kms:CreateGrant",
+    "kms:Decrypt",
+    "kms:DeleteAlias",
+    "kms:DescribeKey",
+    "kms:DisableKey",
+    "kms:DisableKeyRotation",
+    "kms:EnableKey",
+    "kms:EnableKeyRotation",
+    "kms:Encrypt",
+    "kms:GenerateDataKey",
+    "kms:GenerateDataKeyWithoutPlaintext",
+    "kms:GetKeyPolicy",
+    "kms:GetKeyRotationStatus",
+    "kms:ListAliases",
+    "kms:ListGrants",
+    "kms:ListKeyPolicies",
+    "kms:ListResourceTags",
+    "kms:PutKeyPolicy",
+    "kms:ReEncryptFrom",
+    "kms:ReEncryptTo",
+    "kms:RetireGrant",
+    "kms:RevokeGrant",
+    "kms:ScheduleKeyDeletion",
+    "kms:TagResource",
+    "kms:UntagResource",
+    "kms:UpdateAlias",
+    "kms:UpdateKeyDescription",
+)
+
+
+def policy_document(statements: Sequence[Statement]) -> pulumi.Output[str]:
+    """An IAM policy document as JSON, with every Output inside the statements resolved."""
+    resolved = pulumi.Output.all(*[pulumi.Output.from_input(dict(s)) for s in statements])
+    return resolved.apply(lambda items: json.dumps({"Version": POLICY_VERSION, "Statement": list(items)}))
+
+
+def service_trust(service: str, source_account: pulumi.Input[str] | None = None) -> pulumi.Output[str]:
+    """An assume-role policy that trusts one AWS service, optionally only on behalf of one account.
+
+    The `aws:SourceAccount` condition closes the confused-deputy hole: another account cannot make the service
+    assume this role for its own resources.
+    """
+    statement: dict[str, Any] = {
+        "Effect": "Allow",
+        "Principal": {"Service": service},
+        "Action": "sts:AssumeRole",
+    }
+    if source_account is not None:
+        statement["Condition"] = {"StringEquals": {"aws:SourceAccount": source_account}}
+    return policy_document([statement])
+
+
+def account_id() -> pulumi.Output[str]:
+    """The deploying account's ID (an invoke, answered by the mocks offline)."""
+    return aws.get_caller_identity_output().account_id
+
+
+def partition() -> pulumi.Output[str]:
+    """The AWS partition (`aws`, `aws-cn`, `aws-us-gov`)."""
+    return aws.get_partition_output().partition
+
+
+def account_root_statement(account: pulumi.Input[str], arn_partition: pulumi.Input[str]) -> Statement:
+    """The key-policy statement that lets the account (and so IAM policies in it) administer and use a key."""
+    return {
+        "Sid": "AccountAdministers",
+        "Effect": "Allow",
+        "Principal": {"AWS": pulumi.Output.concat("arn:", arn_partition, ":iam::", account, ":root")},
+        "Action": list(KEY_ADMIN_ACTIONS),
+        # In a key policy "*" means "this key"; it is the only form KMS accepts.
+        "Resource": "*",
+    }
