@@ -1,0 +1,103 @@
+"""Plain Kubernetes manifest dicts as typed pulumi-kubernetes resources, so a render function stays the one truth.
+
+The components that run on the cluster (team namespaces, the training Job, the serving Deployment) render their
+objects as plain dicts with the API's camelCase keys; `create_objects` registers each as the matching typed resource
+(not `yaml.ConfigGroup`, whose children a preview or a mock cannot see). Nested dicts pass through to the engine
+unchanged, so the recorded inputs are exactly the rendered manifests.
+"""
+
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+# (apiVersion, kind) -> typed class; only the kinds mlplat renders, so an unexpected kind fails loudly.
+KINDS: dict[tuple[str, str], type[pulumi.CustomResource]] = {
+    ("v1", "Namespace"): k8s.core.v1.Namespace,
+    ("v1", "ServiceAccount"): k8s.core.v1.ServiceAccount,
+    ("v1", "Service"): k8s.core.v1.Service,
+    ("v1", "ResourceQuota"): k8s.core.v1.ResourceQuota,
+    ("v1", "LimitRange"): k8s.core.v1.LimitRange,
+    ("v1", "ConfigMap"): k8s.core.v1.ConfigMap,
+    ("apps/v1", "Deployment"): k8s.apps.v1.Deployment,
+    ("batch/v1", "Job"): k8s.batch.v1.Job,
+    ("autoscaling/v2", "HorizontalPodAutoscaler"): k8s.autoscaling.v2.HorizontalPodAutoscaler,
+    ("policy/v1", "PodDisruptionBudget"): k8s.policy.v1.PodDisruptionBudget,
+    ("networking.k8s.io/v1", "NetworkPolicy"): k8s.networking.v1.NetworkPolicy,
+}
+
+
+def _snake(key: str) -> str:
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", key).lower()
+
+
+def object_role(obj: Mapping[str, Any]) -> str:
+    """The child-name suffix of one manifest: `<kind>-<name>` in lower case."""
+    return f"{obj['kind'].lower()}-{obj['metadata']['name']}"
+
+
+def create_objects(
+    name: str,
+    objs: Sequence[Mapping[str, Any]],
+    opts: pulumi.ResourceOptions,
+) -> list[pulumi.CustomResource]:
+    """Register each manifest as its typed resource named `f"{name}-<kind>-<name>"`, all with the same options.
+
+    Objects are registered in order and each later one depends on the namespace objects before it, so a namespace
+    exists before what lives in it.
+    """
+    created: list[pulumi.CustomResource] = []
+    namespaces: list[pulumi.Resource] = []
+    for obj in objs:
+        key = (str(obj["apiVersion"]), str(obj["kind"]))
+        if key not in KINDS:
+            raise ValueError(f"no typed resource for {key[0]} {key[1]}; add it to components.k8s_objects.KINDS")
+        fields = {_snake(k): v for k, v in obj.items() if k not in ("apiVersion", "kind")}
+        child_opts = pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(depends_on=list(namespaces)))
+        resource = KINDS[key](f"{name}-{object_role(obj)}", opts=child_opts, **fields)
+        created.append(resource)
+        if key == ("v1", "Namespace"):
+            namespaces.append(resource)
+    return created
+
+
+# The hardening every mlplat workload pod carries; it satisfies the `restricted` Pod Security Standard.
+RUN_AS = 1000
+GPU_TOLERATION = {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
+
+
+def pod_security_context() -> dict[str, Any]:
+    """Pod-level: a fixed non-root user and group, the runtime's default seccomp profile."""
+    return {
+        "runAsNonRoot": True,
+        "runAsUser": RUN_AS,
+        "runAsGroup": RUN_AS,
+        "fsGroup": RUN_AS,
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+
+
+def container_security_context() -> dict[str, Any]:
+    """Container-level: non-root, read-only root filesystem, no capabilities, no privilege escalation."""
+    return {
+        "runAsNonRoot": True,
+        "runAsUser": RUN_AS,
+        "runAsGroup": RUN_AS,
+        "readOnlyRootFilesystem": True,
+        "allowPrivilegeEscalation": False,
+        "privileged": False,
+        "capabilities": {"drop": ["ALL"]},
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+
+
+DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+
+
+def check_dns_label(field_name: str, value: str, max_length: int = 63) -> list[str]:
+    """A problem when `value` is not a DNS-1123 label of at most `max_length` characters."""
+    if len(value) > max_length or not DNS_LABEL.match(value):
+        return [f"{field_name} must be a DNS-1123 label of at most {max_length} characters (got {value!r})"]
+    return []

@@ -1,0 +1,231 @@
+"""The bundled serving image on the GPU cluster: a Deployment with probes on `/ping`, its Service, an autoscaler and a
+disruption budget.
+
+`render_serving_deployment(spec)` returns the manifests as plain dicts and `ServingDeployment` registers exactly those.
+The Deployment leaves `replicas` unset so the HorizontalPodAutoscaler alone decides it (a Pulumi update never resets
+a scaled-out Deployment). No stack declares one by default: the platform serves through SageMaker endpoints, and a
+team opts into cluster serving by creating this component (or applying the rendered manifests) in its namespace.
+"""
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from components.k8s_objects import (
+    GPU_TOLERATION,
+    check_dns_label,
+    container_security_context,
+    create_objects,
+    pod_security_context,
+)
+
+PORT = 8080
+PING_PATH = "/ping"
+METRICS_PATH = "/metrics"
+MODEL_DIR = "/opt/ml/model"
+APP_LABEL = "app.kubernetes.io/name"
+WORKLOAD_LABEL = "mlplat.io/workload"
+POOL_LABEL = "mlplat.io/pool"
+
+
+@dataclass(frozen=True)
+class ServingSpec:
+    """One model server, as plain values."""
+
+    name: str
+    """Deployment and Service name (a DNS label)."""
+    namespace: str
+    """The team namespace it runs in."""
+    image: str
+    """The serving image."""
+    model_uri: str
+    """`MLPLAT_MODEL_URI`, e.g. `models:/abalone@champion`."""
+    tracking_uri: str
+    """`MLFLOW_TRACKING_URI`: the tracking server's ARN or URL."""
+    min_replicas: int = 2
+    """Fewest pods (two keep the service up through a node drain)."""
+    max_replicas: int = 4
+    """Most pods."""
+    target_cpu_utilization: int = 70
+    """Average CPU utilisation (percent of requests) the autoscaler aims for."""
+    cpu: str = "1"
+    """CPU request per pod."""
+    cpu_limit: str | None = None
+    """CPU limit per pod; the request when None."""
+    memory: str = "2Gi"
+    """Memory request and limit per pod."""
+    gpus: int = 0
+    """GPUs per pod; above zero the pod tolerates the GPU taint."""
+    pool: str | None = None
+    """Node pool to run on (`mlplat.io/pool`); any schedulable node when None."""
+    service_account: str = "workload"
+    """The team's IRSA service account (reads the model from the registry and bucket)."""
+    env: Mapping[str, str] = field(default_factory=dict)
+    """More environment variables."""
+
+
+def validate_serving(spec: ServingSpec) -> list[str]:
+    """Problems with a server's spec, each naming the field."""
+    problems = check_dns_label("name", spec.name) + check_dns_label("namespace", spec.namespace)
+    if spec.min_replicas < 1:
+        problems.append(f"minReplicas must be >= 1 (got {spec.min_replicas})")
+    if spec.max_replicas < spec.min_replicas:
+        problems.append(f"maxReplicas must be >= minReplicas (got {spec.max_replicas} < {spec.min_replicas})")
+    if not 1 <= spec.target_cpu_utilization <= 100:
+        problems.append(f"targetCpuUtilization must be within 1..100 (got {spec.target_cpu_utilization})")
+    if spec.gpus < 0:
+        problems.append(f"gpus must be >= 0 (got {spec.gpus})")
+    return problems
+
+
+def _probe(period: int, failures: int) -> dict[str, Any]:
+    return {
+        "httpGet": {"path": PING_PATH, "port": "http"},
+        "periodSeconds": period,
+        "timeoutSeconds": 2,
+        "failureThreshold": failures,
+    }
+
+
+def render_serving_deployment(spec: ServingSpec) -> list[dict[str, Any]]:
+    """Deployment, Service, HorizontalPodAutoscaler and PodDisruptionBudget. Raises ValueError on a bad spec."""
+    problems = validate_serving(spec)
+    if problems:
+        raise ValueError(f"serving deployment {spec.name!r}: " + "; ".join(problems))
+    selector = {APP_LABEL: spec.name}
+    labels = {**selector, WORKLOAD_LABEL: "serving"}
+    metadata = {"name": spec.name, "namespace": spec.namespace, "labels": labels}
+    requests: dict[str, str] = {"cpu": spec.cpu, "memory": spec.memory}
+    limits: dict[str, str] = {"cpu": spec.cpu_limit or spec.cpu, "memory": spec.memory}
+    if spec.gpus:
+        requests["nvidia.com/gpu"] = limits["nvidia.com/gpu"] = str(spec.gpus)
+    pod_spec: dict[str, Any] = {
+        "serviceAccountName": spec.service_account,
+        "automountServiceAccountToken": False,
+        "securityContext": pod_security_context(),
+        "terminationGracePeriodSeconds": 30,
+        "topologySpreadConstraints": [
+            {
+                "maxSkew": 1,
+                "topologyKey": "topology.kubernetes.io/zone",
+                "whenUnsatisfiable": "ScheduleAnyway",
+                "labelSelector": {"matchLabels": selector},
+            }
+        ],
+        "containers": [
+            {
+                "name": "serve",
+                "image": spec.image,
+                "imagePullPolicy": "IfNotPresent",
+                "command": ["python", "-m", "serving"],
+                "ports": [{"name": "http", "containerPort": PORT, "protocol": "TCP"}],
+                "env": [
+                    {"name": "SAGEMAKER_BIND_TO_PORT", "value": str(PORT)},
+                    {"name": "MLFLOW_TRACKING_URI", "value": spec.tracking_uri},
+                    {"name": "MLPLAT_MODEL_URI", "value": spec.model_uri},
+                    {"name": "HOME", "value": "/tmp"},
+                    *({"name": k, "value": v} for k, v in sorted(spec.env.items())),
+                ],
+                "resources": {"requests": requests, "limits": limits},
+                # Loading a model from the registry can take a while; liveness starts only once it is up.
+                "startupProbe": _probe(period=5, failures=60),
+                "readinessProbe": _probe(period=5, failures=3),
+                "livenessProbe": _probe(period=10, failures=3),
+                "securityContext": container_security_context(),
+                "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}, {"name": "model", "mountPath": MODEL_DIR}],
+            }
+        ],
+        "volumes": [{"name": "tmp", "emptyDir": {}}, {"name": "model", "emptyDir": {}}],
+    }
+    if spec.gpus:
+        pod_spec["tolerations"] = [GPU_TOLERATION]
+    if spec.pool is not None:
+        pod_spec["nodeSelector"] = {POOL_LABEL: spec.pool}
+    return [
+        {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": metadata,
+            "spec": {
+                "selector": {"matchLabels": selector},
+                "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}},
+                "template": {
+                    "metadata": {
+                        "labels": labels,
+                        "annotations": {
+                            "prometheus.io/scrape": "true",
+                            "prometheus.io/port": str(PORT),
+                            "prometheus.io/path": METRICS_PATH,
+                        },
+                    },
+                    "spec": pod_spec,
+                },
+            },
+        },
+        {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": metadata,
+            "spec": {
+                "type": "ClusterIP",
+                "selector": selector,
+                "ports": [{"name": "http", "port": PORT, "targetPort": "http", "protocol": "TCP"}],
+            },
+        },
+        {
+            "apiVersion": "autoscaling/v2",
+            "kind": "HorizontalPodAutoscaler",
+            "metadata": metadata,
+            "spec": {
+                "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": spec.name},
+                "minReplicas": spec.min_replicas,
+                "maxReplicas": spec.max_replicas,
+                "metrics": [
+                    {
+                        "type": "Resource",
+                        "resource": {
+                            "name": "cpu",
+                            "target": {"type": "Utilization", "averageUtilization": spec.target_cpu_utilization},
+                        },
+                    }
+                ],
+                "behavior": {"scaleDown": {"stabilizationWindowSeconds": 300}},
+            },
+        },
+        {
+            "apiVersion": "policy/v1",
+            "kind": "PodDisruptionBudget",
+            "metadata": metadata,
+            "spec": {"maxUnavailable": 1, "selector": {"matchLabels": selector}},
+        },
+    ]
+
+
+@dataclass(frozen=True)
+class ServingDeploymentArgs:
+    """Inputs of a model server on the cluster."""
+
+    spec: ServingSpec
+    """The server."""
+    provider: k8s.Provider | None = None
+    """Kubernetes provider of the cluster; the default provider when None."""
+
+
+class ServingDeployment(pulumi.ComponentResource):
+    """Registers the manifests of `render_serving_deployment` as typed Kubernetes resources."""
+
+    service_name: str
+    namespace: str
+    manifests: list[dict[str, Any]]
+
+    def __init__(self, name: str, args: ServingDeploymentArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        manifests = render_serving_deployment(args.spec)
+        super().__init__("mlplat:serving_deployment:ServingDeployment", name, None, opts)
+        create_objects(name, manifests, pulumi.ResourceOptions(parent=self, provider=args.provider))
+        self.manifests = manifests
+        self.service_name = args.spec.name
+        self.namespace = args.spec.namespace
+        self.register_outputs({"serviceName": self.service_name, "namespace": self.namespace})

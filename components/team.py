@@ -1,0 +1,289 @@
+"""A team's namespace on the GPU cluster: a GPU/CPU/memory quota, default limits, default-deny networking, and one
+service account whose IRSA role reaches the team's slice of the platform and nothing else.
+
+`render_team_namespace` is the one source of the Kubernetes objects (plain dicts); the component registers exactly
+those. The role may read `datasets/`, read and write `checkpoints/` and `mlflow/` in the artifact bucket, use its KMS
+key, and call the tracking server.
+"""
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import pulumi
+import pulumi_aws as aws
+import pulumi_kubernetes as k8s
+
+from components.cluster import irsa_trust_policy
+from components.k8s_objects import create_objects
+from components.nodepool import GPU_RESOURCE
+
+SERVICE_ACCOUNT = "workload"
+ROLE_ARN_ANNOTATION = "eks.amazonaws.com/role-arn"
+TEAM_LABEL = "mlplat.io/team"
+PRIVATE_RANGES = ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "169.254.0.0/16", "100.64.0.0/10")
+
+# What a training or serving workload does against SageMaker managed MLflow: log runs, register versions, read them.
+TRACKING_ACTIONS = [
+    "sagemaker-mlflow:CreateExperiment",
+    "sagemaker-mlflow:GetExperiment",
+    "sagemaker-mlflow:GetExperimentByName",
+    "sagemaker-mlflow:SearchExperiments",
+    "sagemaker-mlflow:CreateRun",
+    "sagemaker-mlflow:UpdateRun",
+    "sagemaker-mlflow:GetRun",
+    "sagemaker-mlflow:SearchRuns",
+    "sagemaker-mlflow:LogMetric",
+    "sagemaker-mlflow:LogParam",
+    "sagemaker-mlflow:LogBatch",
+    "sagemaker-mlflow:LogInputs",
+    "sagemaker-mlflow:LogModel",
+    "sagemaker-mlflow:SetTag",
+    "sagemaker-mlflow:GetMetricHistory",
+    "sagemaker-mlflow:ListArtifacts",
+    "sagemaker-mlflow:CreateRegisteredModel",
+    "sagemaker-mlflow:GetRegisteredModel",
+    "sagemaker-mlflow:SearchRegisteredModels",
+    "sagemaker-mlflow:CreateModelVersion",
+    "sagemaker-mlflow:GetModelVersion",
+    "sagemaker-mlflow:UpdateModelVersion",
+    "sagemaker-mlflow:SearchModelVersions",
+    "sagemaker-mlflow:GetDownloadURIForModelVersionArtifacts",
+    "sagemaker-mlflow:GetModelVersionByAlias",
+    "sagemaker-mlflow:SetRegisteredModelAlias",
+]
+READ_PREFIXES = ("datasets/",)
+WRITE_PREFIXES = ("checkpoints/", "mlflow/")
+
+
+@dataclass(frozen=True)
+class TeamSpec:
+    """What a team's namespace holds, as plain values."""
+
+    team: str
+    """Namespace name (the team's name in config)."""
+    gpu_quota: int
+    """Most GPUs the namespace's pods may request together."""
+    cpu_quota: str = "32"
+    """CPU requests quota."""
+    memory_quota: str = "128Gi"
+    """Memory requests and limits quota."""
+    vpc_cidr: str = "10.0.0.0/16"
+    """The VPC's CIDR: HTTPS to the interface endpoints inside it is allowed."""
+    public_https_egress: bool = True
+    """Allow HTTPS to public addresses (the S3 gateway endpoint and SageMaker MLflow answer there)."""
+    service_account: str = SERVICE_ACCOUNT
+    """The one service account whose role reaches AWS."""
+    default_cpu_request: str = "500m"
+    """Container CPU request when a pod names none."""
+    default_memory_request: str = "1Gi"
+    """Container memory request when a pod names none."""
+    default_cpu_limit: str = "2"
+    """Container CPU limit when a pod names none."""
+    default_memory_limit: str = "4Gi"
+    """Container memory limit when a pod names none."""
+
+
+@dataclass(frozen=True)
+class TeamNamespaceArgs:
+    """Inputs of one team's namespace."""
+
+    spec: TeamSpec
+    """Quota, network and naming settings."""
+    provider: k8s.Provider
+    """Kubernetes provider of the cluster."""
+    oidc_provider_arn: pulumi.Input[str]
+    """The cluster's IAM OIDC provider."""
+    oidc_issuer: pulumi.Input[str]
+    """The cluster's OIDC issuer URL."""
+    bucket_arn: pulumi.Input[str]
+    """The artifact bucket."""
+    kms_key_arn: pulumi.Input[str]
+    """The artifact bucket's KMS key."""
+    tracking_arn: pulumi.Input[str]
+    """The SageMaker MLflow tracking server or app."""
+    tags: Mapping[str, str] = field(default_factory=dict)
+    """Tags for the IAM role."""
+
+
+def team_policy_statements(
+    bucket_arn: pulumi.Input[str], kms_key_arn: pulumi.Input[str], tracking_arn: pulumi.Input[str]
+) -> list[dict[str, Any]]:
+    """The team role's statements; values may be Outputs (`pulumi.Output.json_dumps` resolves them)."""
+
+    def objects(prefixes: Sequence[str]) -> list[pulumi.Output[str]]:
+        return [pulumi.Output.concat(bucket_arn, "/", prefix, "*") for prefix in prefixes]
+
+    return [
+        {
+            "Sid": "ListTeamPrefixes",
+            "Effect": "Allow",
+            "Action": ["s3:ListBucket"],
+            "Resource": bucket_arn,
+            "Condition": {"StringLike": {"s3:prefix": [f"{p}*" for p in (*READ_PREFIXES, *WRITE_PREFIXES)]}},
+        },
+        {"Sid": "ReadDatasets", "Effect": "Allow", "Action": ["s3:GetObject"], "Resource": objects(READ_PREFIXES)},
+        {
+            "Sid": "WriteCheckpointsAndTracking",
+            "Effect": "Allow",
+            "Action": ["s3:GetObject", "s3:PutObject", "s3:AbortMultipartUpload"],
+            "Resource": objects(WRITE_PREFIXES),
+        },
+        {
+            "Sid": "UseArtifactKey",
+            "Effect": "Allow",
+            "Action": ["kms:Decrypt", "kms:GenerateDataKey"],
+            "Resource": kms_key_arn,
+        },
+        {"Sid": "CallTracking", "Effect": "Allow", "Action": TRACKING_ACTIONS, "Resource": tracking_arn},
+    ]
+
+
+def render_team_namespace(spec: TeamSpec, role_arn: pulumi.Input[str]) -> list[dict[str, Any]]:
+    """The team's Kubernetes objects, namespace first; `role_arn` may be an Output."""
+    ns = spec.team
+    meta = {"namespace": ns, "labels": {TEAM_LABEL: ns}}
+
+    def named(name: str) -> dict[str, Any]:
+        return {"name": name, **meta}
+
+    https_peers: list[dict[str, Any]] = [{"ipBlock": {"cidr": spec.vpc_cidr}}]
+    if spec.public_https_egress:
+        https_peers.append({"ipBlock": {"cidr": "0.0.0.0/0", "except": list(PRIVATE_RANGES)}})
+    return [
+        {
+            "apiVersion": "v1",
+            "kind": "Namespace",
+            "metadata": {
+                "name": ns,
+                "labels": {
+                    TEAM_LABEL: ns,
+                    # Every pod must run as the restricted profile says; the workload renderers comply.
+                    "pod-security.kubernetes.io/enforce": "restricted",
+                    "pod-security.kubernetes.io/warn": "restricted",
+                },
+            },
+        },
+        {
+            "apiVersion": "v1",
+            "kind": "ResourceQuota",
+            "metadata": named("compute-quota"),
+            "spec": {
+                "hard": {
+                    f"requests.{GPU_RESOURCE}": str(spec.gpu_quota),
+                    "requests.cpu": spec.cpu_quota,
+                    "requests.memory": spec.memory_quota,
+                    "limits.memory": spec.memory_quota,
+                }
+            },
+        },
+        {
+            "apiVersion": "v1",
+            "kind": "LimitRange",
+            "metadata": named("container-defaults"),
+            "spec": {
+                "limits": [
+                    {
+                        "type": "Container",
+                        "defaultRequest": {"cpu": spec.default_cpu_request, "memory": spec.default_memory_request},
+                        "default": {"cpu": spec.default_cpu_limit, "memory": spec.default_memory_limit},
+                    }
+                ]
+            },
+        },
+        {
+            "apiVersion": "v1",
+            "kind": "ServiceAccount",
+            "metadata": {**named(spec.service_account), "annotations": {ROLE_ARN_ANNOTATION: role_arn}},
+            # Workloads reach AWS through the IRSA token, never the Kubernetes API.
+            "automountServiceAccountToken": False,
+        },
+        {
+            "apiVersion": "networking.k8s.io/v1",
+            "kind": "NetworkPolicy",
+            "metadata": named("default-deny"),
+            "spec": {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]},
+        },
+        {
+            "apiVersion": "networking.k8s.io/v1",
+            "kind": "NetworkPolicy",
+            "metadata": named("allow-dns"),
+            "spec": {
+                "podSelector": {},
+                "policyTypes": ["Egress"],
+                "egress": [
+                    {
+                        "to": [
+                            {
+                                "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}},
+                                "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}},
+                            }
+                        ],
+                        "ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}],
+                    }
+                ],
+            },
+        },
+        {
+            "apiVersion": "networking.k8s.io/v1",
+            "kind": "NetworkPolicy",
+            # torchrun's rendezvous and NCCL talk rank to rank on ports chosen at run time.
+            "metadata": named("allow-same-namespace"),
+            "spec": {
+                "podSelector": {},
+                "policyTypes": ["Ingress", "Egress"],
+                "ingress": [{"from": [{"podSelector": {}}]}],
+                "egress": [{"to": [{"podSelector": {}}]}],
+            },
+        },
+        {
+            "apiVersion": "networking.k8s.io/v1",
+            "kind": "NetworkPolicy",
+            "metadata": named("allow-https-egress"),
+            "spec": {
+                "podSelector": {},
+                "policyTypes": ["Egress"],
+                "egress": [{"to": https_peers, "ports": [{"protocol": "TCP", "port": 443}]}],
+            },
+        },
+    ]
+
+
+class TeamNamespace(pulumi.ComponentResource):
+    """One team's namespace, quota, limits, network policies and IRSA service account."""
+
+    namespace: str
+    service_account: str
+    role_arn: pulumi.Output[str]
+
+    def __init__(self, name: str, args: TeamNamespaceArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        if args.spec.gpu_quota < 0:
+            raise ValueError(f"team {args.spec.team}: gpuQuota must be >= 0 (got {args.spec.gpu_quota})")
+        super().__init__("mlplat:team:TeamNamespace", name, None, opts)
+        spec = args.spec
+        role = aws.iam.Role(
+            f"{name}-role",
+            assume_role_policy=irsa_trust_policy(
+                args.oidc_provider_arn, args.oidc_issuer, spec.team, spec.service_account
+            ),
+            tags=dict(args.tags),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        aws.iam.RolePolicy(
+            f"{name}-policy",
+            role=role.id,
+            policy=pulumi.Output.json_dumps(
+                {
+                    "Version": "2012-10-17",
+                    "Statement": team_policy_statements(args.bucket_arn, args.kms_key_arn, args.tracking_arn),
+                }
+            ),
+            opts=pulumi.ResourceOptions(parent=role),
+        )
+        create_objects(
+            name, render_team_namespace(spec, role.arn), pulumi.ResourceOptions(parent=self, provider=args.provider)
+        )
+        self.namespace = spec.team
+        self.service_account = spec.service_account
+        self.role_arn = role.arn
+        self.register_outputs({"namespace": spec.team, "serviceAccount": spec.service_account, "roleArn": role.arn})

@@ -1,0 +1,249 @@
+"""A distributed training run on the GPU cluster: an indexed Job of N ranks under torchrun, and its rendezvous Service.
+
+`render_training_job(spec)` returns the manifests as plain dicts; `mlplat train --on eks` prints or applies exactly
+those, and `TrainingJob` registers exactly those. Each pod is one torchrun node: its completion index is its node
+rank, and every rank meets at the index-0 pod, reachable by name through the headless Service
+(`<job>-0.<job>-rdzv`). The container runs the bundled training image (`python -m training`) with the SageMaker path
+contract, and writes only to its emptyDir volumes.
+
+A TrainingJob is created on demand (a run, not a piece of the platform), so no stack declares one.
+"""
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from components.k8s_objects import (
+    GPU_TOLERATION,
+    check_dns_label,
+    container_security_context,
+    create_objects,
+    pod_security_context,
+)
+
+JOB_LABEL = "mlplat.io/job"
+WORKLOAD_LABEL = "mlplat.io/workload"
+POOL_LABEL = "mlplat.io/pool"
+CHECKPOINT_DIR = "/opt/ml/checkpoints"
+MODEL_DIR = "/opt/ml/model"
+INPUT_DIR = "/opt/ml/input"
+SKIP_AWAIT_ANNOTATION = "pulumi.com/skipAwait"
+COMPLETION_INDEX_ANNOTATION = "batch.kubernetes.io/job-completion-index"
+
+
+@dataclass(frozen=True)
+class TrainingJobSpec:
+    """One training run, as plain values."""
+
+    name: str
+    """Job name (a DNS label; pods are `<name>-<index>`)."""
+    namespace: str
+    """The team namespace it runs in."""
+    image: str
+    """The training image."""
+    data_uri: str
+    """Training data, e.g. `s3://<bucket>/datasets/abalone/1/`."""
+    checkpoint_s3_uri: str
+    """Where checkpoints are synced, e.g. `s3://<bucket>/checkpoints/<run>/`."""
+    tracking_uri: str
+    """`MLFLOW_TRACKING_URI`: the tracking server's ARN or URL."""
+    registered_model_name: str
+    """Registry name the trained model is registered under."""
+    ranks: int = 1
+    """torchrun nodes (`--nnodes`), one pod each."""
+    gpus_per_rank: int = 1
+    """GPUs per pod, and processes per node (`--nproc-per-node`)."""
+    pool: str | None = None
+    """GPU pool to run on (`mlplat.io/pool` node label); any GPU node when None."""
+    service_account: str = "workload"
+    """The team's IRSA service account."""
+    cpu: str = "4"
+    """CPU request per pod."""
+    cpu_limit: str | None = None
+    """CPU limit per pod; the request when None."""
+    memory: str = "16Gi"
+    """Memory request and limit per pod."""
+    shm_size: str = "8Gi"
+    """Size of the memory-backed `/dev/shm` (NCCL and DataLoader workers share tensors through it)."""
+    backoff_limit: int = 0
+    """Pod failures tolerated before the Job fails (a failed rank breaks the whole group)."""
+    active_deadline_seconds: int = 24 * 3600
+    """Wall-clock limit of the whole run."""
+    ttl_seconds_after_finished: int = 24 * 3600
+    """How long a finished Job and its pods stay for inspection."""
+    rendezvous_port: int = 29500
+    """Port the index-0 pod listens on for the rendezvous."""
+    extra_args: Sequence[str] = ()
+    """More flags for `python -m training` (hyperparameters)."""
+    env: Mapping[str, str] = field(default_factory=dict)
+    """More environment variables."""
+
+
+def validate_training_job(spec: TrainingJobSpec) -> list[str]:
+    """Problems with a run's spec, each naming the field."""
+    problems = check_dns_label("name", spec.name, 50)
+    problems += check_dns_label("namespace", spec.namespace)
+    if spec.ranks < 1:
+        problems.append(f"ranks must be >= 1 (got {spec.ranks})")
+    if spec.gpus_per_rank < 1:
+        problems.append(f"gpusPerRank must be >= 1 (got {spec.gpus_per_rank})")
+    if not spec.checkpoint_s3_uri.startswith("s3://"):
+        problems.append(f"checkpointS3Uri must be an s3:// URI (got {spec.checkpoint_s3_uri!r})")
+    return problems
+
+
+def rendezvous_service_name(spec: TrainingJobSpec) -> str:
+    """The headless Service whose DNS names the Job's pods."""
+    return f"{spec.name}-rdzv"
+
+
+def rendezvous_host(spec: TrainingJobSpec) -> str:
+    """The index-0 pod's stable DNS name inside the namespace."""
+    return f"{spec.name}-0.{rendezvous_service_name(spec)}"
+
+
+def torchrun_command(spec: TrainingJobSpec) -> list[str]:
+    """torchrun as one node of `ranks`, its completion index as node rank, rendezvous at the index-0 pod."""
+    return [
+        "torchrun",
+        f"--nnodes={spec.ranks}",
+        f"--nproc-per-node={spec.gpus_per_rank}",
+        "--node-rank=$(JOB_COMPLETION_INDEX)",
+        f"--master-addr={rendezvous_host(spec)}",
+        f"--master-port={spec.rendezvous_port}",
+        "--max-restarts=0",
+        "-m",
+        "training",
+        "--data",
+        spec.data_uri,
+        "--checkpoint-dir",
+        CHECKPOINT_DIR,
+        "--checkpoint-s3-uri",
+        spec.checkpoint_s3_uri,
+        "--model-dir",
+        MODEL_DIR,
+        "--registered-model-name",
+        spec.registered_model_name,
+        *spec.extra_args,
+    ]
+
+
+def render_training_job(spec: TrainingJobSpec) -> list[dict[str, Any]]:
+    """The run's manifests: the headless rendezvous Service, then the indexed Job. Raises ValueError on a bad spec."""
+    problems = validate_training_job(spec)
+    if problems:
+        raise ValueError(f"training job {spec.name!r}: " + "; ".join(problems))
+    labels = {JOB_LABEL: spec.name, WORKLOAD_LABEL: "training"}
+    metadata = {"name": spec.name, "namespace": spec.namespace, "labels": labels}
+    gpus = str(spec.gpus_per_rank)
+    env = [
+        {"name": "MLFLOW_TRACKING_URI", "value": spec.tracking_uri},
+        {"name": "MLPLAT_DATA_URI", "value": spec.data_uri},
+        {"name": "MLPLAT_CHECKPOINT_S3_URI", "value": spec.checkpoint_s3_uri},
+        {"name": "SM_MODEL_DIR", "value": MODEL_DIR},
+        # torchrun reads the node rank from here; declared so `$(JOB_COMPLETION_INDEX)` expands in the command.
+        {
+            "name": "JOB_COMPLETION_INDEX",
+            "valueFrom": {"fieldRef": {"fieldPath": f"metadata.annotations['{COMPLETION_INDEX_ANNOTATION}']"}},
+        },
+        {"name": "HOME", "value": "/tmp"},
+        {"name": "PYTHONUNBUFFERED", "value": "1"},
+        *({"name": k, "value": v} for k, v in sorted(spec.env.items())),
+    ]
+    pod_spec: dict[str, Any] = {
+        "restartPolicy": "Never",
+        "subdomain": rendezvous_service_name(spec),
+        "serviceAccountName": spec.service_account,
+        "automountServiceAccountToken": False,
+        "securityContext": pod_security_context(),
+        "tolerations": [GPU_TOLERATION],
+        "containers": [
+            {
+                "name": "train",
+                "image": spec.image,
+                "imagePullPolicy": "IfNotPresent",
+                "command": torchrun_command(spec),
+                "ports": [{"name": "rendezvous", "containerPort": spec.rendezvous_port, "protocol": "TCP"}],
+                "env": env,
+                "resources": {
+                    "requests": {"cpu": spec.cpu, "memory": spec.memory, "nvidia.com/gpu": gpus},
+                    "limits": {"cpu": spec.cpu_limit or spec.cpu, "memory": spec.memory, "nvidia.com/gpu": gpus},
+                },
+                "securityContext": container_security_context(),
+                "volumeMounts": [
+                    {"name": "tmp", "mountPath": "/tmp"},
+                    {"name": "dshm", "mountPath": "/dev/shm"},
+                    {"name": "input", "mountPath": INPUT_DIR},
+                    {"name": "checkpoints", "mountPath": CHECKPOINT_DIR},
+                    {"name": "model", "mountPath": MODEL_DIR},
+                ],
+            }
+        ],
+        "volumes": [
+            {"name": "tmp", "emptyDir": {}},
+            {"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": spec.shm_size}},
+            {"name": "input", "emptyDir": {}},
+            {"name": "checkpoints", "emptyDir": {}},
+            {"name": "model", "emptyDir": {}},
+        ],
+    }
+    if spec.pool is not None:
+        pod_spec["nodeSelector"] = {POOL_LABEL: spec.pool}
+    service = {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {**metadata, "name": rendezvous_service_name(spec)},
+        "spec": {
+            "clusterIP": "None",
+            "selector": {JOB_LABEL: spec.name},
+            # Ranks must resolve the index-0 pod before any pod is ready; there is no readiness here.
+            "publishNotReadyAddresses": True,
+            "ports": [{"name": "rendezvous", "port": spec.rendezvous_port, "targetPort": spec.rendezvous_port}],
+        },
+    }
+    job = {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        # Pulumi would otherwise hold `up` open until the run finishes; kubectl ignores the annotation.
+        "metadata": {**metadata, "annotations": {SKIP_AWAIT_ANNOTATION: "true"}},
+        "spec": {
+            "completionMode": "Indexed",
+            "completions": spec.ranks,
+            "parallelism": spec.ranks,
+            "backoffLimit": spec.backoff_limit,
+            "activeDeadlineSeconds": spec.active_deadline_seconds,
+            "ttlSecondsAfterFinished": spec.ttl_seconds_after_finished,
+            "template": {"metadata": {"labels": labels}, "spec": pod_spec},
+        },
+    }
+    return [service, job]
+
+
+@dataclass(frozen=True)
+class TrainingJobArgs:
+    """Inputs of a training run on the cluster."""
+
+    spec: TrainingJobSpec
+    """The run."""
+    provider: k8s.Provider | None = None
+    """Kubernetes provider of the cluster; the default provider when None."""
+
+
+class TrainingJob(pulumi.ComponentResource):
+    """Registers the manifests of `render_training_job` as typed Kubernetes resources."""
+
+    job_name: str
+    namespace: str
+    manifests: list[dict[str, Any]]
+
+    def __init__(self, name: str, args: TrainingJobArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        manifests = render_training_job(args.spec)
+        super().__init__("mlplat:training_job:TrainingJob", name, None, opts)
+        create_objects(name, manifests, pulumi.ResourceOptions(parent=self, provider=args.provider))
+        self.manifests = manifests
+        self.job_name = args.spec.name
+        self.namespace = args.spec.namespace
+        self.register_outputs({"jobName": self.job_name, "namespace": self.namespace})

@@ -1,0 +1,185 @@
+"""Offline schema validation of every Kubernetes object mlplat declares, against the cluster's Kubernetes version.
+
+Objects come either as plain manifest dicts (what `render_*` functions return) or as the `kubernetes:*` resources of a
+plan record (their recorded inputs are the manifests, with the engine's camelCase keys). Each is validated with
+`kubernetes-validate` in strict mode (unknown fields are errors) against the bundled OpenAPI schema nearest to the
+cluster's version. Helm releases carry no manifest offline; they are checked for a chart pinned to an exact version
+from an https repository.
+"""
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import kubernetes_validate
+from kubernetes_validate import utils as kv_utils
+from packaging.version import Version
+
+HELM_RELEASE_TYPE = "kubernetes:helm.sh/v3:Release"
+EXACT_CHART_VERSION = re.compile(r"^v?\d+\.\d+\.\d+(-[0-9A-Za-z.-]+)?(\+[0-9A-Za-z.-]+)?$")
+UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"  # the engine's marker for a value unknown during preview
+
+# Kubernetes minors with a bundled schema, oldest first ("1.25" ... ).
+SUPPORTED_VERSIONS: tuple[str, ...] = tuple(
+    dict.fromkeys(kv_utils.major_minor(v) for v in kv_utils.all_versions() if v[0].isdigit())
+)
+KUBERNETES_VALIDATE_VERSION: str = kubernetes_validate.__version__
+
+
+def schema_version(cluster_version: str) -> str:
+    """The bundled schema version nearest to a cluster's `1.NN` (the same minor when bundled; ties go older)."""
+    wanted = Version(kv_utils.major_minor(cluster_version.removeprefix("v")))
+
+    def distance(candidate: str) -> tuple[int, int]:
+        v = Version(candidate)
+        gap = abs((v.major - wanted.major) * 1000 + v.minor - wanted.minor)
+        return gap, 0 if v <= wanted else 1
+
+    return min(SUPPORTED_VERSIONS, key=distance)
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One object that did not validate."""
+
+    object: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.object}: {self.message}"
+
+
+@dataclass
+class Report:
+    """What was validated, against which schema, and what failed."""
+
+    cluster_version: str
+    schema_version: str
+    validated: list[str] = field(default_factory=list)
+    helm_releases: list[str] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        """True when every object validated and every chart is pinned."""
+        return not self.problems
+
+    def extend(self, other: "Report") -> None:
+        """Fold another report (same versions) into this one."""
+        self.validated += other.validated
+        self.helm_releases += other.helm_releases
+        self.problems += other.problems
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready summary."""
+        return {
+            "clusterVersion": self.cluster_version,
+            "schemaVersion": self.schema_version,
+            "kubernetesValidate": KUBERNETES_VALIDATE_VERSION,
+            "validated": self.validated,
+            "helmReleases": self.helm_releases,
+            "problems": [str(p) for p in self.problems],
+            "ok": self.ok,
+        }
+
+
+def describe(obj: Mapping[str, Any]) -> str:
+    """`Kind namespace/name` of a manifest."""
+    meta = obj.get("metadata") or {}
+    ns = meta.get("namespace")
+    return f"{obj.get('kind', '?')} {ns + '/' if ns else ''}{meta.get('name', '?')}"
+
+
+def validate_manifest(obj: Mapping[str, Any], cluster_version: str) -> list[str]:
+    """Schema errors of one manifest ([] when valid), each with the path of the offending field."""
+    target = schema_version(cluster_version)
+    try:
+        kubernetes_validate.validate(_plain(obj), target, strict=True)
+    except kv_utils.ValidationError as exc:
+        path = ".".join(str(p) for p in exc.path) or "(root)"
+        return [f"{path}: {exc.message}"]
+    except kv_utils.SchemaNotFoundError as exc:
+        return [exc.message]
+    return []
+
+
+def validate_manifests(objs: Iterable[Mapping[str, Any]], cluster_version: str) -> Report:
+    """Validate plain manifest dicts (a render function's output)."""
+    report = Report(cluster_version, schema_version(cluster_version))
+    for obj in objs:
+        label = describe(obj)
+        report.validated.append(label)
+        report.problems += [Problem(label, m) for m in validate_manifest(obj, cluster_version)]
+    return report
+
+
+def manifest_from_resource(resource: Any) -> dict[str, Any] | None:
+    """A recorded `kubernetes:<group>/<version>:<Kind>` resource as its manifest; None for other resources."""
+    typ = str(_field(resource, "type"))
+    if not typ.startswith("kubernetes:") or typ == HELM_RELEASE_TYPE or not _field(resource, "custom", True):
+        return None
+    _, group_version, kind = typ.split(":", 2)
+    if "/" not in group_version:
+        return None  # providers and other non-object types
+    group, version = group_version.split("/", 1)
+    manifest = _plain(dict(_field(resource, "inputs") or {}))
+    manifest["apiVersion"] = version if group == "core" else f"{group}/{version}"
+    manifest["kind"] = kind
+    metadata = manifest.setdefault("metadata", {})
+    # Pulumi auto-names an object without a name; the logical name stands in for it offline.
+    metadata.setdefault("name", str(_field(resource, "name")))
+    return manifest
+
+
+def helm_release_problems(resource: Any) -> list[str]:
+    """Why a recorded Helm release is not reproducible: chart missing, version not exact, repository not https."""
+    inputs = _field(resource, "inputs") or {}
+    chart, version = inputs.get("chart"), inputs.get("version")
+    repo = (inputs.get("repositoryOpts") or {}).get("repo", "")
+    problems = []
+    if not chart:
+        problems.append("chart is required")
+    if not isinstance(version, str) or not EXACT_CHART_VERSION.match(version):
+        problems.append(f"chart version must be pinned to an exact version (got {version!r})")
+    if repo and not str(repo).startswith("https://") and not str(chart).startswith("oci://"):
+        problems.append(f"chart repository must be https (got {repo!r})")
+    return problems
+
+
+def validate_resources(resources: Iterable[Any], cluster_version: str) -> Report:
+    """Validate every Kubernetes object and Helm release among recorded resources (a plan record's `.resources`)."""
+    report = Report(cluster_version, schema_version(cluster_version))
+    for resource in resources:
+        if _field(resource, "type") == HELM_RELEASE_TYPE:
+            label = f"Release {_field(resource, 'name')}"
+            report.helm_releases.append(label)
+            report.problems += [Problem(label, m) for m in helm_release_problems(resource)]
+            continue
+        manifest = manifest_from_resource(resource)
+        if manifest is not None:
+            report.extend(validate_manifests([manifest], cluster_version))
+    return report
+
+
+def validate_plan(record: Any, cluster_version: str) -> Report:
+    """Validate a plan record (anything with `.resources`, or the resources themselves)."""
+    resources = getattr(record, "resources", record)
+    return validate_resources(resources, cluster_version)
+
+
+def _field(resource: Any, key: str, default: Any = None) -> Any:
+    if isinstance(resource, Mapping):
+        return resource.get(key, default)
+    return getattr(resource, key, default)
+
+
+def _plain(value: Any) -> Any:
+    """JSON-shaped copy: integral floats (the wire format's numbers) back to ints, None and unknowns dropped."""
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items() if v is not None and v != UNKNOWN}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value if v is not None]
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
