@@ -66,7 +66,9 @@ def test_a_team_quota_larger_than_every_pool_together_is_rejected(raw: dict[str,
 
 def test_a_gpu_type_outside_the_environment_allow_list_is_rejected(raw: dict[str, Any]) -> None:
     raw["gpuPools"][2]["instanceTypes"] = ["g4dn.xlarge"]
-    assert problems(raw) == [f"{SOURCE}: mlplat:gpuPools[2].instanceTypes[0] is not allowed in prod (got 'g4dn.xlarge')"]
+    assert problems(raw) == [
+        f"{SOURCE}: mlplat:gpuPools[2].instanceTypes[0] is not allowed in prod (got 'g4dn.xlarge')"
+    ]
 
 
 def test_a_public_api_endpoint_open_to_the_internet_is_rejected(raw: dict[str, Any]) -> None:
