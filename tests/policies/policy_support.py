@@ -1,4 +1,4 @@
-"""Helpers for policy tests: run one registry policy the way the engine would, and edit resources one field at a time."""
+"""Policy test helpers: run one registry policy as the engine would; edit resources one field at a time."""
 
 import copy
 from typing import Any

@@ -83,8 +83,10 @@ def test_a_peak_estimate_over_the_budget_is_reported() -> None:
 
 def test_a_peak_estimate_over_a_stricter_share_is_reported() -> None:
     budget = resource(BUDGET, "budget", BUDGET_PROPS)
-    assert [v.message for v in run_stack("budget-covers-peak-cost", [budget], estimatedPeakMonthlyUsd=50_000,
-                                          maxBudgetPercent=80)] == [
+    assert [
+        v.message
+        for v in run_stack("budget-covers-peak-cost", [budget], estimatedPeakMonthlyUsd=50_000, maxBudgetPercent=80)
+    ] == [
         "estimated peak monthly cost $50,000.00 is over 80% of the budget limit $60,000.00; lower GPU pool and "
         "endpoint maximums or raise mlplat:budget.limitUsd."
     ]

@@ -29,7 +29,10 @@ IRSA_TRUST = {
     "Principal": {"Federated": f"arn:aws:iam::111122223333:oidc-provider/{ISSUER}"},
     "Action": "sts:AssumeRoleWithWebIdentity",
     "Condition": {
-        "StringEquals": {f"{ISSUER}:sub": "system:serviceaccount:research:trainer", f"{ISSUER}:aud": "sts.amazonaws.com"}
+        "StringEquals": {
+            f"{ISSUER}:sub": "system:serviceaccount:research:trainer",
+            f"{ISSUER}:aud": "sts.amazonaws.com",
+        }
     },
 }
 
@@ -62,7 +65,8 @@ def test_a_deny_of_every_action_is_fine() -> None:
 
 
 def test_wildcards_in_a_role_inline_policy_name_the_inline_policy() -> None:
-    props = {"assumeRolePolicy": doc(SERVICE_TRUST), "inlinePolicies": [{"name": "ops", "policy": doc({**READ, "Action": "*"})}]}
+    inline = {"name": "ops", "policy": doc({**READ, "Action": "*"})}
+    props = {"assumeRolePolicy": doc(SERVICE_TRUST), "inlinePolicies": [inline]}
     assert run("iam-no-wildcard-action", ROLE, props) == [
         "inline policy 'ops': statement 'ReadArtifacts' allows every action (\"*\"); list the actions this role needs."
     ]
@@ -101,7 +105,8 @@ def test_a_full_access_managed_policy_is_reported() -> None:
 
 
 def test_administrator_access_in_managed_policy_arns_is_reported() -> None:
-    props = {"assumeRolePolicy": doc(SERVICE_TRUST), "managedPolicyArns": ["arn:aws:iam::aws:policy/AdministratorAccess"]}
+    admin = "arn:aws:iam::aws:policy/AdministratorAccess"
+    props = {"assumeRolePolicy": doc(SERVICE_TRUST), "managedPolicyArns": [admin]}
     assert run("iam-no-full-access-policies", ROLE, props) == [
         "attaches the AWS managed policy AdministratorAccess; write a policy with the actions and resources this role "
         "needs."

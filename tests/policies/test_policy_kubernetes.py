@@ -21,7 +21,10 @@ CONTAINER = {
     "readinessProbe": {"httpGet": {"path": "/ping", "port": 8080}},
     "livenessProbe": {"httpGet": {"path": "/ping", "port": 8080}},
 }
-POD = {"securityContext": {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}}, "containers": [CONTAINER]}
+POD = {
+    "securityContext": {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}},
+    "containers": [CONTAINER],
+}
 DEPLOYMENT_PROPS = {"metadata": {"name": "serve"}, "spec": {"replicas": 2, "template": {"spec": POD}}}
 JOB_PROPS = {"metadata": {"name": "train"}, "spec": {"completionMode": "Indexed", "template": {"spec": POD}}}
 C = "spec.template.spec.containers.0"
@@ -46,7 +49,8 @@ def test_a_hardened_job_passes(policy: str) -> None:
 
 
 def test_a_container_that_may_run_as_root_is_reported() -> None:
-    props = removed(removed(JOB_PROPS, f"{C}.securityContext.runAsNonRoot"), "spec.template.spec.securityContext.runAsNonRoot")
+    props = removed(JOB_PROPS, f"{C}.securityContext.runAsNonRoot")
+    props = removed(props, "spec.template.spec.securityContext.runAsNonRoot")
     assert run("k8s-run-as-non-root", JOB, props) == [
         "container serve may run as root; set securityContext.runAsNonRoot: true."
     ]

@@ -52,7 +52,14 @@ def test_every_config_schema_is_valid_json_schema_and_its_defaults_satisfy_it() 
 
 def test_the_policy_domains_are_the_eight_named_ones() -> None:
     assert {s.domain for s in registry.POLICIES} == {
-        "storage", "identity", "network", "compute", "sagemaker", "kubernetes", "cost", "tagging"
+        "storage",
+        "identity",
+        "network",
+        "compute",
+        "sagemaker",
+        "kubernetes",
+        "cost",
+        "tagging",
     }
 
 
@@ -77,8 +84,10 @@ def test_each_environment_config_carries_the_stacks_own_guard_rails(env: str) ->
 
 def test_force_destroy_is_only_allowed_in_dev_and_data_capture_is_mandatory_only_in_prod() -> None:
     levels = {
-        env: {name: registry.enforcement(registry.BY_NAME[name], json.loads((CONFIG_DIR / f"{env}.json").read_text()))
-              for name in ("s3-no-force-destroy", "sagemaker-data-capture")}
+        env: {
+            name: registry.enforcement(registry.BY_NAME[name], json.loads((CONFIG_DIR / f"{env}.json").read_text()))
+            for name in ("s3-no-force-destroy", "sagemaker-data-capture")
+        }
         for env in ENVIRONMENTS
     }
     assert levels == {
@@ -135,8 +144,12 @@ def test_the_resource_wrapper_reports_what_the_check_finds_with_config_defaults_
 def test_the_resource_wrapper_ignores_types_the_policy_does_not_guard() -> None:
     reported: list[str] = []
     args = ResourceValidationArgs(
-        "aws:s3/bucket:Bucket", {"forceDestroy": True}, "urn", "b",
-        PolicyResourceOptions(False, [], None, [], PolicyCustomTimeouts(0, 0, 0), []), None,
+        "aws:s3/bucket:Bucket",
+        {"forceDestroy": True},
+        "urn",
+        "b",
+        PolicyResourceOptions(False, [], None, [], PolicyCustomTimeouts(0, 0, 0), []),
+        None,
     )
     _policy("log-group-kms").validate(args, lambda message, u=None: reported.append(message))
     assert reported == []

@@ -121,8 +121,9 @@ def test_a_public_access_block_of_another_bucket_does_not_cover_this_one() -> No
 
 def test_engine_property_dependencies_decide_which_bucket_a_companion_belongs_to() -> None:
     bucket = resource(BUCKET, "art-bucket", {}, parent=ART)
-    block = resource(PAB, "art-pab", changed(COMPANIONS[PAB], "bucket", UNKNOWN), parent=None,
-                     dependencies={"bucket": [bucket.urn]})
+    block = resource(
+        PAB, "art-pab", changed(COMPANIONS[PAB], "bucket", UNKNOWN), parent=None, dependencies={"bucket": [bucket.urn]}
+    )
     assert run_stack("s3-public-access-blocked", [bucket, block]) == []
 
 
@@ -130,8 +131,10 @@ def test_a_bucket_encrypted_with_aes256_is_reported() -> None:
     sse = changed(COMPANIONS[SSE], "rules.0.applyServerSideEncryptionByDefault.sseAlgorithm", "AES256")
     resources = artifact_store(**{SSE: sse})
     assert run_stack("s3-sse-kms", resources) == [
-        Violation("default encryption is AES256, not SSE-KMS; set sseAlgorithm: aws:kms with kmsMasterKeyId.",
-                  by_type(resources, SSE))
+        Violation(
+            "default encryption is AES256, not SSE-KMS; set sseAlgorithm: aws:kms with kmsMasterKeyId.",
+            by_type(resources, SSE),
+        )
     ]
 
 
@@ -139,8 +142,10 @@ def test_sse_kms_with_the_aws_managed_key_is_reported() -> None:
     sse = removed(COMPANIONS[SSE], "rules.0.applyServerSideEncryptionByDefault.kmsMasterKeyId")
     resources = artifact_store(**{SSE: sse})
     assert run_stack("s3-sse-kms", resources) == [
-        Violation("SSE-KMS uses the AWS managed key; set kmsMasterKeyId to the platform's customer managed key.",
-                  by_type(resources, SSE))
+        Violation(
+            "SSE-KMS uses the AWS managed key; set kmsMasterKeyId to the platform's customer managed key.",
+            by_type(resources, SSE),
+        )
     ]
 
 
@@ -178,11 +183,13 @@ def test_a_bucket_policy_unknown_during_preview_is_not_judged() -> None:
 
 
 def test_suspended_versioning_is_reported() -> None:
-    resources = artifact_store(**{VERSIONING: changed(COMPANIONS[VERSIONING], "versioningConfiguration.status",
-                                                      "Suspended")})
+    resources = artifact_store(
+        **{VERSIONING: changed(COMPANIONS[VERSIONING], "versioningConfiguration.status", "Suspended")}
+    )
     assert run_stack("s3-versioning", resources) == [
-        Violation("versioning is Suspended; set versioningConfiguration.status: Enabled.",
-                  by_type(resources, VERSIONING))
+        Violation(
+            "versioning is Suspended; set versioningConfiguration.status: Enabled.", by_type(resources, VERSIONING)
+        )
     ]
 
 
@@ -234,8 +241,10 @@ def test_only_disabled_lifecycle_rules_count_as_none() -> None:
 def test_object_writer_ownership_is_reported() -> None:
     resources = artifact_store(**{OWNERSHIP: changed(COMPANIONS[OWNERSHIP], "rule.objectOwnership", "ObjectWriter")})
     assert run_stack("s3-ownership-enforced", resources) == [
-        Violation("object ownership is ObjectWriter, which keeps ACLs; set rule.objectOwnership: BucketOwnerEnforced.",
-                  by_type(resources, OWNERSHIP))
+        Violation(
+            "object ownership is ObjectWriter, which keeps ACLs; set rule.objectOwnership: BucketOwnerEnforced.",
+            by_type(resources, OWNERSHIP),
+        )
     ]
 
 
@@ -266,12 +275,24 @@ def test_reading_a_value_unknown_during_preview_raises_like_the_engine() -> None
         run("s3-no-force-destroy", BUCKET, {"forceDestroy": UNKNOWN})
 
 
-KEY_PROPS = {"enableKeyRotation": True, "deletionWindowInDays": 30, "policy": json.dumps({
-    "Version": "2012-10-17",
-    "Statement": [{"Sid": "AccountAdministers", "Effect": "Allow",
-                   "Principal": {"AWS": "arn:aws:iam::111122223333:root"}, "Action": ["kms:Decrypt"],
-                   "Resource": "*"}],
-})}
+KEY_PROPS = {
+    "enableKeyRotation": True,
+    "deletionWindowInDays": 30,
+    "policy": json.dumps(
+        {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Sid": "AccountAdministers",
+                    "Effect": "Allow",
+                    "Principal": {"AWS": "arn:aws:iam::111122223333:root"},
+                    "Action": ["kms:Decrypt"],
+                    "Resource": "*",
+                }
+            ],
+        }
+    ),
+}
 
 
 def test_a_rotating_key_passes() -> None:
