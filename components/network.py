@@ -61,6 +61,7 @@ class Network(pulumi.ComponentResource):
     """A VPC over `az_count` AZs with private subnets, VPC endpoints, optional NAT, and flow logs."""
 
     vpc_id: pulumi.Output[str]
+    vpc_arn: pulumi.Output[str]
     vpc_cidr: str
     private_subnet_ids: list[pulumi.Output[str]]
     public_subnet_ids: list[pulumi.Output[str]]
@@ -86,6 +87,7 @@ class Network(pulumi.ComponentResource):
             opts=child,
         )
         self.vpc_id = vpc.id
+        self.vpc_arn = vpc.arn
         self.vpc_cidr = args.cidr
 
         private_subnets = []

@@ -5,10 +5,14 @@ from typing import Any
 
 import pulumi
 
-from components import tagging
-from components.artifacts import ArtifactStore, ArtifactStoreArgs
-from components.config import StackConfig
+from components import iam, images, tagging
+from components.artifacts import DATA_CAPTURE_PREFIX, MLFLOW_PREFIX, MODELS_PREFIX, ArtifactStore, ArtifactStoreArgs
+from components.budget import BudgetAlerts, BudgetAlertsArgs
+from components.config import EndpointConfig, StackConfig
+from components.endpoint import InferenceEndpoint, InferenceEndpointArgs
+from components.identity import Identity, IdentityArgs
 from components.network import Network, NetworkArgs
+from components.tracking import TrackingServer, TrackingServerArgs
 
 
 @dataclass(frozen=True)
@@ -19,11 +23,24 @@ class MlPlatformArgs:
     """The stack's validated config; every switch that decides which resources exist comes from here."""
 
 
+def model_data_key(endpoint: EndpointConfig) -> str:
+    """Where an endpoint's model archive lives in the bucket: `models/<model>/<version>/model.tar.gz`."""
+    return f"{MODELS_PREFIX}{endpoint.model}/{endpoint.model_version}/model.tar.gz"
+
+
 class MlPlatform(pulumi.ComponentResource):
-    """Network, artifact store, tracking, identities, endpoints and budget of one environment, tagged once."""
+    """Network, artifact store, tracking, identities, endpoints and budget of one environment, tagged once.
+
+    Each child component is created with `self._child("<component>")`, which parents it here and tags everything
+    beneath it `mlplat:component=<component>`; the stack tags reach every resource through this component.
+    """
 
     network: Network
     artifacts: ArtifactStore
+    tracking: TrackingServer
+    identity: Identity
+    endpoints: list[InferenceEndpoint]
+    budget: BudgetAlerts
 
     def __init__(self, name: str, args: MlPlatformArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         config = args.config
@@ -43,6 +60,7 @@ class MlPlatform(pulumi.ComponentResource):
             ),
             self._child("network"),
         )
+
         self.artifacts = ArtifactStore(
             f"{name}-artifacts",
             ArtifactStoreArgs(
@@ -53,6 +71,67 @@ class MlPlatform(pulumi.ComponentResource):
                 abort_multipart_days=config.artifacts.abort_multipart_days,
             ),
             self._child("artifacts"),
+        )
+
+        self.tracking = TrackingServer(
+            f"{name}-tracking",
+            TrackingServerArgs(
+                region=config.region,
+                artifact_store_uri=self.artifacts.uri(MLFLOW_PREFIX.rstrip("/")),
+                artifact_statements=[
+                    *self.artifacts.read_statements(MLFLOW_PREFIX),
+                    *self.artifacts.write_statements(MLFLOW_PREFIX),
+                    *self.artifacts.kms_statements(),
+                ],
+                size=config.tracking.size,
+                mlflow_version=config.tracking.mlflow_version,
+                maintenance_window=config.tracking.maintenance_window,
+                automatic_model_registration=config.tracking.automatic_model_registration,
+            ),
+            self._child("tracking"),
+        )
+
+        self.identity = Identity(
+            f"{name}-identity",
+            IdentityArgs(
+                region=config.region,
+                artifacts=self.artifacts,
+                vpc_arn=self.network.vpc_arn,
+                training_images=[config.images.training],
+                serving_images=sorted({ep.image or config.images.serving for ep in config.endpoints}),
+            ),
+            self._child("identity"),
+        )
+        self.tracking.grant_use(self.identity.training_role)
+
+        account = iam.account_id()
+        self.endpoints = [
+            InferenceEndpoint(
+                f"{name}-{endpoint.name}",
+                InferenceEndpointArgs(
+                    settings=endpoint,
+                    image=images.image_uri(endpoint.image or config.images.serving, config.region, account),
+                    model_data_url=self.artifacts.uri(model_data_key(endpoint)),
+                    role_arn=self.identity.serving_role_arn,
+                    subnet_ids=self.network.private_subnet_ids,
+                    security_group_ids=[self.network.workload_security_group_id],
+                    kms_key_arn=self.artifacts.key_arn,
+                    data_capture_uri=self.artifacts.uri(f"{DATA_CAPTURE_PREFIX}{endpoint.name}/"),
+                ),
+                self._child("endpoint"),
+            )
+            for endpoint in config.endpoints
+        ]
+
+        self.budget = BudgetAlerts(
+            f"{name}-budget",
+            BudgetAlertsArgs(
+                environment=config.environment,
+                limit_usd=config.budget.limit_usd,
+                thresholds=config.budget.thresholds,
+                emails=config.budget.emails,
+            ),
+            self._child("budget"),
         )
 
         self.register_outputs(self.stack_outputs())
@@ -70,6 +149,12 @@ class MlPlatform(pulumi.ComponentResource):
             "bucketName": self.artifacts.bucket_name,
             "bucketArn": self.artifacts.bucket_arn,
             "kmsKeyArn": self.artifacts.key_arn,
+            "trackingServerArn": self.tracking.arn,
+            "trackingServerUrl": self.tracking.url,
+            "trainingRoleArn": self.identity.training_role_arn,
+            "servingRoleArn": self.identity.serving_role_arn,
+            "endpointNames": [e.endpoint_name for e in self.endpoints],
+            "budgetName": self.budget.budget_name,
             "region": self.config.region,
             "environment": self.config.environment,
         }

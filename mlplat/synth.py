@@ -24,7 +24,11 @@ The record (`PlanRecord.to_json()`, schema in `mlplat/plan.schema.json`), schema
           "name": "<logical name>",
           "parent": "<parent URN>",   # the stack's URN for top-level resources
           "custom": true,             # false for component resources
-          "inputs": {...}             # the engine's camelCase keys, Outputs resolved, after transforms
+          "inputs": {...},            # the engine's camelCase keys, Outputs resolved, after transforms
+          "options": {...}            # optional; only the options that are set: dependsOn (every URN this
+                                      # resource waits for), propertyDependencies {input: [URN]}, customTimeouts
+                                      # {create, update, delete}, protect, retainOnDelete, deleteBeforeReplace,
+                                      # ignoreChanges, replaceOnChanges, provider
         }
       ],
       "outputs": {...},               # the stack's exports, resolved
@@ -79,10 +83,11 @@ class ResourceRecord:
     parent: str
     custom: bool
     inputs: dict[str, Any]
+    options: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         """The record's JSON form (see the module docstring)."""
-        return {
+        data = {
             "urn": self.urn,
             "type": self.type,
             "name": self.name,
@@ -90,6 +95,9 @@ class ResourceRecord:
             "custom": self.custom,
             "inputs": self.inputs,
         }
+        if self.options:
+            data["options"] = self.options
+        return data
 
 
 @dataclass(frozen=True)
@@ -305,12 +313,40 @@ class _RecordingMonitor(mocks.MockMonitor):
                     parent=request.parent,
                     custom=bool(request.custom),
                     inputs=plain_inputs,
+                    options=_options(request),
                 )
             )
         resource_id, state = self.mocks.state(request.type, request.name, urn, plain_inputs, bool(request.custom))
         wire_state = _sync_await(rpc.serialize_properties(state, {}))
         self.resources[urn] = mocks.MockMonitor.ResourceRegistration(urn, resource_id, state)
         return resource_pb2.RegisterResourceResponse(urn=urn, id=resource_id, object=wire_state)
+
+
+def _options(request: Any) -> dict[str, Any]:
+    """The resource options the engine would act on, only those that are set."""
+    options: dict[str, Any] = {}
+    if request.dependencies:
+        options["dependsOn"] = sorted(set(request.dependencies))
+    property_dependencies = {
+        key: sorted(set(deps.urns)) for key, deps in request.propertyDependencies.items() if deps.urns
+    }
+    if property_dependencies:
+        options["propertyDependencies"] = dict(sorted(property_dependencies.items()))
+    timeouts = {k: getattr(request.customTimeouts, k) for k in ("create", "update", "delete")}
+    if any(timeouts.values()):
+        options["customTimeouts"] = {k: v for k, v in timeouts.items() if v}
+    if request.protect:
+        options["protect"] = True
+    if request.retainOnDelete:
+        options["retainOnDelete"] = True
+    if request.deleteBeforeReplace:
+        options["deleteBeforeReplace"] = True
+    for key in ("ignoreChanges", "replaceOnChanges"):
+        if getattr(request, key):
+            options[key] = list(getattr(request, key))
+    if request.provider:
+        options["provider"] = request.provider
+    return options
 
 
 Invoke = Callable[[Mapping[str, Any], str], dict[str, Any]]
