@@ -1,0 +1,203 @@
+"""Checkpoints in a local directory and, when configured, under an S3 prefix.
+
+A checkpoint is one `torch.save` file named `ckpt-<epochs done>-<batches done in the next epoch>.pt`, so names sort
+chronologically. It holds the weights, the optimiser state, the RNG states, the loop's progress, the MLflow run id
+and any metrics not yet accepted by the tracking server. Files are written to a temporary name and renamed, so a
+kill mid-write never leaves a torn newest checkpoint. The newest two are kept, locally and in S3.
+
+Uploads to S3 run on a background thread (latest wins) so that training never waits on the network, except for
+an urgent checkpoint (a termination signal), which is uploaded before the process exits.
+
+When the job finishes, `result.json` (the final MLPLAT_RESULT) is written next to the checkpoints: a restarted
+job that finds it prints the same result instead of training again.
+"""
+
+import json
+import logging
+import os
+import queue
+import re
+import threading
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from training import storage
+from training.errors import InputError
+from training.storage import S3Location
+
+log = logging.getLogger(__name__)
+
+NAME = re.compile(r"^ckpt-(\d{6})-(\d{6})\.pt$")
+RESULT = "result.json"
+KEEP = 2
+
+
+def checkpoint_name(epochs_done: int, batches_done: int) -> str:
+    return f"ckpt-{epochs_done:06d}-{batches_done:06d}.pt"
+
+
+def s3_prefix(uri: str | None, job_name: str) -> S3Location | None:
+    """`s3://bucket` (no path) means `s3://bucket/checkpoints/<job>/`; any other URI is used as the prefix."""
+    if not uri:
+        return None
+    location = S3Location.parse(uri)
+    if not location.key.strip("/"):
+        return S3Location(location.bucket, f"checkpoints/{job_name}/")
+    return S3Location(location.bucket, location.key.rstrip("/") + "/")
+
+
+class CheckpointStore:
+    """Save, find and load checkpoints; mirror them to S3 when a prefix is given."""
+
+    def __init__(self, directory: Path, remote: S3Location | None) -> None:
+        self.directory = directory
+        self.remote = remote
+        self._client: Any = None
+        self._uploads: queue.Queue[Path | None] = queue.Queue()
+        self._upload_thread: threading.Thread | None = None
+        self._idle = threading.Event()
+        self._idle.set()
+        self._idle_lock = threading.Lock()
+        self._failures = 0
+
+    # ---- setup -------------------------------------------------------------------------------------------------
+
+    def prepare(self) -> None:
+        """Create the directory and check the S3 prefix answers; raise InputError naming what is wrong."""
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            probe = self.directory / ".write-test"
+            probe.write_bytes(b"")
+            probe.unlink()
+        except OSError as exc:
+            raise InputError(
+                f"cannot write checkpoints to {self.directory}: {exc.strerror or exc} "
+                "(set --checkpoint-dir or MLPLAT_CHECKPOINT_DIR)"
+            ) from None
+        if self.remote is not None:
+            try:
+                self.client().list_objects_v2(Bucket=self.remote.bucket, Prefix=self.remote.key, MaxKeys=1)
+            except Exception as exc:
+                reason = storage.describe_error(exc)
+                raise InputError(f"cannot use checkpoint location {self.remote}: {reason}") from None
+
+    def client(self) -> Any:
+        if self._client is None:
+            self._client = storage.s3_client()
+        return self._client
+
+    # ---- finding and loading ----------------------------------------------------------------------------------
+
+    def _local_names(self) -> list[str]:
+        if not self.directory.is_dir():
+            return []
+        return sorted(path.name for path in self.directory.iterdir() if NAME.match(path.name))
+
+    def _remote_names(self) -> list[str]:
+        if self.remote is None:
+            return []
+        keys = storage.list_keys(self.client(), self.remote)
+        return sorted(name for key in keys if NAME.match(name := key[len(self.remote.key) :]))
+
+    def load_latest(self) -> tuple[str, dict[str, Any]] | None:
+        """The newest readable checkpoint (local or S3) as (name, payload), or None for a fresh job."""
+        local = set(self._local_names())
+        candidates = sorted(local | set(self._remote_names()), reverse=True)
+        for name in candidates:
+            path = self.directory / name
+            try:
+                if name not in local:
+                    assert self.remote is not None
+                    storage.download(self.client(), self.remote.child(name), path)
+                payload = torch.load(path, map_location="cpu", weights_only=True)
+                return name, payload
+            except Exception as exc:
+                log.warning("checkpoint %s is unreadable (%s); trying an older one", name, exc)
+        return None
+
+    def read_result(self) -> dict[str, Any] | None:
+        path = self.directory / RESULT
+        if not path.exists() and self.remote is not None:
+            try:
+                storage.download(self.client(), self.remote.child(RESULT), path)
+            except Exception:
+                return None
+        if not path.exists():
+            return None
+        try:
+            result = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError):
+            return None
+        return result if isinstance(result, dict) else None
+
+    # ---- saving ------------------------------------------------------------------------------------------------
+
+    def save(self, payload: dict[str, Any], name: str, urgent: bool = False, timeout: float = 30.0) -> Path:
+        """Write atomically, prune old ones, and queue (urgent: perform) the upload."""
+        path = self.directory / name
+        temporary = path.with_suffix(".tmp")
+        torch.save(payload, temporary)
+        os.replace(temporary, path)
+        for old in self._local_names()[:-KEEP]:
+            (self.directory / old).unlink(missing_ok=True)
+        if self.remote is not None:
+            self._enqueue(path)
+            if urgent:
+                self.wait(timeout)
+        return path
+
+    def write_result(self, result: dict[str, Any]) -> None:
+        path = self.directory / RESULT
+        path.write_text(json.dumps(result, indent=2), encoding="utf-8")
+        if self.remote is not None:
+            self._enqueue(path)
+
+    def _enqueue(self, path: Path) -> None:
+        with self._idle_lock:
+            self._idle.clear()
+            self._uploads.put(path)
+        if self._upload_thread is None:
+            self._upload_thread = threading.Thread(target=self._upload_loop, name="checkpoint-upload", daemon=True)
+            self._upload_thread.start()
+
+    def wait(self, timeout: float = 30.0) -> bool:
+        """Block until queued uploads are done (or `timeout`); True when nothing is left to upload."""
+        return self._idle.wait(timeout)
+
+    def _upload_loop(self) -> None:
+        while True:
+            path = self._uploads.get()
+            # Latest wins: when several checkpoints queued up behind a slow upload, only the newest matters.
+            pending = [path]
+            while True:
+                try:
+                    pending.append(self._uploads.get_nowait())
+                except queue.Empty:
+                    break
+            files = {item for item in pending if item is not None}
+            checkpoints = sorted((item for item in files if NAME.match(item.name)), key=lambda item: item.name)
+            others = [item for item in files if not NAME.match(item.name)]
+            for item in checkpoints[-1:] + others:
+                self._upload(item)
+            with self._idle_lock:
+                if self._uploads.empty():
+                    self._idle.set()
+
+    def _upload(self, path: Path) -> None:
+        assert self.remote is not None
+        if not path.exists():
+            return
+        try:
+            storage.upload(self.client(), path, self.remote.child(path.name))
+            if NAME.match(path.name):
+                for old in self._remote_names()[:-KEEP]:
+                    storage.delete(self.client(), self.remote.child(old))
+            if self._failures:
+                log.info("checkpoint uploads to %s work again", self.remote)
+            self._failures = 0
+        except Exception as exc:
+            self._failures += 1
+            if self._failures == 1:
+                log.warning("could not upload %s to %s: %s", path.name, self.remote, storage.describe_error(exc))

@@ -1,0 +1,248 @@
+"""The epoch loop: in-memory tensors sliced by index, evaluation, early stopping, and resumable progress.
+
+Each epoch's order is a permutation drawn from a generator seeded by (seed, epoch), so a resumed job rebuilds the
+exact order of an interrupted epoch and continues at the next batch: no epoch is lost, none is repeated.
+A termination request is honoured between batches: the caller's checkpoint hook runs and `Interrupted` is raised.
+"""
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from training.distributed import Runtime
+from training.errors import Interrupted
+from training.model import FlatAdamW, FlatParameters, FusedStep, MLPRegressor, StandardisedView, autograd_step
+
+# Under DDP the ranks agree on stopping with a collective; doing that every batch would double the collectives.
+STOP_SYNC_EVERY = 16
+EPOCH_SEED_STRIDE = 1_000_003
+
+
+@dataclass
+class Progress:
+    """Everything about the run's progress that a checkpoint must carry besides weights and optimiser state."""
+
+    epochs_done: int = 0
+    batches_done: int = 0
+    loss_sum: float = 0.0
+    loss_count: int = 0
+    best_val_rmse: float = math.inf
+    best_epoch: int = 0
+    bad_epochs: int = 0
+    best_weights: torch.Tensor | None = None
+    history: list[dict[str, float]] = field(default_factory=list)
+    finished: bool = False
+    stop_reason: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "epochs_done": self.epochs_done,
+            "batches_done": self.batches_done,
+            "loss_sum": self.loss_sum,
+            "loss_count": self.loss_count,
+            "best_val_rmse": self.best_val_rmse,
+            "best_epoch": self.best_epoch,
+            "bad_epochs": self.bad_epochs,
+            "best_weights": None if self.best_weights is None else self.best_weights.cpu(),
+            "history": self.history,
+            "finished": self.finished,
+            "stop_reason": self.stop_reason,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "Progress":
+        return cls(**data)
+
+
+@dataclass(frozen=True)
+class Tensors:
+    """One split on the training device: standardised features, target in standardised and in target units."""
+
+    x: torch.Tensor
+    y_std: torch.Tensor
+    y: torch.Tensor
+
+
+def regression_metrics(prediction: np.ndarray, truth: np.ndarray) -> dict[str, float]:
+    """RMSE, MAE and R² in target units."""
+    error = prediction.astype(np.float64) - truth.astype(np.float64)
+    total = float(np.sum((truth - truth.mean()) ** 2))
+    return {
+        "rmse": float(np.sqrt(np.mean(error**2))),
+        "mae": float(np.mean(np.abs(error))),
+        "r2": 1.0 - float(np.sum(error**2)) / total if total > 0 else 0.0,
+    }
+
+
+@torch.inference_mode()
+def predict(net: MLPRegressor, x: torch.Tensor) -> np.ndarray:
+    """Target-unit predictions for a whole split, in one forward pass."""
+    was_training = net.training
+    net.eval()
+    try:
+        return net(x).float().cpu().numpy()
+    finally:
+        net.train(was_training)
+
+
+@dataclass(frozen=True)
+class LoopConfig:
+    epochs: int
+    batch_size: int
+    patience: int
+    seed: int
+
+
+class Trainer:
+    """Runs epochs from a `Progress` until done, early-stopped or interrupted.
+
+    `on_epoch(metrics, epoch)` is called on rank 0 after each epoch; `on_checkpoint(progress, urgent)` after each
+    epoch and, with urgent=True, before `Interrupted` is raised. `stop_signal()` returns the pending signal or 0.
+    """
+
+    def __init__(
+        self,
+        net: MLPRegressor,
+        flat: FlatParameters,
+        optimizer: FlatAdamW,
+        runtime: Runtime,
+        config: LoopConfig,
+        train: Tensors,
+        val: Tensors,
+        stop_signal: Callable[[], int],
+    ) -> None:
+        self.net = net
+        self.flat = flat
+        self.optimizer = optimizer
+        self.runtime = runtime
+        self.config = config
+        self.val = val
+        self.stop_signal = stop_signal
+        self.train = self._shard(train)
+        self.local_batch = max(1, math.ceil(config.batch_size / runtime.world_size))
+        self.step = self._choose_step()
+
+    def _shard(self, train: Tensors) -> Tensors:
+        """This rank's rows: every world_size-th row, cut to a common length so all ranks run the same batches."""
+        if not self.runtime.distributed:
+            return train
+        per_rank = train.x.shape[0] // self.runtime.world_size
+        rows = torch.arange(self.runtime.rank, per_rank * self.runtime.world_size, self.runtime.world_size)
+        rows = rows.to(train.x.device)
+        return Tensors(x=train.x[rows].contiguous(), y_std=train.y_std[rows].contiguous(), y=train.y[rows])
+
+    def _choose_step(self) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+        if self.runtime.distributed:
+            module: nn.Module = nn.parallel.DistributedDataParallel(
+                StandardisedView(self.net),
+                device_ids=[self.runtime.device] if self.runtime.device.type == "cuda" else None,
+            )
+        elif self.runtime.device.type == "cuda":
+            module = StandardisedView(self.net)
+        else:
+            return FusedStep(self.net, self.optimizer)
+        autocast = self.runtime.autocast
+
+        def step(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+            return autograd_step(module, self.flat, self.optimizer, x, y, autocast)
+
+        return step
+
+    @property
+    def batches_per_epoch(self) -> int:
+        return math.ceil(self.train.x.shape[0] / self.local_batch)
+
+    def epoch_order(self, epoch: int) -> torch.Tensor:
+        generator = torch.Generator().manual_seed(self.config.seed * EPOCH_SEED_STRIDE + epoch)
+        return torch.randperm(self.train.x.shape[0], generator=generator).to(self.train.x.device)
+
+    def run(
+        self,
+        progress: Progress,
+        on_epoch: Callable[[dict[str, float], int], None],
+        on_checkpoint: Callable[[Progress, bool], None],
+    ) -> Progress:
+        self.net.train()
+        while not progress.finished and progress.epochs_done < self.config.epochs:
+            epoch = progress.epochs_done + 1
+            started = time.perf_counter()
+            self._train_epoch(epoch, progress, on_checkpoint)
+            metrics = self._end_epoch(progress, time.perf_counter() - started)
+            if self.runtime.is_main:
+                on_epoch(metrics, epoch)
+            on_checkpoint(progress, False)
+            signal = self._agreed_signal()
+            if signal:
+                on_checkpoint(progress, True)
+                raise Interrupted(signal)
+        if not progress.finished:
+            progress.finished = True
+            progress.stop_reason = progress.stop_reason or "max_epochs"
+            on_checkpoint(progress, False)
+        return progress
+
+    def _train_epoch(self, epoch: int, progress: Progress, on_checkpoint: Callable[[Progress, bool], None]) -> None:
+        order = self.epoch_order(epoch)
+        x = self.train.x[order]
+        y = self.train.y_std[order]
+        size = self.local_batch
+        total = torch.zeros((), dtype=torch.float32, device=x.device)
+        start = progress.batches_done
+        n_batches = self.batches_per_epoch
+        sync = STOP_SYNC_EVERY if self.runtime.distributed else 1
+        for batch in range(start, n_batches):
+            low = batch * size
+            total += self.step(x[low : low + size], y[low : low + size])
+            if (batch + 1) % sync == 0 and batch + 1 < n_batches:
+                signal = self._agreed_signal()
+                if signal:
+                    progress.batches_done = batch + 1
+                    progress.loss_sum += float(total)
+                    progress.loss_count += min((batch + 1) * size, x.shape[0]) - start * size
+                    on_checkpoint(progress, True)
+                    raise Interrupted(signal)
+        progress.loss_sum += float(total)
+        progress.loss_count += x.shape[0] - start * size
+
+    def _agreed_signal(self) -> int:
+        return int(self.runtime.all_max([float(self.stop_signal())])[0])
+
+    def _end_epoch(self, progress: Progress, seconds: float) -> dict[str, float]:
+        loss_sum, loss_count = self.runtime.all_sum([progress.loss_sum, float(progress.loss_count)])
+        progress.epochs_done += 1
+        progress.batches_done = 0
+        progress.loss_sum = 0.0
+        progress.loss_count = 0
+        prediction = predict(self.net, self.val.x)
+        truth = self.val.y.cpu().numpy()
+        scores = regression_metrics(prediction, truth)
+        target_std = float(self.net.target_std)
+        metrics = {
+            "train_loss": loss_sum / max(loss_count, 1.0),
+            "val_loss": scores["rmse"] ** 2 / target_std**2,
+            "val_rmse": scores["rmse"],
+            "val_mae": scores["mae"],
+            "val_r2": scores["r2"],
+            "epoch_seconds": seconds,
+        }
+        progress.history.append({"epoch": float(progress.epochs_done), **metrics})
+        if scores["rmse"] < progress.best_val_rmse:
+            progress.best_val_rmse = scores["rmse"]
+            progress.best_epoch = progress.epochs_done
+            progress.bad_epochs = 0
+            progress.best_weights = self.flat.snapshot()
+        else:
+            progress.bad_epochs += 1
+        # Every rank computed the same validation score from the same weights; still, rank 0's verdict is the one
+        # all ranks follow, so they can never disagree about whether to run another epoch.
+        stop = float(self.runtime.is_main and self.config.patience > 0 and progress.bad_epochs >= self.config.patience)
+        if self.runtime.all_max([stop])[0]:
+            progress.finished = True
+            progress.stop_reason = "early_stopping"
+        return metrics

@@ -1,0 +1,50 @@
+"""The logged model's pyfunc: raw columns in (a DataFrame, `Sex` as text), predictions in target units out.
+
+MLflow stores this file inside the model ("models from code"), so loading the model needs torch, numpy, pandas and
+mlflow, but neither the `training` package nor a pickle. It reads the two artifacts described in
+`training/export.py`: `mlplat_model.json` (how to encode) and `model.pt2` (the exported network).
+"""
+
+import json
+from typing import Any
+
+import mlflow
+import numpy as np
+import pandas as pd
+import torch
+from mlflow.pyfunc import PythonModel, PythonModelContext
+
+
+def encode(frame: pd.DataFrame, spec: dict[str, Any]) -> np.ndarray:
+    """Raw columns → standardised float32 matrix, in the order of `spec["encoded_features"]`."""
+    missing = [column for column in spec["columns"] if column not in frame.columns]
+    if missing:
+        raise ValueError(f"missing input columns: {', '.join(missing)}")
+    parts = [frame[spec["numeric"]].to_numpy(dtype=np.float64).reshape(len(frame), -1)]
+    for column, categories in spec["categorical"].items():
+        values = frame[column].astype(str).str.strip().to_numpy()
+        parts.append(np.stack([values == category for category in categories], axis=1).astype(np.float64))
+    encoded = np.concatenate(parts, axis=1)
+    return ((encoded - np.asarray(spec["mean"])) / np.asarray(spec["std"])).astype(np.float32)
+
+
+class MlplatModel(PythonModel):
+    """Encode with the JSON, run the exported program."""
+
+    def load_context(self, context: PythonModelContext) -> None:
+        with open(context.artifacts["metadata"], encoding="utf-8") as handle:
+            self.spec = json.load(handle)
+        self.program = torch.export.load(context.artifacts["program"]).module()
+
+    # No type hints here on purpose: mlflow reads predict()'s hints as a schema, and the signature comes from the data.
+    def predict(self, context, model_input, params=None):  # type: ignore[no-untyped-def]
+        frame = model_input if isinstance(model_input, pd.DataFrame) else pd.DataFrame(model_input)
+        features = torch.from_numpy(encode(frame, self.spec))
+        with torch.no_grad():
+            output = self.program(features).reshape(-1).double().numpy()
+        if self.spec.get("target_mean") is not None:
+            output = output * float(self.spec["target_std"]) + float(self.spec["target_mean"])
+        return pd.Series(output, name=self.spec["target"])
+
+
+mlflow.models.set_model(MlplatModel())

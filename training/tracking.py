@@ -1,0 +1,238 @@
+"""MLflow tracking that survives an outage of the tracking server.
+
+- Metrics go into a buffer that a background thread sends with `log_batch` every few seconds (up to 1000 per call),
+  never one HTTP request per step, and never on the training thread.
+- When the server stops answering, the buffer keeps growing and the thread retries with backoff; when the server
+  returns, everything is sent with its original step and timestamp. Checkpoints carry the unsent metrics, so a
+  restarted job sends them too. A SQL-backed tracking server ignores an exact duplicate (same key, step, timestamp
+  and value), so sending a batch twice is harmless.
+- Blocking calls (create the run, log the model, register) retry transient failures for `tracking_timeout`
+  seconds, then raise `TrackingUnavailable`.
+- Whatever could not be sent by the end is written as JSON lines to a file that the final message names;
+  `python -m training.replay <file>` sends it later.
+"""
+
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+from typing import Any, Protocol, TypeVar
+
+from training.errors import Interrupted, TrackingUnavailable
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+MAX_BATCH = 1000
+# Error codes of an MLflow server that is down, overloaded or restarting; anything else is the request's fault.
+TRANSIENT_CODES = frozenset(
+    {"INTERNAL_ERROR", "TEMPORARILY_UNAVAILABLE", "REQUEST_LIMIT_EXCEEDED", "DEADLINE_EXCEEDED", "ABORTED"}
+)
+# mlflow's own HTTP retries would block a call for minutes; this module retries instead, so keep them short.
+MLFLOW_HTTP_DEFAULTS = {
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "30",
+}
+
+
+def is_transient(exc: BaseException) -> bool:
+    """True for failures that waiting can cure: connection errors, timeouts, 5xx."""
+    import requests
+    from mlflow.exceptions import MlflowException
+
+    if isinstance(exc, MlflowException):
+        return exc.error_code in TRANSIENT_CODES
+    return isinstance(exc, requests.exceptions.RequestException | ConnectionError | TimeoutError)
+
+
+def short(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return text if len(text) <= 300 else text[:297] + "..."
+
+
+def retrying(call: Callable[[], T], what: str, timeout: float, stop_signal: Callable[[], int] | None = None) -> T:
+    """`call()`, retried on transient failures with backoff for up to `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    delay = 1.0
+    warned = False
+    while True:
+        try:
+            result = call()
+            if warned:
+                log.info("tracking server answers again (%s)", what)
+            return result
+        except Exception as exc:
+            if not is_transient(exc):
+                raise
+            if time.monotonic() + delay > deadline:
+                raise TrackingUnavailable(f"{what} failed for {timeout:.0f} s: {short(exc)}") from exc
+            if not warned:
+                log.warning("tracking server is not answering (%s); retrying for up to %.0f s", what, timeout)
+                warned = True
+        if stop_signal is not None and stop_signal():
+            raise Interrupted(stop_signal())
+        time.sleep(delay)
+        delay = min(delay * 2, 10.0)
+
+
+class MetricSink(Protocol):
+    """Where per-epoch metrics go."""
+
+    def log_metrics(self, metrics: Mapping[str, float], step: int) -> None: ...
+
+    def pending(self) -> list[dict[str, Any]]: ...
+
+    def restore(self, records: Iterable[Mapping[str, Any]]) -> None: ...
+
+    def flush(self, timeout: float) -> bool: ...
+
+    def close(self, timeout: float) -> bool: ...
+
+
+class NullSink:
+    """Drops metrics: for ranks other than 0, and for the benchmark's untracked baseline."""
+
+    def log_metrics(self, metrics: Mapping[str, float], step: int) -> None:
+        return None
+
+    def pending(self) -> list[dict[str, Any]]:
+        return []
+
+    def restore(self, records: Iterable[Mapping[str, Any]]) -> None:
+        return None
+
+    def flush(self, timeout: float) -> bool:
+        return True
+
+    def close(self, timeout: float) -> bool:
+        return True
+
+
+class AsyncMetricSink:
+    """Buffers metrics and sends them from a background thread; see the module docstring."""
+
+    def __init__(self, client: Any, run_id: str, interval: float = 5.0, max_backoff: float = 30.0) -> None:
+        from mlflow.entities import Metric
+
+        self._metric = Metric
+        self.client = client
+        self.run_id = run_id
+        self.interval = interval
+        self.max_backoff = max_backoff
+        self._pending: list[Any] = []
+        self._rejected: list[Any] = []
+        self._lock = threading.Lock()
+        self._send_lock = threading.Lock()
+        self._wake = threading.Event()
+        self._closed = False
+        self._down_since: float | None = None
+        self.sent = 0
+        self._thread = threading.Thread(target=self._loop, name="mlflow-metrics", daemon=True)
+        self._thread.start()
+
+    def log_metrics(self, metrics: Mapping[str, float], step: int) -> None:
+        timestamp = int(time.time() * 1000)
+        records = [self._metric(key, float(value), timestamp, int(step)) for key, value in metrics.items()]
+        with self._lock:
+            self._pending.extend(records)
+
+    def pending(self) -> list[dict[str, Any]]:
+        with self._lock:
+            metrics = self._pending + self._rejected
+        return [
+            {"key": m.key, "value": m.value, "timestamp": m.timestamp, "step": m.step, "run_id": self.run_id}
+            for m in metrics
+        ]
+
+    def restore(self, records: Iterable[Mapping[str, Any]]) -> None:
+        restored = [
+            self._metric(str(r["key"]), float(r["value"]), int(r["timestamp"]), int(r["step"])) for r in records
+        ]
+        with self._lock:
+            self._pending[:0] = restored
+
+    @property
+    def outage(self) -> bool:
+        return self._down_since is not None
+
+    def _send_once(self) -> bool | None:
+        """Send the oldest batch. True: sent; None: nothing to send; False: the server did not answer."""
+        with self._send_lock:
+            with self._lock:
+                batch = self._pending[:MAX_BATCH]
+            if not batch:
+                return None
+            try:
+                self.client.log_batch(self.run_id, metrics=batch)
+            except Exception as exc:
+                if not is_transient(exc):
+                    log.error("tracking server rejected %d metrics (%s); they go to the unsent file", len(batch), exc)
+                    with self._lock:
+                        del self._pending[: len(batch)]
+                        self._rejected.extend(batch)
+                    return True
+                if self._down_since is None:
+                    self._down_since = time.monotonic()
+                    log.warning(
+                        "tracking server is not answering; training continues and metrics are kept (%s)", short(exc)
+                    )
+                return False
+            with self._lock:
+                del self._pending[: len(batch)]
+            self.sent += len(batch)
+            if self._down_since is not None:
+                log.info(
+                    "tracking server answers again after %.0f s; sending the kept metrics",
+                    time.monotonic() - self._down_since,
+                )
+                self._down_since = None
+            return True
+
+    def _drain(self) -> bool:
+        while True:
+            outcome = self._send_once()
+            if outcome is None:
+                return True
+            if outcome is False:
+                return False
+
+    def _loop(self) -> None:
+        delay = self.interval
+        while not self._closed:
+            self._wake.wait(delay)
+            self._wake.clear()
+            if self._closed:
+                break
+            delay = self.interval if self._drain() else min(self.max_backoff, max(delay, 1.0) * 2)
+
+    def flush(self, timeout: float) -> bool:
+        """Send everything, retrying for up to `timeout` seconds; True when nothing is left."""
+        deadline = time.monotonic() + timeout
+        delay = 0.5
+        while True:
+            if self._drain():
+                with self._lock:
+                    return not self._rejected
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return False
+            time.sleep(min(delay, remaining))
+            delay = min(delay * 2, 5.0)
+
+    def close(self, timeout: float) -> bool:
+        self._closed = True
+        self._wake.set()
+        self._thread.join(timeout=5.0)
+        return self.flush(timeout)
+
+
+def write_unsent(records: list[dict[str, Any]], path: Path) -> Path:
+    """Keep metrics the server never accepted, one JSON object per line, for `python -m training.replay`."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a", encoding="utf-8") as out:
+        for record in records:
+            out.write(json.dumps(record) + "\n")
+    return path
