@@ -15,3 +15,7 @@ from mlplat import config_cmd, plan  # noqa: E402
 
 plan.register(app)
 config_cmd.register(app)
+from mlplat import cloud_train, release  # noqa: E402
+
+cloud_train.register(app)
+release.register(app)
