@@ -19,3 +19,6 @@ from mlplat import cloud_train, release  # noqa: E402
 
 cloud_train.register(app)
 release.register(app)
+from mlplat.monitor import cli as monitor_cli  # noqa: E402
+
+monitor_cli.register(app)

@@ -1,0 +1,218 @@
+"""`mlplat monitor`: compare what an endpoint saw with what its model was trained on, and act on drift.
+
+Exit status: 0 no drift, 3 drift over the environment's threshold, 2 bad input (no capture in the window, no
+reference profile, unknown endpoint or stack), 1 a retraining run that failed.
+"""
+
+import json
+import os
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from mlplat.monitor import report as render
+from mlplat.monitor import targets
+from mlplat.monitor.capture import parse_duration
+from mlplat.monitor.drift import Thresholds
+from mlplat.monitor.retrain import RetrainError, retrain_local, retrain_stack
+from mlplat.monitor.run import MonitorInputError, MonitorResult, Target, monitor
+
+EXIT_OK = 0
+EXIT_RETRAIN_FAILED = 1
+EXIT_BAD_INPUT = 2
+EXIT_DRIFT = 3
+
+
+def _bad_input(message: str) -> typer.Exit:
+    typer.echo(f"error: {message}", err=True)
+    return typer.Exit(EXIT_BAD_INPUT)
+
+
+def _output_dir(target: Target, explicit: Path | None) -> Path:
+    if explicit is not None:
+        return explicit
+    if target.label.startswith("local"):
+        from mlplat.local.state import default_home
+
+        home = default_home()
+    else:
+        home = Path(os.environ.get("MLPLAT_HOME") or ".mlplat")
+    return home / "monitor" / target.endpoint / time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+
+
+def _target(
+    local: bool,
+    stack: str | None,
+    capture: str | None,
+    endpoint: str | None,
+    outputs: Path | None,
+    tracking_uri: str | None,
+    psi_threshold: float | None,
+    p_value: float | None,
+    model: str | None,
+    model_version: str | None,
+    alarm_topic: str | None,
+) -> Target:
+    chosen = [flag for flag, given in (("--local", local), ("--stack", stack), ("--capture", capture)) if given]
+    if len(chosen) != 1:
+        raise MonitorInputError("give exactly one of --local, --stack <env> or --capture <dir|s3://...>")
+    if local:
+        target = targets.local_target(endpoint)
+    elif stack:
+        target = targets.stack_target(stack, endpoint, outputs)
+    else:
+        assert capture is not None
+        target = targets.explicit_target(capture, endpoint, tracking_uri, Thresholds())
+    return replace(
+        target,
+        thresholds=targets.override(target.thresholds, psi_threshold, p_value),
+        model_name=model or target.model_name,
+        model_version=model_version or target.model_version,
+        alarm_topic_arn=alarm_topic,
+    )
+
+
+def monitor_command(
+    local: Annotated[bool, typer.Option("--local", help="monitor the local platform (`mlplat up --local`)")] = False,
+    stack: Annotated[
+        str | None, typer.Option("--stack", help="monitor a deployed stack (dev, staging, prod)", envvar="MLPLAT_STACK")
+    ] = None,
+    capture: Annotated[
+        str | None,
+        typer.Option("--capture", help="capture location outright: a directory or s3://bucket/data-capture/<ep>/"),
+    ] = None,
+    endpoint: Annotated[
+        str | None, typer.Option("--endpoint", help="endpoint name [default: the platform's or stack's first]")
+    ] = None,
+    since: Annotated[str, typer.Option("--since", help="capture window, e.g. 30m, 24h, 7d")] = "24h",
+    profile: Annotated[
+        Path | None, typer.Option("--profile", help="reference profile JSON instead of the model version's")
+    ] = None,
+    model: Annotated[
+        str | None, typer.Option("--model", help="registered model, when the capture does not say")
+    ] = None,
+    model_version: Annotated[
+        str | None, typer.Option("--model-version", help="model version, when the capture does not say")
+    ] = None,
+    outputs: Annotated[
+        Path | None,
+        typer.Option("--outputs", help="the stack's outputs as JSON (else via Pulumi)", envvar="MLPLAT_OUTPUTS"),
+    ] = None,
+    tracking_uri: Annotated[
+        str | None,
+        typer.Option("--tracking-uri", help="MLflow URL or ARN (with --capture)", envvar="MLFLOW_TRACKING_URI"),
+    ] = None,
+    psi_threshold: Annotated[
+        float | None, typer.Option("--psi-threshold", min=0, help="[default: the stack's monitoring.psiThreshold]")
+    ] = None,
+    p_value: Annotated[
+        float | None, typer.Option("--p-value", min=0, max=1, help="[default: the stack's monitoring.pValue]")
+    ] = None,
+    output_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--output-dir",
+            help="where report.json and the plots go [default: .mlplat/monitor/<endpoint>/<time>]",
+            envvar="MLPLAT_MONITOR_OUTPUT",
+        ),
+    ] = None,
+    log_to_mlflow: Annotated[
+        bool, typer.Option("--log/--no-log", help="log the drift run to MLflow (experiment mlplat-monitoring)")
+    ] = True,
+    retrain: Annotated[
+        bool, typer.Option("--retrain", help="on drift, train on the newest data set version and register it")
+    ] = False,
+    epochs: Annotated[int | None, typer.Option("--epochs", min=1, help="epochs of the retraining run")] = None,
+    alarm_topic: Annotated[
+        str | None, typer.Option("--alarm-topic", help="SNS topic ARN to publish drift to", envvar="MLPLAT_DRIFT_TOPIC")
+    ] = None,
+    json_output: Annotated[bool, typer.Option("--json", help="print the report as JSON")] = False,
+) -> None:
+    """Compare the endpoint's captured traffic with its model's training profile; exit 3 on drift, 2 on bad input."""
+    # Piped or captured output gets a wide table rather than Rich's 80-column fallback.
+    stream = sys.stderr if json_output else sys.stdout
+    console = Console(stderr=json_output, width=None if stream.isatty() else 160)
+    try:
+        window = parse_duration(since)
+    except ValueError as error:
+        raise _bad_input(f"--since {error}") from None
+    try:
+        target = _target(
+            local,
+            stack,
+            capture,
+            endpoint,
+            outputs,
+            tracking_uri,
+            psi_threshold,
+            p_value,
+            model,
+            model_version,
+            alarm_topic,
+        )
+        result = monitor(target, window, since, _output_dir(target, output_dir), profile, log_to_mlflow)
+    except MonitorInputError as error:
+        raise _bad_input(str(error)) from None
+    status = EXIT_DRIFT if result.report.drifted else EXIT_OK
+    if retrain and result.report.drifted:
+        status = _retrain(result, outputs, epochs, console)
+    if json_output:
+        typer.echo(json.dumps(result.to_dict(), indent=2))
+    else:
+        _print(console, result)
+    raise typer.Exit(status)
+
+
+def _retrain(result: MonitorResult, outputs: Path | None, epochs: int | None, console: Console) -> int:
+    target = result.target
+    model = result.model_name or target.model_name
+    if not model:
+        result.notes.append("retraining skipped: the registered model name is unknown (pass --model)")
+        return EXIT_DRIFT
+    console.print(f"drift over threshold: retraining {model} on the newest data set version ...", highlight=False)
+    try:
+        if target.label.startswith("local"):
+            result.retrain = retrain_local(target, model, result.output_dir / "retrain.log", epochs)
+        elif target.stack:
+            result.retrain = retrain_stack(target, model, outputs)
+        else:
+            result.notes.append("retraining needs --local or --stack (where to train is unknown with --capture)")
+            return EXIT_DRIFT
+    except RetrainError as error:
+        result.retrain = {"error": str(error)}
+        typer.echo(f"error: {error}", err=True)
+        return EXIT_RETRAIN_FAILED
+    render.write_json(result.output_dir / render.REPORT_FILE, result.to_dict())
+    return EXIT_DRIFT
+
+
+def _print(console: Console, result: MonitorResult) -> None:
+    title = (
+        f"{result.target.endpoint} ({result.target.label}): {result.model_name} v{result.model_version}, "
+        f"last {result.window}, {result.records} capture records"
+    )
+    render.print_report(console, result.report, title, result.notes)
+    console.print(f"report: {result.output_dir / render.REPORT_FILE}", highlight=False, soft_wrap=True)
+    for plot in result.plots:
+        console.print(f"plot:   {plot}", highlight=False, soft_wrap=True)
+    if result.mlflow_run_id:
+        console.print(f"mlflow: run {result.mlflow_run_id} in experiment mlplat-monitoring", highlight=False)
+    if result.alarm_message_id:
+        console.print(f"alarm:  published to {result.target.alarm_topic_arn}", highlight=False)
+    if result.retrain and "version" in result.retrain:
+        console.print(
+            f"retrained: {result.model_name} version {result.retrain['version']} "
+            f"(run {result.retrain.get('run_id')}, data {result.retrain.get('dataset')})",
+            style="bold",
+            highlight=False,
+        )
+
+
+def register(app: typer.Typer) -> None:
+    """Add `mlplat monitor` to the root app."""
+    app.command(name="monitor", no_args_is_help=True)(monitor_command)
