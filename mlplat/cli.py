@@ -22,3 +22,8 @@ release.register(app)
 from mlplat.monitor import cli as monitor_cli  # noqa: E402
 
 monitor_cli.register(app)
+from mlplat import policy  # noqa: E402
+from mlplat.cost import cli as cost_cli  # noqa: E402
+
+policy.register(app)
+cost_cli.register(app)

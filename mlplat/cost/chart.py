@@ -1,0 +1,38 @@
+"""A PNG bar chart of an estimate: idle and peak per component, with the budget as a line across the total."""
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only; never a window
+
+import matplotlib.pyplot as plt
+
+from mlplat.cost.estimate import Estimate
+
+
+def write_chart(estimate: Estimate, path: Path, compare: Estimate | None = None) -> Path:
+    """Draw the breakdown (and a second stack's, side by side, when comparing) to `path` as PNG."""
+    estimates = [estimate] if compare is None else [estimate, compare]
+    components = sorted({c for e in estimates for c, _, _ in e.components()})
+    labels = [*components, "total"]
+    fig, axes = plt.subplots(1, len(estimates), figsize=(7 * len(estimates), 0.5 * len(labels) + 2), squeeze=False)
+    for ax, current in zip(axes[0], estimates, strict=True):
+        rows = {c: (i, p) for c, i, p in current.components()}
+        idle = [rows.get(c, (0.0, 0.0))[0] for c in components] + [current.idle_total]
+        peak = [rows.get(c, (0.0, 0.0))[1] for c in components] + [current.peak_total]
+        positions = range(len(labels))
+        ax.barh([y + 0.2 for y in positions], idle, height=0.4, label="idle", color="#4c78a8")
+        ax.barh([y - 0.2 for y in positions], peak, height=0.4, label="peak", color="#f58518")
+        if current.budget_usd is not None:
+            ax.axvline(current.budget_usd, color="#e45756", linestyle="--", label=f"budget ${current.budget_usd:,.0f}")
+        ax.set_yticks(list(positions), labels)
+        ax.invert_yaxis()
+        ax.set_xlabel("USD per month")
+        ax.set_title(f"{current.stack}: idle ${current.idle_total:,.0f}, peak ${current.peak_total:,.0f}")
+        ax.legend(loc="lower right")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, format="png", dpi=100)
+    plt.close(fig)
+    return path

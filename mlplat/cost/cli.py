@@ -1,0 +1,159 @@
+"""`mlplat cost`: the monthly cost of a stack at idle and at peak, per component, against its budget."""
+
+import json
+import os
+from datetime import date
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from components.config import ConfigError, display_path
+from mlplat import policy as policy_cmd
+from mlplat import synth
+from mlplat.cost.chart import write_chart
+from mlplat.cost.estimate import Estimate, estimate
+
+EXIT_USAGE = 2
+TODAY_ENV = "MLPLAT_TODAY"
+
+
+def _today() -> date:
+    """The date staleness is judged against: `MLPLAT_TODAY` (ISO) when set, so tests and CI can pin it."""
+    value = os.environ.get(TODAY_ENV)
+    return date.fromisoformat(value) if value else date.today()
+
+
+def _usd(value: float) -> str:
+    return f"-${-value:,.2f}" if value < 0 else f"${value:,.2f}"
+
+
+def _table(result: Estimate) -> Table:
+    table = Table(title=f"Monthly cost: {result.stack} ({result.environment}, {result.region})", show_footer=True)
+    table.add_column("component", footer="total")
+    table.add_column("idle", justify="right", footer=_usd(result.idle_total))
+    table.add_column("peak", justify="right", footer=_usd(result.peak_total))
+    for component, idle, peak in result.components():
+        table.add_row(component, _usd(idle), _usd(peak))
+    return table
+
+
+def _lines(result: Estimate) -> Table:
+    table = Table(title="Priced items")
+    for column in ("component", "item", "what", "sku", "idle", "peak"):
+        table.add_column(column, justify="right" if column in ("idle", "peak") else "left")
+    for line in sorted(result.lines, key=lambda x: (x.component, -x.peak_usd, x.item)):
+        table.add_row(line.component, line.item, line.description, line.sku, _usd(line.idle_usd), _usd(line.peak_usd))
+    return table
+
+
+def _comparison(left: Estimate, right: Estimate) -> Table:
+    table = Table(title=f"{left.stack} vs {right.stack}", show_footer=True)
+    names = sorted({c for e in (left, right) for c, _, _ in e.components()})
+    a = {c: (i, p) for c, i, p in left.components()}
+    b = {c: (i, p) for c, i, p in right.components()}
+    table.add_column("component", footer="total")
+    table.add_column(f"{left.stack} idle", justify="right", footer=_usd(left.idle_total))
+    table.add_column(f"{left.stack} peak", justify="right", footer=_usd(left.peak_total))
+    table.add_column(f"{right.stack} idle", justify="right", footer=_usd(right.idle_total))
+    table.add_column(f"{right.stack} peak", justify="right", footer=_usd(right.peak_total))
+    table.add_column("peak difference", justify="right", footer=_usd(right.peak_total - left.peak_total))
+    for name in names:
+        li, lp = a.get(name, (0.0, 0.0))
+        ri, rp = b.get(name, (0.0, 0.0))
+        table.add_row(name, _usd(li), _usd(lp), _usd(ri), _usd(rp), _usd(rp - lp))
+    return table
+
+
+def _verdict(result: Estimate) -> str:
+    if result.budget_usd is None:
+        return f"{result.stack}: no budget to compare with"
+    share = 100 * result.peak_total / result.budget_usd
+    state = "within" if result.peak_total <= result.budget_usd else "OVER"
+    budget = _usd(result.budget_usd)
+    return f"{result.stack}: peak {_usd(result.peak_total)} is {share:.1f}% of the {budget} budget ({state})"
+
+
+def stack_estimate(stack: str, stack_file_path: Path | None, plan_path: Path | None, today: date) -> Estimate:
+    """Plan (or load) a stack and price it."""
+    return estimate(policy_cmd.plan_record(stack, stack_file_path, plan_path), today=today)
+
+
+def cost(
+    stack: Annotated[
+        str, typer.Option("--stack", "-s", help="Stack to price: dev, staging or prod.", envvar="MLPLAT_STACK")
+    ],
+    stack_file_path: Annotated[
+        Path | None,
+        typer.Option("--stack-file", help="Stack file instead of stacks/Pulumi.<stack>.yaml.", dir_okay=False),
+    ] = None,
+    plan_path: Annotated[
+        Path | None,
+        typer.Option(
+            "--plan", help="Price a plan record written by `mlplat plan --json` instead of planning.", dir_okay=False
+        ),
+    ] = None,
+    compare: Annotated[
+        str | None, typer.Option("--compare", help="Another stack to compare with, component by component.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the estimate as JSON.")] = False,
+    chart: Annotated[
+        Path | None, typer.Option("--chart", help="Write a PNG bar chart of the breakdown here.", dir_okay=False)
+    ] = None,
+    policy_config_out: Annotated[
+        Path | None,
+        typer.Option(
+            "--policy-config",
+            help="Write the stack's policy pack config plus this peak estimate here, for "
+            "`pulumi preview --policy-pack policies --policy-pack-config <file>`.",
+            dir_okay=False,
+        ),
+    ] = None,
+) -> None:
+    """Estimate the stack's monthly cost at idle (autoscalers at minimum) and at peak (at maximum)."""
+    console = Console(stderr=as_json)
+    errors = Console(stderr=True)
+    today = _today()
+    try:
+        result = stack_estimate(stack, stack_file_path, plan_path, today)
+        other = stack_estimate(compare, None, None, today) if compare else None
+        if policy_config_out is not None:
+            base = policy_cmd.load_pack_config(policy_cmd.config_path(result.environment))
+            policy_config_out.parent.mkdir(parents=True, exist_ok=True)
+            merged = policy_cmd.with_estimate(base, result.peak_total)
+            policy_config_out.write_text(json.dumps(merged, indent=2) + "\n")
+    except (ConfigError, policy_cmd.PolicyConfigError) as exc:
+        for line in str(exc).splitlines():
+            errors.print(line, markup=False, highlight=False, soft_wrap=True)
+        raise typer.Exit(EXIT_USAGE) from None
+    except synth.SynthesisError as exc:
+        errors.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
+        raise typer.Exit(EXIT_USAGE) from None
+
+    if chart is not None:
+        write_chart(result, chart, other)
+    if as_json:
+        doc: dict[str, Any] = result.to_json()
+        if other is not None:
+            doc["compare"] = other.to_json()
+        typer.echo(json.dumps(doc, indent=2))
+    else:
+        console.print(_table(result))
+        console.print(_lines(result))
+        if other is not None:
+            console.print(_comparison(result, other))
+        for current in [result] if other is None else [result, other]:
+            console.print(_verdict(current), highlight=False)
+    for warning in result.warnings:
+        errors.print(f"warning: {warning}", markup=False, highlight=False, soft_wrap=True)
+    if chart is not None:
+        console.print(f"wrote {display_path(chart)}", highlight=False)
+    if policy_config_out is not None:
+        console.print(f"wrote {display_path(policy_config_out)}", highlight=False)
+
+
+def register(app: typer.Typer) -> None:
+    """Add `mlplat cost` to the root app."""
+    app.command("cost")(cost)
