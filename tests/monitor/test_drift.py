@@ -164,3 +164,22 @@ def test_the_profile_keeps_the_training_column_order() -> None:
     document = build_profile(abalone())
     document["prediction"] = numeric_profile([1.0, 2.0, 3.0])
     assert Profile.from_dict(document).feature_names == FEATURES
+
+
+def test_the_profile_training_logs_is_read_and_reports_no_drift_on_its_own_data() -> None:
+    from training import profile as training_profile
+
+    frame = abalone()
+    numeric = [c for c in FEATURES if c != "Sex"]
+    document = training_profile.reference_profile(
+        frame[FEATURES], numeric, ["Sex"], frame["Rings"].to_numpy(dtype=float)
+    )
+    parsed = Profile.from_dict(document)
+    assert parsed.feature_names == FEATURES
+    length = parsed.features["Length"]
+    assert isinstance(length, drift.NumericProfile) and len(length.counts) == len(length.bins) - 1
+    sample = frame.sample(n=300, random_state=4)
+    report = drift.compare(parsed, _columns(sample), sample["Rings"].astype(float).tolist(), THRESHOLDS)
+    assert (report.drifted_features, report.drifted) == ([], False)
+    shifted_report = drift.compare(parsed, _columns(shifted(sample)), None, THRESHOLDS)
+    assert shifted_report.drifted_features == ["Sex", "Length", "WholeWeight"]
