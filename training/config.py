@@ -227,6 +227,7 @@ def build_parser() -> argparse.ArgumentParser:
     """The command line: every flag is text, parsed by the same function as its environment variable."""
     parser = _Parser(
         prog="python -m training",
+        allow_abbrev=False,
         description="Train an MLP regressor on a CSV data set, track it in MLflow and register it.",
         epilog="Precedence: flag > environment variable > hyperparameters.json > default. "
         "Tracking server from MLFLOW_TRACKING_URI (http(s) URL or SageMaker MLflow ARN).",

@@ -160,7 +160,7 @@ class Job:
     # ---- the flow ----------------------------------------------------------------------------------------------
 
     def run(self) -> int:
-        from training import data, distributed
+        from training import data
 
         settings = self.settings
         table = data.load_table(settings.data, settings.target, self.workdir)
@@ -175,6 +175,8 @@ class Job:
             "batch_size": settings.batch_size,
             "encoded_features": list(splits.encoding.encoded_features),
         }
+        from training import distributed  # torch: imported only once the input has passed its checks
+
         self.runtime = distributed.start(os.environ)
         if self.runtime.is_main:
             self._check_output_directories()

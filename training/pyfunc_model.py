@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 import torch
 from mlflow.pyfunc import PythonModel, PythonModelContext
+from mlflow.types.type_hints import TypeFromExample
 
 
 def encode(frame: pd.DataFrame, spec: dict[str, Any]) -> np.ndarray:
@@ -36,8 +37,10 @@ class MlplatModel(PythonModel):
             self.spec = json.load(handle)
         self.program = torch.export.load(context.artifacts["program"]).module()
 
-    # No type hints here on purpose: mlflow reads predict()'s hints as a schema, and the signature comes from the data.
-    def predict(self, context, model_input, params=None):  # type: ignore[no-untyped-def]
+    # TypeFromExample: mlflow hands predict() the input converted to the logged example's type (a DataFrame).
+    def predict(
+        self, context: PythonModelContext, model_input: TypeFromExample, params: dict[str, Any] | None = None
+    ) -> pd.Series:
         frame = model_input if isinstance(model_input, pd.DataFrame) else pd.DataFrame(model_input)
         features = torch.from_numpy(encode(frame, self.spec))
         with torch.no_grad():
