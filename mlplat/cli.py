@@ -27,3 +27,6 @@ from mlplat.cost import cli as cost_cli  # noqa: E402
 
 policy.register(app)
 cost_cli.register(app)
+from mlplat.local import cli as local_cli  # noqa: E402
+
+local_cli.register(app)

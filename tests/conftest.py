@@ -75,3 +75,45 @@ def aws_env(monkeypatch: pytest.MonkeyPatch, s3_server: S3Server) -> S3Server:
     monkeypatch.setenv("AWS_ENDPOINT_URL", s3_server.endpoint_url)
     monkeypatch.setenv("MLFLOW_S3_ENDPOINT_URL", s3_server.endpoint_url)
     return s3_server
+
+
+@dataclass
+class LocalPlatformRun:
+    """The real local platform (`mlplat up --local`) of this test session, under its own home and serving port."""
+
+    home: Path
+    port: int
+    up_exit_code: int
+    up_stdout: str
+    up_stderr: str
+
+    def ensure_up(self) -> None:
+        """Bring it back when an earlier test took it down (tests may run in any order)."""
+        from mlplat.local.platform import LocalPlatform, UpOptions
+
+        platform = LocalPlatform(self.home)
+        parts = platform.status()
+        if not parts or not all(part.healthy for part in parts):
+            platform.up(UpOptions(port=self.port, epochs=LOCAL_TEST_EPOCHS))
+
+
+# Few epochs: the tests check the platform's wiring, not the model's quality (the training tests do that).
+LOCAL_TEST_EPOCHS = 5
+
+
+@pytest.fixture(scope="session")
+def local_platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalPlatformRun]:
+    """`mlplat up --local` once per session (real moto, mlflow, training and serving), brought down at the end."""
+    from typer.testing import CliRunner
+
+    from mlplat.cli import app
+    from mlplat.local.platform import LocalPlatform
+
+    home = tmp_path_factory.mktemp("mlplat-home") / ".mlplat"
+    port = services.free_port()
+    args = ["up", "--local", "--home", str(home), "--port", str(port), "--epochs", str(LOCAL_TEST_EPOCHS)]
+    try:
+        result = CliRunner().invoke(app, args)
+        yield LocalPlatformRun(home, port, result.exit_code, result.stdout, result.stderr)
+    finally:
+        LocalPlatform(home).down(purge=False)

@@ -1,10 +1,16 @@
-"""Start and wait for the local platform's server processes (S3-compatible store, MLflow tracking).
+"""Start, probe and stop the local platform's server processes (S3-compatible store, PostgreSQL, MLflow, serving).
 
 The test suite starts its session servers through these same functions, so what the tests exercise is what
-`mlplat up --local` runs.
+`mlplat up --local` runs. Every server runs in its own session (`start_new_session`), so a server and every worker
+it forks can be found by session id and stopped together, by a later `mlplat down` as well as by this process.
 """
 
+import contextlib
+import glob
 import os
+import platform
+import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -12,6 +18,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlparse
 
 import httpx
 
@@ -22,10 +29,18 @@ LOCAL_AWS_ENV: Mapping[str, str] = {
     "AWS_SECRET_ACCESS_KEY": "mlplat-local",
     "AWS_DEFAULT_REGION": "us-east-1",
 }
+# MLflow's job runner forks seven huey consumers for GenAI jobs the platform never submits; on a two-core laptop
+# they cost seconds of start-up and hundreds of MB.
+MLFLOW_SERVER_ENV: Mapping[str, str] = {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+APT_POSTGRES_HINT = "install PostgreSQL's server binaries (apt-get install postgresql, or brew install postgresql)"
 
 
 class ServiceError(RuntimeError):
     """A local service did not start or did not become healthy; the message names it and its log."""
+
+
+class MissingDependency(ServiceError):
+    """A program or library a part needs is not on this machine; the message names it and how to install it."""
 
 
 @dataclass
@@ -41,15 +56,16 @@ class Service:
     def url(self) -> str:
         return f"http://{LOOPBACK}:{self.port}"
 
-    def stop(self, timeout: float = 15.0) -> None:
-        """Terminate the process (and wait), killing it if it does not exit in time."""
-        if self.process.poll() is not None:
-            return
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def stop(self, timeout: float = 15.0, sig: int = signal.SIGTERM) -> None:
+        """Terminate the process and every worker of its session, killing what lingers after `timeout`."""
+        stop_session(self.process.pid, timeout=timeout, sig=sig)
+        if self.process.poll() is None:
             self.process.kill()
+        with contextlib.suppress(subprocess.TimeoutExpired):
             self.process.wait(timeout=timeout)
 
 
@@ -61,8 +77,12 @@ def free_port() -> int:
 
 
 def port_is_free(port: int) -> bool:
-    """True when nothing is bound to `port` on loopback."""
+    """True when a server could listen on `port` on loopback now: nothing listens there (or on the wildcard).
+
+    SO_REUSEADDR, as servers set it, so connections in TIME_WAIT from a stopped server do not count as busy.
+    """
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((LOOPBACK, port))
         except OSError:
@@ -70,46 +90,118 @@ def port_is_free(port: int) -> bool:
         return True
 
 
+def probe(url: str, timeout: float = 2.0) -> bool:
+    """True when `url` answers: HTTP 200 for http(s) URLs, an accepted connection for `tcp://host:port`."""
+    parsed = urlparse(url)
+    if parsed.scheme == "tcp":
+        try:
+            with socket.create_connection((parsed.hostname or LOOPBACK, parsed.port or 0), timeout=timeout):
+                return True
+        except OSError:
+            return False
+    try:
+        return httpx.get(url, timeout=timeout).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
 def wait_healthy(
     url: str, process: subprocess.Popen[bytes] | None = None, timeout: float = 60.0, name: str = "service"
 ) -> None:
-    """Poll `url` until it answers 200; fail early when `process` has exited."""
+    """Poll `url` until it answers (see `probe`); fail early when `process` has exited."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process is not None and process.poll() is not None:
             raise ServiceError(f"{name} exited with status {process.returncode} before it was healthy")
-        try:
-            if httpx.get(url, timeout=2.0).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
+        if probe(url):
+            return
         time.sleep(0.2)
-    raise ServiceError(f"{name} did not answer 200 at {url} within {timeout:.0f} s")
+    raise ServiceError(f"{name} did not answer at {url} within {timeout:.0f} s")
+
+
+def open_private_log(log: Path) -> int:
+    """Create (or append to) `log` readable by its owner only, and return the open descriptor."""
+    log.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    os.fchmod(fd, 0o600)
+    return fd
 
 
 def spawn(
-    name: str, argv: list[str], port: int, log: Path, env: Mapping[str, str] | None = None, cwd: Path | None = None
+    name: str,
+    argv: list[str],
+    port: int,
+    log: Path,
+    env: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+    umask: int = -1,
 ) -> Service:
-    """Start `argv` in its own session with output to `log`, so it outlives the caller and can be stopped by pid."""
-    log.parent.mkdir(parents=True, exist_ok=True)
+    """Start `argv` in its own session with output to `log`, so it outlives the caller and can be stopped by pid.
+
+    `umask=0o077` makes every file the server writes (databases, caches) private to the user.
+    """
     full_env = {**os.environ, **(env or {})}
-    with log.open("ab") as out:
-        process = subprocess.Popen(  # noqa: S603 - argv is built by this module, never from user text
-            argv, stdout=out, stderr=subprocess.STDOUT, env=full_env, cwd=cwd, start_new_session=True
+    fd = open_private_log(log)
+    try:
+        process = subprocess.Popen(  # argv is built here, never from user text
+            argv, stdout=fd, stderr=subprocess.STDOUT, env=full_env, cwd=cwd, start_new_session=True, umask=umask
         )
+    finally:
+        os.close(fd)
     return Service(name=name, process=process, port=port, log=log)
 
 
-def start_s3(port: int, log: Path, timeout: float = 60.0) -> Service:
-    """moto's server mode on loopback: the local stand-in for the artifact bucket."""
-    argv = [sys.executable, "-m", "moto.server", "-H", LOOPBACK, "-p", str(port)]
-    service = spawn("s3", argv, port, log, env=LOCAL_AWS_ENV)
+def _started_or_stop(service: Service, health_url: str, timeout: float, label: str) -> Service:
     try:
-        wait_healthy(f"{service.url}/moto-api/", service.process, timeout, name="s3 (moto server)")
+        wait_healthy(health_url, service.process, timeout, name=label)
     except ServiceError:
         service.stop()
         raise
     return service
+
+
+def spawn_s3(port: int, log: Path, umask: int = -1) -> Service:
+    """Start moto's server mode without waiting for it."""
+    argv = [sys.executable, "-m", "moto.server", "-H", LOOPBACK, "-p", str(port)]
+    return spawn("s3", argv, port, log, env=LOCAL_AWS_ENV, umask=umask)
+
+
+def start_s3(port: int, log: Path, timeout: float = 60.0, umask: int = -1) -> Service:
+    """moto's server mode on loopback: the local stand-in for the artifact bucket."""
+    service = spawn_s3(port, log, umask=umask)
+    return _started_or_stop(service, s3_health_url(service.url), timeout, "s3 (moto server)")
+
+
+def s3_health_url(url: str) -> str:
+    return f"{url}/moto-api/"
+
+
+def mlflow_argv(port: int, artifacts_destination: str) -> list[str]:
+    """The `mlflow server` command line; the backend store URI travels in the environment (it may hold a password)."""
+    return [
+        sys.executable, "-m", "mlflow", "server",
+        "--host", LOOPBACK,
+        "--port", str(port),
+        "--artifacts-destination", artifacts_destination,
+        "--workers", "1",
+    ]  # fmt: skip
+
+
+def spawn_mlflow(
+    port: int, log: Path, backend_store_uri: str, artifacts_destination: str, s3_endpoint_url: str, umask: int = -1
+) -> Service:
+    """Start `mlflow server` without waiting for it (it takes seconds to import; callers overlap other work)."""
+    env = {
+        **LOCAL_AWS_ENV,
+        **MLFLOW_SERVER_ENV,
+        "MLFLOW_S3_ENDPOINT_URL": s3_endpoint_url,
+        "MLFLOW_BACKEND_STORE_URI": backend_store_uri,
+    }
+    return spawn("mlflow", mlflow_argv(port, artifacts_destination), port, log, env=env, umask=umask)
+
+
+def mlflow_health_url(url: str) -> str:
+    return f"{url}/health"
 
 
 def start_mlflow(
@@ -119,21 +211,266 @@ def start_mlflow(
     artifacts_destination: str,
     s3_endpoint_url: str,
     timeout: float = 120.0,
+    umask: int = -1,
 ) -> Service:
     """`mlflow server` on loopback, artifacts proxied to an S3 prefix, so clients need no S3 credentials."""
+    service = spawn_mlflow(port, log, backend_store_uri, artifacts_destination, s3_endpoint_url, umask=umask)
+    return _started_or_stop(service, mlflow_health_url(service.url), timeout, "mlflow server")
+
+
+def serving_argv(command: list[str] | None = None) -> list[str]:
+    return [*(command or [sys.executable, "-m", "serving"]), "--host", LOOPBACK]
+
+
+def start_serving(
+    port: int,
+    log: Path,
+    tracking_uri: str,
+    model_uri: str,
+    env: Mapping[str, str] | None = None,
+    timeout: float = 180.0,
+    umask: int = -1,
+    command: list[str] | None = None,
+) -> Service:
+    """The serving server (SageMaker hosting contract) on loopback, loading `model_uri` from the registry."""
+    full_env = {
+        **LOCAL_AWS_ENV,
+        "SAGEMAKER_BIND_TO_PORT": str(port),
+        "SAGEMAKER_MODEL_SERVER_WORKERS": "1",
+        "MLPLAT_HOST": LOOPBACK,
+        "MLFLOW_TRACKING_URI": tracking_uri,
+        "MLPLAT_MODEL_URI": model_uri,
+        **(env or {}),
+    }
+    service = spawn("serving", serving_argv(command), port, log, env=full_env, umask=umask)
+    return _started_or_stop(service, serving_health_url(service.url), timeout, "serving server")
+
+
+def serving_health_url(url: str) -> str:
+    return f"{url}/ping"
+
+
+# --- PostgreSQL, from the machine's own binaries ---------------------------------------------------------------
+
+
+def find_postgres_bin(name: str) -> Path:
+    """The PostgreSQL server program `name` (initdb, postgres, psql): on PATH, else in the distribution's places."""
+    found = shutil.which(name)
+    if found:
+        return Path(found)
+    patterns = [
+        f"/usr/lib/postgresql/*/bin/{name}",  # Debian, Ubuntu
+        f"/usr/pgsql-*/bin/{name}",  # RHEL, Fedora
+        f"/opt/homebrew/opt/postgresql*/bin/{name}",  # macOS, Homebrew
+        f"/usr/local/opt/postgresql*/bin/{name}",
+    ]
+    candidates = sorted((Path(p) for pattern in patterns for p in glob.glob(pattern)), key=_version_key, reverse=True)
+    for candidate in candidates:
+        if os.access(candidate, os.X_OK):
+            return candidate
+    raise MissingDependency(f"the PostgreSQL server program {name!r} was not found; {APT_POSTGRES_HINT}")
+
+
+def _version_key(path: Path) -> tuple[int, ...]:
+    digits = [int(part) for part in path.parts if part.isdigit()]
+    return tuple(digits) or (0,)
+
+
+def check_postgres_prerequisites() -> dict[str, Path]:
+    """The server programs and a Python driver for `--db postgres`, or MissingDependency naming what is missing."""
+    programs = {name: find_postgres_bin(name) for name in ("initdb", "postgres", "psql")}
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        raise MissingDependency(
+            "PostgreSQL refuses to run as root; run `mlplat up --local --db postgres` as a regular user, "
+            "or use the default --db sqlite"
+        )
+    if not any(_importable(module) for module in ("psycopg2", "psycopg")):
+        raise MissingDependency(
+            "MLflow needs a PostgreSQL driver for --db postgres; pip install psycopg2-binary (into this venv)"
+        )
+    return programs
+
+
+def _importable(module: str) -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec(module) is not None
+
+
+def postgres_uri(port: int, password: str, database: str = "mlflow", user: str = "mlplat") -> str:
+    driver = "postgresql" if _importable("psycopg2") else "postgresql+psycopg"
+    return f"{driver}://{user}:{password}@{LOOPBACK}:{port}/{database}"
+
+
+def start_postgres(
+    port: int, data_dir: Path, log: Path, password: str, timeout: float = 60.0, umask: int = 0o077
+) -> Service:
+    """A PostgreSQL server on loopback with its cluster in `data_dir` (created on first use) and an `mlflow` database.
+
+    Authentication is scram-sha-256 with `password` for the `mlplat` user, on TCP and on the private socket alike.
+    """
+    programs = check_postgres_prerequisites()
+    data_dir.parent.mkdir(parents=True, exist_ok=True)
+    socket_dir = data_dir.parent / "run"
+    socket_dir.mkdir(mode=0o700, exist_ok=True)
+    if not (data_dir / "PG_VERSION").exists():
+        pwfile = data_dir.parent / "initdb.pw"
+        fd = os.open(pwfile, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as out:
+            out.write(password + "\n")
+        try:
+            initdb = [
+                str(programs["initdb"]), "-D", str(data_dir), "-U", "mlplat", "-E", "UTF8", "--no-locale",
+                "--auth-host=scram-sha-256", "--auth-local=scram-sha-256", f"--pwfile={pwfile}",
+            ]  # fmt: skip
+            _run_logged(initdb, log, "initdb", umask)
+        finally:
+            pwfile.unlink(missing_ok=True)
     argv = [
-        sys.executable, "-m", "mlflow", "server",
-        "--host", LOOPBACK,
-        "--port", str(port),
-        "--backend-store-uri", backend_store_uri,
-        "--artifacts-destination", artifacts_destination,
-        "--workers", "1",
+        str(programs["postgres"]), "-D", str(data_dir), "-h", LOOPBACK, "-p", str(port), "-k", str(socket_dir),
     ]  # fmt: skip
-    env = {**LOCAL_AWS_ENV, "MLFLOW_S3_ENDPOINT_URL": s3_endpoint_url}
-    service = spawn("mlflow", argv, port, log, env=env)
+    service = spawn("postgres", argv, port, log, umask=umask)
+    service = _started_or_stop(service, f"tcp://{LOOPBACK}:{port}", timeout, "postgres")
+    psql = [str(programs["psql"]), "-h", LOOPBACK, "-p", str(port), "-U", "mlplat", "-d", "postgres", "-tA", "-c"]
+    env = {**os.environ, "PGPASSWORD": password, "PGCONNECT_TIMEOUT": "5"}
     try:
-        wait_healthy(f"{service.url}/health", service.process, timeout, name="mlflow server")
+        exists = _retrying_psql([*psql, "SELECT 1 FROM pg_database WHERE datname = 'mlflow'"], env, timeout)
+        if exists.strip() != "1":
+            _retrying_psql([*psql, "CREATE DATABASE mlflow"], env, timeout)
     except ServiceError:
-        service.stop()
+        service.stop(sig=signal.SIGINT)
         raise
     return service
+
+
+def _run_logged(argv: list[str], log: Path, label: str, umask: int) -> None:
+    fd = open_private_log(log)
+    try:
+        result = subprocess.run(argv, stdout=fd, stderr=subprocess.STDOUT, umask=umask, check=False)
+    finally:
+        os.close(fd)
+    if result.returncode != 0:
+        raise ServiceError(f"{label} exited with status {result.returncode}")
+
+
+def _retrying_psql(argv: list[str], env: Mapping[str, str], timeout: float) -> str:
+    # The port accepts connections a moment before the server accepts logins ("the database system is starting up").
+    deadline = time.monotonic() + timeout
+    while True:
+        result = subprocess.run(argv, capture_output=True, text=True, env=dict(env), check=False)
+        if result.returncode == 0:
+            return result.stdout
+        if time.monotonic() > deadline:
+            raise ServiceError(f"psql failed: {result.stderr.strip().splitlines()[-1:]}")
+        time.sleep(0.3)
+
+
+# --- processes, by pid, across invocations ----------------------------------------------------------------------
+
+
+def process_fingerprint(pid: int) -> str | None:
+    """What tells this pid's process apart from a later one that reuses the number: boot id and start time.
+
+    None when no live (non-zombie) process has this pid.
+    """
+    if pid <= 0:
+        return None
+    stat = _proc_stat(pid)
+    if stat is not None:
+        if stat["state"] == "Z":
+            return None
+        return f"{_boot_id()}:{stat['starttime']}"
+    if platform.system() == "Linux":
+        return None
+    result = subprocess.run(["ps", "-o", "stat=,lstart=", "-p", str(pid)], capture_output=True, text=True, check=False)
+    line = result.stdout.strip()
+    if result.returncode != 0 or not line or line.startswith("Z"):
+        return None
+    return line.split(None, 1)[1] if " " in line else line
+
+
+def is_same_process(pid: int, fingerprint: str) -> bool:
+    """True when `pid` still is the live process that was fingerprinted as `fingerprint`."""
+    return process_fingerprint(pid) == fingerprint
+
+
+def process_cmdline(pid: int) -> list[str]:
+    """The argv of `pid`, or [] when it cannot be read."""
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        result = subprocess.run(["ps", "-o", "command=", "-p", str(pid)], capture_output=True, text=True, check=False)
+        return result.stdout.split()
+    return [part.decode(errors="replace") for part in raw.split(b"\0") if part]
+
+
+def session_members(sid: int) -> list[int]:
+    """Live (non-zombie) processes whose session id is `sid`: a server started by `spawn` and all it forked."""
+    if Path("/proc/self/stat").exists():
+        members = []
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            stat = _proc_stat(int(entry.name))
+            if stat is not None and stat["session"] == sid and stat["state"] != "Z":
+                members.append(int(entry.name))
+        return sorted(members)
+    result = subprocess.run(["ps", "-A", "-o", "pid=,sess=,stat="], capture_output=True, text=True, check=False)
+    found = []
+    for line in result.stdout.splitlines():
+        fields = line.split()
+        if len(fields) >= 3 and fields[1] == str(sid) and not fields[2].startswith("Z"):
+            found.append(int(fields[0]))
+    return sorted(found)
+
+
+def stop_session(sid: int, timeout: float = 15.0, sig: int = signal.SIGTERM) -> list[int]:
+    """Send `sig` to every process of session `sid`, wait up to `timeout`, then SIGKILL what is left.
+
+    Returns the pids that were signalled. The caller has checked that `sid` is a session this tool started: a
+    session id stays reserved while any member lives, so its leftovers cannot belong to anyone else.
+    """
+    members = session_members(sid)
+    for pid in members:
+        _signal(pid, sig)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        _reap(sid)
+        if not session_members(sid):
+            return members
+        time.sleep(0.1)
+    for pid in session_members(sid):
+        _signal(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 5.0
+    while session_members(sid) and time.monotonic() < deadline:
+        _reap(sid)
+        time.sleep(0.1)
+    return members
+
+
+def _signal(pid: int, sig: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.kill(pid, sig)
+
+
+def _reap(pid: int) -> None:
+    # When this very process spawned the server (tests, `up --smoke`), its exit leaves a zombie until reaped.
+    with contextlib.suppress(ChildProcessError, OSError):
+        os.waitpid(pid, os.WNOHANG)
+
+
+def _proc_stat(pid: int) -> dict[str, str | int] | None:
+    try:
+        raw = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    # The command name may hold spaces and parentheses; the fields after its last ')' are fixed.
+    fields = raw[raw.rfind(")") + 2 :].split()
+    return {"state": fields[0], "session": int(fields[3]), "starttime": fields[19]}
+
+
+def _boot_id() -> str:
+    try:
+        return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    except OSError:
+        return "boot"
