@@ -1,6 +1,7 @@
 """Data capture for the serving server: sampled invocations as JSON Lines in SageMaker's data-capture layout.
 
-`CaptureWriter.offer()` is called after a response is written. It samples, puts the raw bytes on a bounded queue and
+`CaptureWriter.offer()` (raw bodies) or `observe()` (the app's `PredictionListener` hook: the decoded table and the
+predictions) is called after a successful response. It samples, puts the raw bytes on a bounded queue and
 returns: it never blocks, never raises, and when the queue is full the record is dropped and counted. One background
 thread turns queued invocations into records and writes a file per hour per batch, to a directory or to S3 (boto3,
 `AWS_ENDPOINT_URL` honoured), under `<destination>/<endpoint>/YYYY/MM/DD/HH/<time>-<pid>-<id>.jsonl`:
@@ -22,6 +23,7 @@ MLPLAT_CAPTURE_KMS_KEY_ID (SSE-KMS key for S3 objects).
 This module stands alone (standard library, boto3 only when the destination is S3), like the rest of `serving`.
 """
 
+import atexit
 import json
 import logging
 import os
@@ -59,6 +61,44 @@ class CaptureStats:
     written: int
     failed: int
     files: int
+
+
+@dataclass(frozen=True)
+class _Observed:
+    """A scored request as the server's listener hook hands it over; turned into bytes off the event loop."""
+
+    time: float
+    names: tuple[str, ...] | None
+    columns: tuple[Any, ...]
+    predictions: Any
+    model_name: str | None
+    model_version: str | None
+
+
+def _plain(value: Any) -> Any:
+    """numpy arrays and scalars as JSON-ready Python values, by duck typing (no numpy import here)."""
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    if hasattr(value, "item"):
+        return value.item()
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+def _from_observed(item: _Observed) -> "_Invocation":
+    rows = [list(row) for row in zip(*item.columns, strict=True)]
+    if item.names is not None:
+        request: dict[str, Any] = {"dataframe_split": {"columns": list(item.names), "data": rows}}
+    else:
+        request = {"inputs": rows}
+    return _Invocation(
+        time=item.time,
+        request=json.dumps(request, default=_plain).encode(),
+        request_type="application/json",
+        response=json.dumps({"predictions": item.predictions}, default=_plain).encode(),
+        response_type="application/json",
+        model_name=item.model_name,
+        model_version=item.model_version,
+    )
 
 
 @dataclass(frozen=True)
@@ -134,7 +174,7 @@ class CaptureWriter:
         self._prefix = self._endpoint_prefix(destination.rstrip("/"), endpoint_name)
         self._s3 = s3_client
         self._random = random_source
-        self._queue: queue.Queue[_Invocation] = queue.Queue(maxsize=max_queue)
+        self._queue: queue.Queue[_Invocation | _Observed] = queue.Queue(maxsize=max_queue)
         self._lock = threading.Lock()
         self._done = threading.Condition(self._lock)
         self._offered = self._sampled = self._dropped = self._written = self._failed = self._files = 0
@@ -151,13 +191,16 @@ class CaptureWriter:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, model_name: str | None = None) -> "CaptureWriter | None":
-        """A writer configured by MLPLAT_CAPTURE_* variables, or None when no destination (or 0 %) is set."""
+        """A writer configured by MLPLAT_CAPTURE_* variables, or None when no destination (or 0 %) is set.
+
+        The writer is closed (what is queued is written) when the process exits normally.
+        """
         env = os.environ if env is None else env
         destination = env.get(DESTINATION_ENV, "").strip()
         percent = float(env.get(PERCENT_ENV, "").strip() or 100)
         if not destination or percent <= 0:
             return None
-        return cls(
+        writer = cls(
             destination,
             env.get(ENDPOINT_ENV, "").strip() or DEFAULT_ENDPOINT,
             percent,
@@ -166,6 +209,8 @@ class CaptureWriter:
             model_name=model_name,
             kms_key_id=env.get(KMS_ENV, "").strip() or None,
         )
+        atexit.register(writer.close, 10.0)
+        return writer
 
     @property
     def stats(self) -> CaptureStats:
@@ -184,9 +229,7 @@ class CaptureWriter:
     ) -> bool:
         """Queue one invocation if it is sampled; True when queued. Never blocks, never raises."""
         try:
-            with self._lock:
-                self._offered += 1
-            if self._stopping.is_set() or self._random() * 100 >= self.sample_percent:
+            if not self._sample():
                 return False
             item = _Invocation(
                 time=time.time(),
@@ -197,19 +240,45 @@ class CaptureWriter:
                 model_name=model_name or self.model_name,
                 model_version=model_version,
             )
-            try:
-                self._queue.put_nowait(item)
-            except queue.Full:
-                with self._lock:
-                    self._sampled += 1
-                    self._dropped += 1
-                return False
-            with self._lock:
-                self._sampled += 1
-            return True
+            return self._enqueue(item)
         except Exception:  # capture must never fail a request
             log.debug("capture offer failed", exc_info=True)
             return False
+
+    def observe(self, info: Any, table: Any, predictions: Any) -> None:
+        """The serving app's listener hook (`serving.runtime.PredictionListener`): a scored request's decoded table
+        and predictions, captured like `offer` (as a JSON `dataframe_split` body); serialised off the event loop."""
+        try:
+            if not self._sample():
+                return
+            item = _Observed(
+                time=time.time(),
+                names=tuple(table.names) if table.names is not None else None,
+                columns=tuple(table.columns),
+                predictions=predictions,
+                model_name=getattr(info, "name", None) or self.model_name,
+                model_version=getattr(info, "version", None),
+            )
+            self._enqueue(item)
+        except Exception:  # capture must never fail a request
+            log.debug("capture observe failed", exc_info=True)
+
+    def _sample(self) -> bool:
+        with self._lock:
+            self._offered += 1
+        return not self._stopping.is_set() and self._random() * 100 < self.sample_percent
+
+    def _enqueue(self, item: "_Invocation | _Observed") -> bool:
+        try:
+            self._queue.put_nowait(item)
+        except queue.Full:
+            with self._lock:
+                self._sampled += 1
+                self._dropped += 1
+            return False
+        with self._lock:
+            self._sampled += 1
+        return True
 
     def flush(self, timeout: float = 30.0) -> bool:
         """Write everything queued so far; True when it was written (or failed for good) within `timeout`."""
@@ -239,8 +308,8 @@ class CaptureWriter:
             elif self._stopping.is_set() and self._queue.empty():
                 return
 
-    def _collect(self) -> list[_Invocation]:
-        batch: list[_Invocation] = []
+    def _collect(self) -> list[_Invocation | _Observed]:
+        batch: list[_Invocation | _Observed] = []
         deadline = time.monotonic() + self.flush_interval
         while len(batch) < self.batch_size:
             try:
@@ -260,11 +329,12 @@ class CaptureWriter:
                 continue
         return batch
 
-    def _write(self, batch: list[_Invocation]) -> None:
+    def _write(self, batch: list[_Invocation | _Observed]) -> None:
         by_hour: dict[str, list[str]] = {}
         for item in batch:
             try:
-                line = json.dumps(capture_record(item), separators=(",", ":"))
+                invocation = _from_observed(item) if isinstance(item, _Observed) else item
+                line = json.dumps(capture_record(invocation), separators=(",", ":"))
             except Exception:
                 log.warning("capture record could not be serialised; dropped", exc_info=True)
                 self._count(failed=1)

@@ -170,3 +170,33 @@ def test_the_writer_is_configured_from_the_environment(tmp_path) -> None:
     assert writer is not None
     assert (writer.endpoint_name, writer.sample_percent, writer.model_name) == ("ep-env", 40.0, "abalone")
     writer.close()
+
+
+class _Table:
+    def __init__(self, names, columns) -> None:
+        self.names, self.columns, self.n_rows = names, columns, len(columns[0])
+
+
+class _Info:
+    name, version = "abalone", "6"
+
+
+def test_the_servers_listener_hook_captures_tables_and_numpy_predictions(tmp_path) -> None:
+    import numpy as np
+
+    writer = CaptureWriter(str(tmp_path), ENDPOINT, 100, flush_interval=0.05)
+    writer.observe(_Info(), _Table(("Sex", "Length"), (["M", "F"], [0.5, 0.25])), np.array([9.5, 7.0], np.float32))
+    writer.observe(_Info(), _Table(None, (("I",), ("0.125",))), np.array([[4.0]]))
+    writer.close()
+    found = reader.read_captures(str(tmp_path / ENDPOINT))
+    assert found.model_versions == {("abalone", "6"): 2}
+    table = reader.to_table(found.records, ["Sex", "Length"])
+    assert table.columns == {"Sex": ["M", "F", "I"], "Length": [0.5, 0.25, "0.125"]}
+    assert table.predictions == [9.5, 7.0, 4.0]
+
+
+def test_a_listener_observation_that_cannot_be_read_is_swallowed(tmp_path) -> None:
+    writer = CaptureWriter(str(tmp_path), ENDPOINT, 100, flush_interval=0.05)
+    writer.observe(None, object(), None)
+    writer.close()
+    assert writer.stats.written == 0
