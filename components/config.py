@@ -236,6 +236,13 @@ def _semantic_problems(cfg: StackConfig) -> list[str]:
             add(f"mlplat:endpoints[{i}].maxCapacity must be >= minCapacity (got {ep.max_capacity} < {ep.min_capacity})")
     for name in _duplicates(ep.name for ep in cfg.endpoints):
         add(f"mlplat:endpoints has duplicate name {name!r}")
+    artifacts = cfg.artifacts
+    if artifacts.checkpoint_expiration_days <= artifacts.checkpoint_transition_days:
+        # S3 rejects a lifecycle rule that expires objects on or before the day it transitions them.
+        add(
+            "mlplat:artifacts.checkpointExpirationDays must be > checkpointTransitionDays "
+            f"(got {artifacts.checkpoint_expiration_days} <= {artifacts.checkpoint_transition_days})"
+        )
     if sorted(cfg.budget.thresholds) != cfg.budget.thresholds or _duplicates(str(t) for t in cfg.budget.thresholds):
         add(f"mlplat:budget.thresholds must be strictly increasing (got {cfg.budget.thresholds})")
     if cfg.gpu_pools and cfg.cluster is None:

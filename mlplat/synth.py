@@ -45,6 +45,7 @@ import sys
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -168,16 +169,42 @@ def synthesize(stack_file: Path, stack: str) -> PlanRecord:
     Raises `components.config.ConfigError` (nothing ran) or `SynthesisError` (the program failed).
     """
     cfg = stack_config.load_stack_file(stack_file)
-    engine_config = _engine_config(stack_file)
+    record = _in_fresh_thread(stack, _engine_config(stack_file), cfg.region, lambda: _execute(PROGRAM))
+    return PlanRecord(
+        stack=stack,
+        stack_file=stack_config.display_path(stack_file),
+        config=cfg.model_dump(mode="json", by_alias=True),
+        resources=record.resources,
+        outputs=record.outputs,
+        stack_urn=record.stack_urn,
+    )
+
+
+def run(
+    program: Callable[[], None],
+    *,
+    stack: str = "test",
+    region: str = "us-east-1",
+    config: Mapping[str, str] | None = None,
+) -> PlanRecord:
+    """Run any Pulumi program function under the same mocks (a component on its own, in a test).
+
+    `config` is the engine's config (`{"mlplat:environment": "dev"}`); the program's exports are the outputs.
+    """
+    return _in_fresh_thread(stack, dict(config or {}), region, program)
+
+
+def _in_fresh_thread(stack: str, engine_config: dict[str, str], region: str, program: Callable[[], None]) -> PlanRecord:
+    """Run `program` on a new thread: a fresh contextvars context, so a fresh Pulumi runtime, every time."""
     result: dict[str, Any] = {}
 
-    def run() -> None:
+    def target() -> None:
         try:
-            result["record"] = _run_program(stack, engine_config, cfg)
+            result["record"] = _run_program(stack, engine_config, region, program)
         except BaseException as exc:  # handed to the calling thread
             result["error"] = exc
 
-    thread = threading.Thread(target=run, name=f"mlplat-synth-{stack}")
+    thread = threading.Thread(target=target, name=f"mlplat-synth-{stack}")
     thread.start()
     thread.join()
     if "error" in result:
@@ -188,8 +215,8 @@ def synthesize(stack_file: Path, stack: str) -> PlanRecord:
     record: PlanRecord = result["record"]
     return PlanRecord(
         stack=stack,
-        stack_file=stack_config.display_path(stack_file),
-        config=cfg.model_dump(mode="json", by_alias=True),
+        stack_file="",
+        config={},
         resources=_tree_order(record.resources, record.stack_urn),
         outputs=record.outputs,
         stack_urn=record.stack_urn,
@@ -226,20 +253,23 @@ def _engine_config(stack_file: Path) -> dict[str, str]:
     return {str(k): v if isinstance(v, str) else json.dumps(v) for k, v in values.items()}
 
 
-def _run_program(stack: str, engine_config: dict[str, str], cfg: stack_config.StackConfig) -> PlanRecord:
-    """Run `__main__.py` once, on this (fresh) thread; the runtime's state lives in this thread's context."""
+def _run_program(stack: str, engine_config: dict[str, str], region: str, program: Callable[[], None]) -> PlanRecord:
+    """Run a program once, on this (fresh) thread; the runtime's state lives in this thread's context."""
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
+    # One worker: the mock monitor's calls are quick, and CPython 3.11 can fail with "AST constructor recursion
+    # depth mismatch" when several threads compile at once (pulumi resolves type hints with eval on these threads).
+    loop.set_default_executor(ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"mlplat-synth-{stack}"))
     try:
         # A fresh thread starts from an empty context, where these two have no value yet.
         settings.SETTINGS.outputs = set()
         settings.SETTINGS.lock = threading.Lock()
         pulumi.runtime.set_all_config(engine_config)
-        monitor = _RecordingMonitor(_Mocks(region=cfg.region))
+        monitor = _RecordingMonitor(_Mocks(region=region))
         mocks.set_mocks(monitor.mocks, project=PROJECT, stack=stack, preview=False, monitor=monitor)
         if str(REPO_ROOT) not in sys.path:
             sys.path.insert(0, str(REPO_ROOT))
-        loop.run_until_complete(runtime_stack.run_pulumi_func(lambda: _execute(PROGRAM)))
+        loop.run_until_complete(runtime_stack.run_pulumi_func(program))
         root = settings.get_root_resource()
         exports = getattr(root, "outputs", {}) or {}
         outputs = loop.run_until_complete(pulumi.Output.from_input(dict(exports)).future()) or {}
@@ -274,6 +304,14 @@ class _RecordingMonitor(mocks.MockMonitor):
         self._lock = threading.Lock()
         self._transforms: dict[str, list[pulumi.ResourceTransform]] = {}
         self._parents: dict[str, str] = {}
+
+    def make_urn(self, parent: str, type_: str, name: str) -> str:
+        """URNs as the engine makes them: the parent's full qualified type chain, the stack left out."""
+        if parent:
+            qualified_parent = parent.split("::")[2]
+            if qualified_parent != "pulumi:pulumi:Stack":
+                type_ = f"{qualified_parent}${type_}"
+        return f"urn:pulumi:{settings.get_stack()}::{settings.get_project()}::{type_}::{name}"
 
     def RegisterResource(self, request: Any) -> Any:
         if request.type == "pulumi:pulumi:Stack":

@@ -16,7 +16,8 @@ def _one(plan: PlanRecord, type_token: str) -> dict:
 def test_bucket_is_a_child_of_the_artifact_store(dev: PlanRecord) -> None:
     bucket = dev.get("aws:s3/bucket:Bucket", "mlplat-dev-artifacts-bucket")
     assert bucket.urn == (
-        "urn:pulumi:dev::mlplat::mlplat:artifacts:ArtifactStore$aws:s3/bucket:Bucket::mlplat-dev-artifacts-bucket"
+        "urn:pulumi:dev::mlplat::mlplat:platform:MlPlatform$mlplat:artifacts:ArtifactStore$aws:s3/bucket:Bucket"
+        "::mlplat-dev-artifacts-bucket"
     )
     assert bucket.parent == dev.get(STORE, "mlplat-dev-artifacts").urn
 
