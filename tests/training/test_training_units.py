@@ -1,0 +1,266 @@
+"""The training package's pieces, in process: maths, settings, encoding, export, profile, gate, metric buffering."""
+
+import copy
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from training_support import ABALONE
+
+from training import config, data, export, profile, registry
+from training.errors import InputError
+from training.model import FlatAdamW, FlatParameters, FusedStep, MLPRegressor, StandardisedView, autograd_step
+from training.tracking import AsyncMetricSink
+
+NUMERIC = ["Length", "Diameter", "Height", "WholeWeight", "ShuckedWeight", "VisceraWeight", "ShellWeight"]
+
+
+def twin_networks(dropout: float) -> tuple[MLPRegressor, MLPRegressor]:
+    torch.manual_seed(0)
+    net = MLPRegressor(10, [16, 8], dropout, target_mean=9.9, target_std=3.2)
+    return net, copy.deepcopy(net)
+
+
+@pytest.mark.parametrize("dropout", [0.0, 0.3])
+def test_fused_step_updates_weights_exactly_as_autograd_does(dropout: float) -> None:
+    fused_net, autograd_net = twin_networks(dropout)
+    fused_flat, autograd_flat = FlatParameters(fused_net), FlatParameters(autograd_net)
+    fused_opt, autograd_opt = FlatAdamW(fused_flat, 1e-2, 1e-3), FlatAdamW(autograd_flat, 1e-2, 1e-3)
+    step = FusedStep(fused_net, fused_opt)
+    view = StandardisedView(autograd_net)
+    for seed in range(5):
+        x, y = torch.randn(32, 10), torch.randn(32)
+        torch.manual_seed(seed)
+        fused_loss = step(x, y)
+        torch.manual_seed(seed)
+        autograd_loss = autograd_step(view, autograd_flat, autograd_opt, x, y)
+        torch.testing.assert_close(fused_loss, autograd_loss)
+        torch.testing.assert_close(fused_flat.grad, autograd_flat.grad)
+    torch.testing.assert_close(fused_flat.flat, autograd_flat.flat)
+
+
+def test_flat_adamw_matches_torch_adamw() -> None:
+    net, reference = twin_networks(0.0)
+    flat = FlatParameters(net)
+    optimizer = FlatAdamW(flat, 1e-2, 1e-2)
+    torch_optimizer = torch.optim.AdamW(reference.parameters(), lr=1e-2, weight_decay=1e-2)
+    for _ in range(5):
+        x, y = torch.randn(32, 10), torch.randn(32)
+        autograd_step(StandardisedView(net), flat, optimizer, x, y)
+        torch_optimizer.zero_grad()
+        (reference.core(x) - y).square().mean().backward()
+        torch_optimizer.step()
+    expected = torch.cat([parameter.detach().reshape(-1) for parameter in reference.parameters()])
+    torch.testing.assert_close(flat.flat.detach(), expected)
+
+
+def test_network_output_is_in_target_units() -> None:
+    net, _ = twin_networks(0.0)
+    net.eval()
+    x = torch.randn(4, 10)
+    torch.testing.assert_close(net(x), net.core(x) * 3.2 + 9.9)
+
+
+def test_flag_overrides_env_which_overrides_json_which_overrides_default(tmp_path: Path) -> None:
+    hp = tmp_path / "hyperparameters.json"
+    hp.write_text(json.dumps({"epochs": "7", "lr": "0.5", "batch-size": "16", "hidden": [8, 4]}))
+    env = {"MLPLAT_HYPERPARAMETERS": str(hp), "MLPLAT_LR": "0.25", "MLPLAT_EPOCHS": "9"}
+
+    settings = config.resolve(["train", "--epochs", "11"], env)
+
+    assert settings.epochs == 11  # flag beats env (9) and json (7)
+    assert settings.lr == 0.25  # env beats json (0.5)
+    assert settings.batch_size == 16  # json beats the default (64)
+    assert settings.hidden == (8, 4)
+    assert settings.weight_decay == 0.0001  # default
+
+
+def test_sagemaker_paths_come_from_sagemaker_variables() -> None:
+    env = {"SM_CHANNEL_TRAIN": "/data/train", "SM_MODEL_DIR": "/m", "SM_OUTPUT_DATA_DIR": "/o"}
+
+    settings = config.resolve([], env)
+
+    assert (settings.data, settings.model_dir, settings.output_data_dir) == ("/data/train", Path("/m"), Path("/o"))
+    assert settings.checkpoint_dir == Path("/opt/ml/checkpoints")
+    assert settings.hyperparameters == Path("/opt/ml/input/config/hyperparameters.json")
+
+
+def test_sagemaker_arn_tracking_uri_without_the_plugin_is_bad_input(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(config.importlib.util, "find_spec", lambda name: None)
+    env = {"MLFLOW_TRACKING_URI": "arn:aws:sagemaker:us-east-1:123456789012:mlflow-tracking-server/dev"}
+
+    with pytest.raises(InputError, match="sagemaker-mlflow plugin is not installed"):
+        config.resolve([], env)
+
+
+@pytest.fixture(scope="module")
+def abalone_splits(tmp_path_factory: pytest.TempPathFactory) -> data.Splits:
+    table = data.load_table(str(ABALONE), "Rings", tmp_path_factory.mktemp("work"))
+    return data.prepare(table, seed=42, val_fraction=0.15, test_fraction=0.15)
+
+
+def test_split_is_deterministic_and_disjoint() -> None:
+    first = data.split_indices(1000, seed=7, val_fraction=0.15, test_fraction=0.15)
+    again = data.split_indices(1000, seed=7, val_fraction=0.15, test_fraction=0.15)
+    other = data.split_indices(1000, seed=8, val_fraction=0.15, test_fraction=0.15)
+
+    assert all(np.array_equal(first[name], again[name]) for name in first)
+    assert not np.array_equal(first["test"], other["test"])
+    rows = np.concatenate(list(first.values()))
+    assert sorted(rows.tolist()) == list(range(1000))
+    assert [len(first[name]) for name in ("train", "val", "test")] == [700, 150, 150]
+
+
+def test_standardisation_is_fitted_on_the_training_split_only(abalone_splits: data.Splits) -> None:
+    encoding = abalone_splits.encoding
+    train = abalone_splits.raw["train"]
+
+    assert encoding.mean[0] == pytest.approx(train["Length"].mean())
+    assert encoding.std[0] == pytest.approx(train["Length"].std(ddof=0))
+    assert abalone_splits.x["train"][:, 0].mean() == pytest.approx(0.0, abs=1e-5)
+    assert abalone_splits.x["test"][:, 0].mean() != pytest.approx(0.0, abs=1e-5)
+    assert encoding.encoded_features[-3:] == ["Sex=F", "Sex=I", "Sex=M"]
+
+
+def test_exported_program_and_json_reproduce_the_network(tmp_path: Path, abalone_splits: data.Splits) -> None:
+    encoding = abalone_splits.encoding
+    torch.manual_seed(0)
+    net = MLPRegressor(len(encoding.encoded_features), [8], 0.0, encoding.target_mean, encoding.target_std).eval()
+
+    files = export.write_model_files(net, encoding, tmp_path)
+
+    spec = json.loads(files["metadata"].read_text())
+    assert spec == {
+        "format": "mlplat-mlp/1",
+        "target": "Rings",
+        "columns": ["Sex", *NUMERIC],
+        "numeric": NUMERIC,
+        "categorical": {"Sex": ["F", "I", "M"]},
+        "encoded_features": [*NUMERIC, "Sex=F", "Sex=I", "Sex=M"],
+        "mean": encoding.mean,
+        "std": encoding.std,
+        "target_mean": None,
+        "target_std": None,
+        "output": "target_units",
+        "program": "model.pt2",
+    }  # fmt: skip
+    program = torch.export.load(files["program"]).module()
+    x = torch.from_numpy(abalone_splits.x["test"])
+    for rows in (x[:1], x):
+        torch.testing.assert_close(program(rows), net(rows))
+
+
+def test_pyfunc_encoding_matches_training_encoding_including_unknown_categories(abalone_splits: data.Splits) -> None:
+    from training.pyfunc_model import encode
+
+    spec = export.metadata(abalone_splits.encoding)
+    raw = abalone_splits.raw["test"].head(20).copy()
+    raw.loc[0, "Sex"] = "unknown"
+
+    encoded = encode(raw, spec)
+
+    np.testing.assert_allclose(encoded, abalone_splits.encoding.encode(raw), rtol=1e-6)
+    assert encoded[0, -3:].tolist() == [0.0, 0.0, 0.0]
+
+
+def test_reference_profile_has_the_documented_shape(abalone_splits: data.Splits) -> None:
+    train = abalone_splits.raw["train"]
+    predictions = np.linspace(5.0, 15.0, len(train))
+
+    document = profile.reference_profile(train, ["Length"], ["Sex"], predictions)
+
+    assert document["format"] == "mlplat-profile/1"
+    assert document["n"] == len(train)
+    length = document["features"]["Length"]
+    assert length["type"] == "numeric"
+    assert len(length["quantiles"]) == 21
+    assert length["quantiles"][0] == train["Length"].min() and length["quantiles"][-1] == train["Length"].max()
+    assert len(length["counts"]) == len(length["bins"]) - 1 and sum(length["counts"]) == len(train)
+    assert len(length["sample"]) == 500
+    sex = document["features"]["Sex"]
+    assert sex["type"] == "categorical" and set(sex["frequencies"]) == {"F", "I", "M"}
+    assert sum(sex["frequencies"].values()) == pytest.approx(1.0)
+    assert document["prediction"]["mean"] == pytest.approx(10.0)
+
+
+@pytest.mark.parametrize(
+    ("new", "champion", "margin", "promote", "decision", "aliases"),
+    [
+        (2.0, None, 0.0, False, "challenger", ["challenger"]),
+        (2.0, None, 0.0, True, "champion", ["challenger", "champion"]),
+        (2.0, 2.1, 0.0, False, "challenger", ["challenger"]),
+        (2.0, 2.1, 0.0, True, "champion", ["challenger", "champion"]),
+        (2.0, 2.0, 0.0, True, "rejected", []),
+        (2.0, 2.1, 0.1, True, "rejected", []),
+        (2.3, 2.1, 0.0, False, "rejected", []),
+    ],
+    ids=["first", "first-promoted", "beats", "beats-promoted", "ties", "within-margin", "worse"],
+)
+def test_promotion_gate(
+    new: float, champion: float | None, margin: float, promote: bool, decision: str, aliases: list[str]
+) -> None:
+    outcome = registry.decide(new, champion, margin, promote)
+
+    assert (outcome.decision, outcome.aliases) == (decision, aliases)
+
+
+class FlakyClient:
+    """A tracking client whose server is down until `up` is set."""
+
+    def __init__(self) -> None:
+        self.up = False
+        self.received: list[Any] = []
+
+    def log_batch(self, run_id: str, metrics: list[Any]) -> None:
+        if not self.up:
+            from mlflow.exceptions import MlflowException
+
+            raise MlflowException("API request failed: Connection refused", error_code="INTERNAL_ERROR")
+        self.received.extend(metrics)
+
+
+def test_metric_sink_keeps_metrics_through_an_outage_and_sends_them_once_it_ends() -> None:
+    client = FlakyClient()
+    sink = AsyncMetricSink(client, "run-1", interval=0.05, max_backoff=0.1)
+    for step in range(1, 6):
+        sink.log_metrics({"val_rmse": float(step), "train_loss": 0.5}, step)
+
+    assert sink.flush(timeout=0.3) is False
+    assert len(sink.pending()) == 10
+    client.up = True
+    assert sink.close(timeout=5.0) is True
+
+    assert sorted((m.key, m.step) for m in client.received) == sorted(
+        (key, step) for step in range(1, 6) for key in ("val_rmse", "train_loss")
+    )
+    assert sink.pending() == []
+
+
+def test_metric_sink_restores_metrics_carried_by_a_checkpoint() -> None:
+    client = FlakyClient()
+    first = AsyncMetricSink(client, "run-1", interval=60)
+    first.log_metrics({"val_rmse": 2.0}, 3)
+    carried = first.pending()
+    client.up = True
+    second = AsyncMetricSink(client, "run-1", interval=60)
+
+    second.restore(carried)
+
+    assert second.close(timeout=5.0)
+    assert [(m.key, m.value, m.step, m.timestamp) for m in client.received] == [
+        ("val_rmse", 2.0, 3, carried[0]["timestamp"])
+    ]
+
+
+def test_encoding_of_the_raw_frame_uses_training_categories_only() -> None:
+    frame = pd.DataFrame({"c": ["a", "b", "a", "b"], "x": [1.0, 2.0, 3.0, 4.0], "y": [0.0, 1.0, 0.0, 1.0]})
+    table = data.Table(frame, "y", ["x"], ["c"], "mem", ["mem"], "0")
+
+    encoding = data.fit_encoding(table, frame.iloc[:1])
+
+    assert encoding.categorical == {"c": ["a"]}
+    assert encoding.encode(frame)[:, 1].tolist() == [1.0, 0.0, 1.0, 0.0]
