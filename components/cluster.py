@@ -5,7 +5,7 @@ gets cluster admin through an access entry and is the role the Kubernetes provid
 the cluster gets nothing. Without an admin role the creator keeps the bootstrap admin grant, so a first deploy works.
 
 The cluster's physical name is derived from the component's name (not auto-suffixed) because the control-plane log
-group must exist, with its retention, under `/aws/eks/<cluster>/cluster` before EKS first writes to it.
+group must exist, with its retention and KMS key, under `/aws/eks/<cluster>/cluster` before EKS first writes to it.
 """
 
 import json
@@ -17,7 +17,7 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
-from components import nodepool
+from components import iam, nodepool
 
 CONTROL_PLANE_LOG_TYPES = ("api", "audit", "authenticator", "controllerManager", "scheduler")
 CLUSTER_ADMIN_POLICY_ARN = "arn:aws:eks::aws:cluster-access-policy/AmazonEKSClusterAdminPolicy"
@@ -188,11 +188,37 @@ class GpuCluster(pulumi.ComponentResource):
         physical_name = name
         self.version = args.version
 
+        log_group_name = f"/aws/eks/{physical_name}/cluster"
+        account, arn_partition = iam.account_id(), iam.partition()
+        log_group_arn = pulumi.Output.concat(
+            "arn:", arn_partition, ":logs:", args.region, ":", account, ":log-group:", log_group_name
+        )
+        # One key for the cluster's secrets and its control-plane logs; CloudWatch may use it for that group only.
         secrets_key = aws.kms.Key(
-            f"{name}-secrets-key",
-            description=f"EKS secrets envelope encryption for {physical_name}",
+            f"{name}-key",
+            description=f"Encrypts the Kubernetes secrets and control-plane logs of {physical_name}",
             enable_key_rotation=True,
             deletion_window_in_days=30,
+            policy=iam.policy_document(
+                [
+                    iam.account_root_statement(account, arn_partition),
+                    {
+                        "Sid": "CloudWatchLogsUsesKeyForThisGroup",
+                        "Effect": "Allow",
+                        "Principal": {"Service": f"logs.{args.region}.amazonaws.com"},
+                        "Action": [
+                            "kms:Encrypt",
+                            "kms:Decrypt",
+                            "kms:ReEncryptFrom",
+                            "kms:ReEncryptTo",
+                            "kms:GenerateDataKey",
+                            "kms:DescribeKey",
+                        ],
+                        "Resource": "*",
+                        "Condition": {"ArnEquals": {"kms:EncryptionContext:aws:logs:arn": log_group_arn}},
+                    },
+                ]
+            ),
             tags=tags,
             opts=child,
         )
@@ -204,7 +230,7 @@ class GpuCluster(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=role),
         )
         key_policy = aws.iam.RolePolicy(
-            f"{name}-role-secrets-key",
+            f"{name}-role-key",
             role=role.id,
             policy=pulumi.Output.json_dumps(
                 {
@@ -222,8 +248,9 @@ class GpuCluster(pulumi.ComponentResource):
         )
         log_group = aws.cloudwatch.LogGroup(
             f"{name}-logs",
-            name=f"/aws/eks/{physical_name}/cluster",
+            name=log_group_name,
             retention_in_days=args.log_retention_days,
+            kms_key_id=secrets_key.arn,
             tags=tags,
             opts=child,
         )

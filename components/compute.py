@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 import pulumi
 
+from components import iam
 from components.cluster import GpuCluster, GpuClusterArgs
 from components.cluster_services import ClusterServices, ClusterServicesArgs
 from components.config import ClusterConfig, GpuPoolConfig, TeamConfig
@@ -26,12 +27,8 @@ class GpuComputeArgs:
     """The network's private subnets."""
     vpc_cidr: str
     """The VPC's CIDR (team network policies allow HTTPS to the endpoints in it)."""
-    bucket_arn: pulumi.Input[str]
-    """The artifact bucket."""
-    kms_key_arn: pulumi.Input[str]
-    """The artifact bucket's KMS key."""
-    tracking_arn: pulumi.Input[str]
-    """The SageMaker MLflow tracking server or app."""
+    team_statements: Sequence[iam.Statement]
+    """What each team's IRSA role may do (`components.team.team_role_statements`)."""
     gpu_pools: Sequence[GpuPoolConfig] = ()
     """Validated `mlplat:gpuPools`."""
     teams: Sequence[TeamConfig] = ()
@@ -127,9 +124,7 @@ class GpuCompute(pulumi.ComponentResource):
                     provider=cluster.provider,
                     oidc_provider_arn=cluster.oidc_provider_arn,
                     oidc_issuer=cluster.oidc_issuer,
-                    bucket_arn=args.bucket_arn,
-                    kms_key_arn=args.kms_key_arn,
-                    tracking_arn=args.tracking_arn,
+                    statements=args.team_statements,
                     tags=tags,
                 ),
                 opts=pulumi.ResourceOptions(parent=self),

@@ -8,10 +8,12 @@ import pulumi
 from components import iam, images, tagging
 from components.artifacts import DATA_CAPTURE_PREFIX, MLFLOW_PREFIX, MODELS_PREFIX, ArtifactStore, ArtifactStoreArgs
 from components.budget import BudgetAlerts, BudgetAlertsArgs
+from components.compute import GpuCompute, GpuComputeArgs
 from components.config import EndpointConfig, StackConfig
 from components.endpoint import InferenceEndpoint, InferenceEndpointArgs
 from components.identity import Identity, IdentityArgs
 from components.network import Network, NetworkArgs
+from components.team import team_role_statements
 from components.tracking import TrackingServer, TrackingServerArgs
 
 
@@ -104,6 +106,26 @@ class MlPlatform(pulumi.ComponentResource):
         )
         self.tracking.grant_use(self.identity.training_role)
 
+        # GPU compute only where the stack declares a cluster (dev does not; its control plane would eat its budget).
+        self.compute: GpuCompute | None = None
+        if config.cluster is not None:
+            self.compute = GpuCompute(
+                f"{name}-compute",
+                GpuComputeArgs(
+                    cluster=config.cluster,
+                    region=config.region,
+                    subnet_ids=self.network.private_subnet_ids,
+                    vpc_cidr=self.network.vpc_cidr,
+                    team_statements=team_role_statements(self.artifacts, self.tracking),
+                    gpu_pools=config.gpu_pools,
+                    teams=config.teams,
+                    deletion_protection=config.environment == "prod",
+                    # Launch templates copy these onto instances and volumes, which the tag transform cannot reach.
+                    tags={**config.tags, tagging.COMPONENT_TAG: "compute"},
+                ),
+                self._child("compute"),
+            )
+
         account = iam.account_id()
         self.endpoints = [
             InferenceEndpoint(
@@ -155,6 +177,7 @@ class MlPlatform(pulumi.ComponentResource):
             "servingRoleArn": self.identity.serving_role_arn,
             "endpointNames": [e.endpoint_name for e in self.endpoints],
             "budgetName": self.budget.budget_name,
+            **(self.compute.stack_outputs() if self.compute is not None else {}),
             "region": self.config.region,
             "environment": self.config.environment,
         }

@@ -2,8 +2,9 @@
 service account whose IRSA role reaches the team's slice of the platform and nothing else.
 
 `render_team_namespace` is the one source of the Kubernetes objects (plain dicts); the component registers exactly
-those. The role may read `datasets/`, read and write `checkpoints/` and `mlflow/` in the artifact bucket, use its KMS
-key, and call the tracking server.
+those. The role's statements come in through the args; `team_role_statements` builds the standard set from the
+artifact store's and tracking server's grant methods: read `datasets/`, read and write `checkpoints/` and `mlflow/`,
+use the bucket's key, call the tracking server.
 """
 
 from collections.abc import Mapping, Sequence
@@ -14,46 +15,20 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
+from components import iam
+from components.artifacts import CHECKPOINTS_PREFIX, DATASETS_PREFIX, MLFLOW_PREFIX, ArtifactStore
 from components.cluster import irsa_trust_policy
 from components.k8s_objects import create_objects
 from components.nodepool import GPU_RESOURCE
+from components.tracking import TrackingServer
 
 SERVICE_ACCOUNT = "workload"
 ROLE_ARN_ANNOTATION = "eks.amazonaws.com/role-arn"
 TEAM_LABEL = "mlplat.io/team"
 PRIVATE_RANGES = ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "169.254.0.0/16", "100.64.0.0/10")
 
-# What a training or serving workload does against SageMaker managed MLflow: log runs, register versions, read them.
-TRACKING_ACTIONS = [
-    "sagemaker-mlflow:CreateExperiment",
-    "sagemaker-mlflow:GetExperiment",
-    "sagemaker-mlflow:GetExperimentByName",
-    "sagemaker-mlflow:SearchExperiments",
-    "sagemaker-mlflow:CreateRun",
-    "sagemaker-mlflow:UpdateRun",
-    "sagemaker-mlflow:GetRun",
-    "sagemaker-mlflow:SearchRuns",
-    "sagemaker-mlflow:LogMetric",
-    "sagemaker-mlflow:LogParam",
-    "sagemaker-mlflow:LogBatch",
-    "sagemaker-mlflow:LogInputs",
-    "sagemaker-mlflow:LogModel",
-    "sagemaker-mlflow:SetTag",
-    "sagemaker-mlflow:GetMetricHistory",
-    "sagemaker-mlflow:ListArtifacts",
-    "sagemaker-mlflow:CreateRegisteredModel",
-    "sagemaker-mlflow:GetRegisteredModel",
-    "sagemaker-mlflow:SearchRegisteredModels",
-    "sagemaker-mlflow:CreateModelVersion",
-    "sagemaker-mlflow:GetModelVersion",
-    "sagemaker-mlflow:UpdateModelVersion",
-    "sagemaker-mlflow:SearchModelVersions",
-    "sagemaker-mlflow:GetDownloadURIForModelVersionArtifacts",
-    "sagemaker-mlflow:GetModelVersionByAlias",
-    "sagemaker-mlflow:SetRegisteredModelAlias",
-]
-READ_PREFIXES = ("datasets/",)
-WRITE_PREFIXES = ("checkpoints/", "mlflow/")
+READ_PREFIXES = (DATASETS_PREFIX, CHECKPOINTS_PREFIX, MLFLOW_PREFIX)
+WRITE_PREFIXES = (CHECKPOINTS_PREFIX, MLFLOW_PREFIX)
 
 
 @dataclass(frozen=True)
@@ -96,47 +71,23 @@ class TeamNamespaceArgs:
     """The cluster's IAM OIDC provider."""
     oidc_issuer: pulumi.Input[str]
     """The cluster's OIDC issuer URL."""
-    bucket_arn: pulumi.Input[str]
-    """The artifact bucket."""
-    kms_key_arn: pulumi.Input[str]
-    """The artifact bucket's KMS key."""
-    tracking_arn: pulumi.Input[str]
-    """The SageMaker MLflow tracking server or app."""
+    statements: Sequence[iam.Statement]
+    """Everything the team's role may do (`team_role_statements` builds the standard set)."""
     tags: Mapping[str, str] = field(default_factory=dict)
     """Tags for the IAM role."""
 
 
-def team_policy_statements(
-    bucket_arn: pulumi.Input[str], kms_key_arn: pulumi.Input[str], tracking_arn: pulumi.Input[str]
-) -> list[dict[str, Any]]:
-    """The team role's statements; values may be Outputs (`pulumi.Output.json_dumps` resolves them)."""
+def team_role_statements(artifacts: ArtifactStore, tracking: TrackingServer) -> list[iam.Statement]:
+    """Read `datasets/`, read and write `checkpoints/` and `mlflow/`, use the bucket's key, call the tracking server.
 
-    def objects(prefixes: Sequence[str]) -> list[pulumi.Output[str]]:
-        return [pulumi.Output.concat(bucket_arn, "/", prefix, "*") for prefix in prefixes]
-
-    return [
-        {
-            "Sid": "ListTeamPrefixes",
-            "Effect": "Allow",
-            "Action": ["s3:ListBucket"],
-            "Resource": bucket_arn,
-            "Condition": {"StringLike": {"s3:prefix": [f"{p}*" for p in (*READ_PREFIXES, *WRITE_PREFIXES)]}},
-        },
-        {"Sid": "ReadDatasets", "Effect": "Allow", "Action": ["s3:GetObject"], "Resource": objects(READ_PREFIXES)},
-        {
-            "Sid": "WriteCheckpointsAndTracking",
-            "Effect": "Allow",
-            "Action": ["s3:GetObject", "s3:PutObject", "s3:AbortMultipartUpload"],
-            "Resource": objects(WRITE_PREFIXES),
-        },
-        {
-            "Sid": "UseArtifactKey",
-            "Effect": "Allow",
-            "Action": ["kms:Decrypt", "kms:GenerateDataKey"],
-            "Resource": kms_key_arn,
-        },
-        {"Sid": "CallTracking", "Effect": "Allow", "Action": TRACKING_ACTIONS, "Resource": tracking_arn},
-    ]
+    Built from the artifact store's and tracking server's own grant methods, so the ARNs and actions have one source.
+    """
+    statements: list[iam.Statement] = []
+    for prefix in READ_PREFIXES:
+        statements += artifacts.read_statements(prefix)
+    for prefix in WRITE_PREFIXES:
+        statements += artifacts.write_statements(prefix)
+    return [*statements, *artifacts.kms_statements(), *tracking.client_statements()]
 
 
 def render_team_namespace(spec: TeamSpec, role_arn: pulumi.Input[str]) -> list[dict[str, Any]]:
@@ -272,12 +223,7 @@ class TeamNamespace(pulumi.ComponentResource):
         aws.iam.RolePolicy(
             f"{name}-policy",
             role=role.id,
-            policy=pulumi.Output.json_dumps(
-                {
-                    "Version": "2012-10-17",
-                    "Statement": team_policy_statements(args.bucket_arn, args.kms_key_arn, args.tracking_arn),
-                }
-            ),
+            policy=iam.policy_document(args.statements),
             opts=pulumi.ResourceOptions(parent=role),
         )
         create_objects(

@@ -19,6 +19,12 @@ OIDC_HOST = OIDC_ISSUER.removeprefix("https://")
 CLUSTER_ENDPOINT = "https://EXAMPLE0123.gr7.us-east-1.eks.amazonaws.com"
 
 
+INVOKES: dict[str, dict[str, Any]] = {
+    "aws:index/getCallerIdentity:getCallerIdentity": {"accountId": ACCOUNT, "id": ACCOUNT},
+    "aws:index/getPartition:getPartition": {"partition": "aws", "id": "aws", "dnsSuffix": "amazonaws.com"},
+}
+
+
 @dataclass(frozen=True)
 class Recorded:
     """One registered resource as the engine saw it."""
@@ -74,7 +80,7 @@ class GpuMocks(pulumi.runtime.Mocks):
         return f"{args.name}-id", _outputs(args.typ, args.name, args.inputs)
 
     def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:
-        return {}, None
+        return INVOKES.get(args.token, {}), []
 
 
 class RecordingMonitor(MockMonitor):

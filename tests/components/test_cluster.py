@@ -62,10 +62,10 @@ def test_a_public_endpoint_opens_only_to_the_listed_cidrs() -> None:
 
 
 def test_secrets_are_envelope_encrypted_with_the_clusters_own_rotating_key(plan: Synthesis, eks: Recorded) -> None:
-    key = plan.named(f"{NAME}-secrets-key")
+    key = plan.named(f"{NAME}-key")
     assert key.inputs["enableKeyRotation"] is True
     assert eks.inputs["encryptionConfig"] == {
-        "provider": {"keyArn": f"arn:aws:kms:us-east-1:{ACCOUNT}:key/{NAME}-secrets-key"},
+        "provider": {"keyArn": f"arn:aws:kms:us-east-1:{ACCOUNT}:key/{NAME}-key"},
         "resources": ["secrets"],
     }
 
@@ -74,11 +74,24 @@ def test_all_five_control_plane_log_types_are_enabled(eks: Recorded) -> None:
     assert eks.inputs["enabledClusterLogTypes"] == ["api", "audit", "authenticator", "controllerManager", "scheduler"]
 
 
-def test_control_plane_logs_land_in_a_log_group_with_retention_created_first(plan: Synthesis, eks: Recorded) -> None:
+def test_control_plane_logs_land_in_an_encrypted_log_group_with_retention_created_first(
+    plan: Synthesis, eks: Recorded
+) -> None:
     logs = plan.named(f"{NAME}-logs")
     assert logs.inputs["name"] == f"/aws/eks/{NAME}/cluster"
     assert logs.inputs["retentionInDays"] == 90
+    assert logs.inputs["kmsKeyId"] == f"arn:aws:kms:us-east-1:{ACCOUNT}:key/{NAME}-key"
     assert logs.urn in eks.dependencies
+
+
+def test_cloudwatch_may_use_the_cluster_key_for_the_control_plane_log_group_only(plan: Synthesis) -> None:
+    logs_statement = plan.named(f"{NAME}-key").policy()["Statement"][1]
+    assert logs_statement["Principal"] == {"Service": "logs.us-east-1.amazonaws.com"}
+    assert logs_statement["Condition"] == {
+        "ArnEquals": {
+            "kms:EncryptionContext:aws:logs:arn": f"arn:aws:logs:us-east-1:{ACCOUNT}:log-group:/aws/eks/{NAME}/cluster"
+        }
+    }
 
 
 def test_the_cluster_is_named_after_the_component_and_pinned_to_its_version(eks: Recorded) -> None:
@@ -128,11 +141,11 @@ def test_the_cluster_role_trusts_only_eks_and_holds_the_cluster_policy_and_its_k
         }
     ]
     assert plan.named(f"{NAME}-role-cluster").inputs["policyArn"] == "arn:aws:iam::aws:policy/AmazonEKSClusterPolicy"
-    assert plan.named(f"{NAME}-role-secrets-key").policy()["Statement"] == [
+    assert plan.named(f"{NAME}-role-key").policy()["Statement"] == [
         {
             "Effect": "Allow",
             "Action": ["kms:Encrypt", "kms:Decrypt", "kms:ListGrants", "kms:DescribeKey"],
-            "Resource": f"arn:aws:kms:us-east-1:{ACCOUNT}:key/{NAME}-secrets-key",
+            "Resource": f"arn:aws:kms:us-east-1:{ACCOUNT}:key/{NAME}-key",
         }
     ]
 
