@@ -183,3 +183,40 @@ def _plain(value: Any) -> Any:
     if isinstance(value, float) and value.is_integer():
         return int(value)
     return value
+
+
+def validate_stack(stack: str) -> Report:
+    """Synthesize a shipped stack offline and validate its Kubernetes objects against its cluster's version."""
+    from mlplat import synth
+
+    record = synth.synthesize_stack(stack)
+    cluster = record.config.get("cluster") or {}
+    return validate_plan(record, str(cluster.get("version") or SUPPORTED_VERSIONS[-1]))
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m mlplat.k8s_validate --stack prod [--json]`: exit 1 when any object or chart fails."""
+    import argparse
+    import json
+
+    parser = argparse.ArgumentParser(prog="python -m mlplat.k8s_validate", description=main.__doc__)
+    parser.add_argument("--stack", required=True, help="stack name (stacks/Pulumi.<stack>.yaml)")
+    parser.add_argument("--json", action="store_true", help="print the report as JSON")
+    args = parser.parse_args(argv)
+    report = validate_stack(args.stack)
+    if args.json:
+        print(json.dumps(report.to_json(), indent=2))
+    else:
+        print(
+            f"{args.stack}: {len(report.validated)} Kubernetes objects against the {report.schema_version} schema "
+            f"(cluster {report.cluster_version}, kubernetes-validate {KUBERNETES_VALIDATE_VERSION}), "
+            f"{len(report.helm_releases)} Helm releases"
+        )
+        for problem in report.problems:
+            print(f"  FAIL {problem}")
+        print("PASS" if report.ok else f"FAIL {len(report.problems)} problem(s)")
+    return 0 if report.ok else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,5 +1,6 @@
 """The offline Kubernetes validator: version mapping, strict schema checks, plan-record conversion, Helm pinning."""
 
+import json
 from typing import Any
 
 import pytest
@@ -115,3 +116,14 @@ def test_validating_resources_reports_objects_releases_and_problems_together() -
     assert report.helm_releases == ["Release rel"]
     assert [str(p) for p in report.problems] == ["Namespace b: spec.finalizers: 'x' is not of type 'array', 'null'"]
     assert report.to_json()["ok"] is False
+
+
+def test_the_command_validates_a_shipped_stack_and_exits_zero(capsys: pytest.CaptureFixture[str]) -> None:
+    assert k8s_validate.main(["--stack", "prod", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert (report["ok"], report["schemaVersion"], len(report["validated"]), len(report["helmReleases"])) == (
+        True,
+        "1.33",
+        16,
+        3,
+    )
