@@ -32,9 +32,11 @@ pool, team namespace, image) and applies them with the Kubernetes client when a 
 prints them.
 """
 
+import contextlib
 import json
 import os
 import re
+import sys
 import tarfile
 import tempfile
 import time
@@ -67,6 +69,12 @@ class TrainError(CloudError):
 class Target(StrEnum):
     sagemaker = "sagemaker"
     eks = "eks"
+
+
+class Client(StrEnum):
+    auto = "auto"
+    sdk = "sdk"
+    boto3 = "boto3"
 
 
 @dataclass(frozen=True)
@@ -285,7 +293,8 @@ def _submit_with_sdk(request: Mapping[str, Any], boto_session: Any) -> None:
             s3_uri=request["CheckpointConfig"]["S3Uri"], local_path=request["CheckpointConfig"]["LocalPath"]
         ),
         environment=request["Environment"],
-        tags=[shapes.Tag(key=tag["Key"], value=tag["Value"]) for tag in request["Tags"]],
+        # Plain dicts: `create` validates them into its own Tag model (a `shapes.Tag` is refused as another class).
+        tags=[{"key": tag["Key"], "value": tag["Value"]} for tag in request["Tags"]],
         session=boto_session,
         region=boto_session.region_name,
     )
@@ -426,7 +435,8 @@ def register_from_artifact(
         ]
         client.log_batch(run_id, metrics=metrics, params=[Param(k, v) for k, v in job.hyperparameters.items()])
         client.log_artifacts(run_id, str(model_dir), "model")
-        client.set_terminated(run_id, "FINISHED")
+        with contextlib.redirect_stdout(sys.stderr):  # MLflow prints the run's URL; stdout is the report
+            client.set_terminated(run_id, "FINISHED")
     try:
         client.create_registered_model(model)
     except MlflowException as exc:
@@ -476,6 +486,7 @@ def run_sagemaker(
     poll_interval: float,
     on_change: Callable[[dict[str, Any]], None] = lambda _d: None,
     use_sdk: bool | None = None,
+    on_submitted: Callable[[str], None] = lambda _backend: None,
 ) -> TrainResult:
     """Check the data, create the job, follow it to the end, and find or register its model version."""
     import boto3
@@ -484,6 +495,7 @@ def run_sagemaker(
     s3 = session.client("s3")
     check_dataset(s3, job.data_uri)
     backend = submit(training_job_request(job), session, use_sdk)
+    on_submitted(backend)
     described = follow(session.client("sagemaker"), job.name, timeout, poll_interval, on_change)
     check_completed(described)
     if job.network_isolation:
@@ -640,6 +652,9 @@ def train_command(
     ] = None,
     timeout: Annotated[float, typer.Option("--timeout", min=0, help="seconds to follow the job")] = 6 * 3600,
     poll_interval: Annotated[float, typer.Option("--poll-interval", min=0, help="seconds between polls")] = 30,
+    client: Annotated[
+        Client, typer.Option("--client", help="SageMaker: submit with the SDK (`cloud` extra), boto3, or auto")
+    ] = Client.auto,
     as_json: Annotated[bool, typer.Option("--json", help="print the result as JSON")] = False,
 ) -> None:
     """Launch the training container in the cloud with everything the stack provides, and follow it to the end."""
@@ -682,7 +697,12 @@ def train_command(
         if dry_run:
             typer.echo(json.dumps(training_job_request(job), indent=2))
             return
-        result = _run_with_progress(job, stack_outputs, uri, experiment, model_name, timeout, poll_interval, as_json)
+        if client is Client.sdk and not sdk_available():
+            raise TrainError("--client sdk needs the SageMaker Python SDK: pip install 'mlplat[cloud]'")
+        use_sdk = None if client is Client.auto else client is Client.sdk
+        result = _run_with_progress(
+            job, stack_outputs, uri, experiment, model_name, timeout, poll_interval, as_json, use_sdk
+        )
     except (CloudError, stack_config.ConfigError) as exc:
         fail(str(exc))
     if as_json:
@@ -707,13 +727,17 @@ def _run_with_progress(
     timeout: float,
     poll_interval: float,
     quiet: bool,
+    use_sdk: bool | None,
 ) -> TrainResult:
     from rich.console import Console
 
     console = Console(stderr=True, highlight=False)
     started = time.monotonic()
-    if not quiet:
-        console.print(f"creating training job {job.name} on {job.instance_count} x {job.instance_type}")
+
+    def on_submitted(backend: str) -> None:
+        if not quiet:
+            console.print(f"created training job {job.name} on {job.instance_count} x {job.instance_type} ({backend})")
+
     with console.status(f"waiting for {job.name}", spinner="dots") as status:
 
         def on_change(described: dict[str, Any]) -> None:
@@ -722,7 +746,9 @@ def _run_with_progress(
             if not quiet:
                 console.print(line)
 
-        return run_sagemaker(job, outputs, tracking_uri, experiment, model, timeout, poll_interval, on_change)
+        return run_sagemaker(
+            job, outputs, tracking_uri, experiment, model, timeout, poll_interval, on_change, use_sdk, on_submitted
+        )
 
 
 def _train_on_eks(

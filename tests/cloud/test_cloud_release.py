@@ -338,3 +338,23 @@ def test_packing_a_directory_without_mlmodel_is_refused(tmp_path: Path) -> None:
         pack_model_dir(tmp_path, tmp_path / "x.tar.gz")
 
     assert str(caught.value) == f"{tmp_path} is not an MLflow model directory (no MLmodel file at its root)"
+
+
+def test_the_pinned_stack_gives_the_endpoint_a_new_model_from_the_released_archive(
+    make_stack: Callable[..., FakeStack], registry: Registry, model_dir: Path
+) -> None:
+    from mlplat import synth
+
+    stack = make_stack("dev")
+    registry.register(stack.model, write_model_dir(model_dir.parent / "v1", b"old"), alias=None)
+    version = registry.register(stack.model, model_dir)
+    assert release(stack)[0] == 0
+    sha256 = hashlib.sha256(object_bytes(stack, version)).hexdigest()
+
+    record = synth.synthesize(stack.stack_file, "dev")
+
+    container = record.of_type("aws:sagemaker/model:Model")[0].inputs["primaryContainer"]
+    bucket = record.outputs["bucketName"]
+    assert container["modelDataUrl"] == f"s3://{bucket}/{artifact_key(stack.model, version)}"
+    assert container["environment"]["MLPLAT_MODEL_VERSION"] == str(version)
+    assert container["environment"]["MLPLAT_MODEL_SHA256"] == sha256
