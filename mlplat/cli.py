@@ -30,3 +30,6 @@ cost_cli.register(app)
 from mlplat.local import cli as local_cli  # noqa: E402
 
 local_cli.register(app)
+from mlplat import deploy  # noqa: E402
+
+deploy.register(app)
