@@ -95,7 +95,7 @@ class UpOptions:
     epochs: int = DEFAULT_EPOCHS
     port: int | None = None
     retrain: bool = False
-    start_timeout: float = 180.0
+    start_timeout: float = 120.0
     train_timeout: float = 900.0
     # The commands of the training job and the serving server, before their flags (tests swap in stand-ins).
     training_command: tuple[str, ...] = (sys.executable, "-m", "training")
@@ -198,10 +198,13 @@ def bucket_name(stack: str) -> str:
 
 
 def reference_data() -> Path:
-    """The reference data set shipped with the training package."""
-    import training
+    """The reference data set shipped with the training package (in the project, or the installed package)."""
+    shipped = st.PROJECT_ROOT / "training" / "data" / f"{DATASET_NAME}.csv"
+    if shipped.is_file():
+        return shipped
+    from importlib.resources import files
 
-    return Path(training.__file__).resolve().parent / "data" / f"{DATASET_NAME}.csv"
+    return Path(str(files("training") / "data" / f"{DATASET_NAME}.csv"))
 
 
 def sample_request(data: Path, rows: int = 1) -> tuple[dict[str, Any], list[str]]:
@@ -371,6 +374,7 @@ class LocalPlatform:
             raise PlatformError(str(exc)) from None
         model_name = stack_cfg.endpoints[0].model if stack_cfg.endpoints else DEFAULT_MODEL_NAME
         endpoint_name = stack_cfg.endpoints[0].name if stack_cfg.endpoints else f"{model_name}-local"
+        capture_percent = stack_cfg.endpoints[0].data_capture_percent if stack_cfg.endpoints else 0.0
         with private_umask(), st.locked(self.home):
             current = self.state()
             running = current is not None and any(p.is_alive() for p in current.parts.values())
@@ -382,7 +386,7 @@ class LocalPlatform:
                 )
             if current is None or (current.stack, current.db) != (options.stack, options.db):
                 current = State(stack=options.stack, db=options.db, bucket=bucket_name(options.stack))
-            run = _UpRun(self, current, options, model_name, endpoint_name, began)
+            run = _UpRun(self, current, options, model_name, endpoint_name, capture_percent, began)
             try:
                 report = run.execute()
             except BaseException:
@@ -406,7 +410,14 @@ class _UpRun:
     """One invocation of `up`: what it started (to roll back on failure) and what it found."""
 
     def __init__(
-        self, platform: LocalPlatform, current: State, options: UpOptions, model_name: str, endpoint: str, began: float
+        self,
+        platform: LocalPlatform,
+        current: State,
+        options: UpOptions,
+        model_name: str,
+        endpoint: str,
+        capture_percent: float,
+        began: float,
     ) -> None:
         self.platform = platform
         self.home = platform.home
@@ -416,6 +427,7 @@ class _UpRun:
         self.options = options
         self.model_name = model_name
         self.endpoint = endpoint
+        self.capture_percent = capture_percent
         self.began = began
         self.started: list[str] = []
         self.reused: list[str] = []
@@ -500,7 +512,7 @@ class _UpRun:
         mlflow = self.step_tracking()
         self.step_data(s3)
         champion, trained = self.step_train(s3, mlflow, must_train=fresh_store and not restored)
-        serving = self.step_serve(mlflow, champion)
+        serving = self.step_serve(s3, mlflow, champion)
         prediction = self.step_predict(serving)
         elapsed = time.monotonic() - self.began
         self.state.model = champion
@@ -533,7 +545,7 @@ class _UpRun:
             if part is None:
                 previous = self.state.parts.get("s3")
                 port = self.port_for("s3", previous.port if previous else None)
-                service = services.spawn_s3(port, log, umask=self.umask)
+                service = services.spawn_s3(port, log, umask=self.umask, cwd=self.home)
                 part = self.record(service, services.s3_health_url(service.url))
                 # MLflow imports for seconds and needs the store only when artifacts move: start it meanwhile.
                 self.prespawn_tracking(part.url)
@@ -555,7 +567,13 @@ class _UpRun:
     def spawn_mlflow(self, backend: str, s3_url: str) -> services.Service:
         port = self.port_for("mlflow", None)
         service = services.spawn_mlflow(
-            port, self.log("mlflow"), backend, f"s3://{self.state.bucket}/mlflow", s3_url, umask=self.umask
+            port,
+            self.log("mlflow"),
+            backend,
+            f"s3://{self.state.bucket}/mlflow",
+            s3_url,
+            umask=self.umask,
+            cwd=self.home,
         )
         self.record(service, services.mlflow_health_url(service.url), upstream=s3_url)
         return service
@@ -692,7 +710,13 @@ class _UpRun:
         offset = os.lseek(fd, 0, os.SEEK_END)
         try:
             self.training = subprocess.Popen(  # argv built here
-                argv, stdout=fd, stderr=subprocess.STDOUT, env=env, start_new_session=True, umask=self.umask
+                argv,
+                stdout=fd,
+                stderr=subprocess.STDOUT,
+                env=env,
+                cwd=self.home,
+                start_new_session=True,
+                umask=self.umask,
             )
         finally:
             os.close(fd)
@@ -711,11 +735,16 @@ class _UpRun:
             raise StepFailed(4, "train", f"the job printed no {RESULT_PREFIX.strip()} line", log)
         return result
 
-    def step_serve(self, mlflow: Part, champion: dict[str, Any]) -> Part:
-        """5: the serving server on 127.0.0.1:8080 (or a free port), loading models:/<name>@champion."""
+    def step_serve(self, s3: Part, mlflow: Part, champion: dict[str, Any]) -> Part:
+        """5: the serving server on 127.0.0.1:8080 (or a free port), loading models:/<name>@champion.
+
+        It captures invocations to s3://<bucket>/data-capture/<endpoint>/ at the stack's capture percentage, as the
+        cloud endpoint does, so the drift monitor reads the same layout locally.
+        """
         log = self.log("serving")
+        upstream = f"{mlflow.url} {s3.url}"
         with self.step(5, log) as detail:
-            part = self.healthy_part("serving", upstream=mlflow.url)
+            part = self.healthy_part("serving", upstream=upstream)
             if part is not None and served_version(part.url) != str(champion["version"]):
                 # A new champion: restart rather than wait for the server's next registry poll.
                 self.reporter.note(f"serving (pid {part.pid}) serves an older model; restarting it")
@@ -732,15 +761,27 @@ class _UpRun:
                     log,
                     tracking_uri=mlflow.url,
                     model_uri=f"models:/{self.model_name}@{CHAMPION}",
-                    env={"MLPLAT_MODEL_CACHE": str(self.home / "model-cache")},
+                    env=self.serving_env(s3),
                     command=list(self.options.serving_command),
+                    cwd=self.home,
                     timeout=self.options.start_timeout,
                     umask=self.umask,
                 )
-                part = self.record(service, services.serving_health_url(service.url), upstream=mlflow.url)
+                part = self.record(service, services.serving_health_url(service.url), upstream=upstream)
             version = served_version(part.url)
             detail(f"{part.url} serving {self.model_name} v{version}")
         return part
+
+    def serving_env(self, s3: Part) -> dict[str, str]:
+        env = {
+            "MLPLAT_MODEL_CACHE": str(self.home / "model-cache"),
+            "MLPLAT_ENDPOINT_NAME": self.endpoint,
+            "AWS_ENDPOINT_URL": s3.url,
+        }
+        if self.capture_percent > 0:
+            env["MLPLAT_CAPTURE_DESTINATION"] = f"s3://{self.state.bucket}/data-capture/{self.endpoint}/"
+            env["MLPLAT_CAPTURE_PERCENT"] = f"{self.capture_percent:g}"
+        return env
 
     def step_predict(self, serving: Part) -> dict[str, Any]:
         """6: a real request to /invocations with a row of the reference data."""

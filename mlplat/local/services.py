@@ -160,10 +160,10 @@ def _started_or_stop(service: Service, health_url: str, timeout: float, label: s
     return service
 
 
-def spawn_s3(port: int, log: Path, umask: int = -1) -> Service:
+def spawn_s3(port: int, log: Path, umask: int = -1, cwd: Path | None = None) -> Service:
     """Start moto's server mode without waiting for it."""
     argv = [sys.executable, "-m", "moto.server", "-H", LOOPBACK, "-p", str(port)]
-    return spawn("s3", argv, port, log, env=LOCAL_AWS_ENV, umask=umask)
+    return spawn("s3", argv, port, log, env=LOCAL_AWS_ENV, umask=umask, cwd=cwd)
 
 
 def start_s3(port: int, log: Path, timeout: float = 60.0, umask: int = -1) -> Service:
@@ -188,7 +188,13 @@ def mlflow_argv(port: int, artifacts_destination: str) -> list[str]:
 
 
 def spawn_mlflow(
-    port: int, log: Path, backend_store_uri: str, artifacts_destination: str, s3_endpoint_url: str, umask: int = -1
+    port: int,
+    log: Path,
+    backend_store_uri: str,
+    artifacts_destination: str,
+    s3_endpoint_url: str,
+    umask: int = -1,
+    cwd: Path | None = None,
 ) -> Service:
     """Start `mlflow server` without waiting for it (it takes seconds to import; callers overlap other work)."""
     env = {
@@ -197,7 +203,7 @@ def spawn_mlflow(
         "MLFLOW_S3_ENDPOINT_URL": s3_endpoint_url,
         "MLFLOW_BACKEND_STORE_URI": backend_store_uri,
     }
-    return spawn("mlflow", mlflow_argv(port, artifacts_destination), port, log, env=env, umask=umask)
+    return spawn("mlflow", mlflow_argv(port, artifacts_destination), port, log, env=env, umask=umask, cwd=cwd)
 
 
 def mlflow_health_url(url: str) -> str:
@@ -231,6 +237,7 @@ def start_serving(
     timeout: float = 180.0,
     umask: int = -1,
     command: list[str] | None = None,
+    cwd: Path | None = None,
 ) -> Service:
     """The serving server (SageMaker hosting contract) on loopback, loading `model_uri` from the registry."""
     full_env = {
@@ -242,7 +249,7 @@ def start_serving(
         "MLPLAT_MODEL_URI": model_uri,
         **(env or {}),
     }
-    service = spawn("serving", serving_argv(command), port, log, env=full_env, umask=umask)
+    service = spawn("serving", serving_argv(command), port, log, env=full_env, umask=umask, cwd=cwd)
     return _started_or_stop(service, serving_health_url(service.url), timeout, "serving server")
 
 
