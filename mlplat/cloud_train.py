@@ -51,7 +51,7 @@ import typer
 import yaml
 
 from components import config as stack_config
-from mlplat.outputs import CloudError, StackOutputs, fail, load_outputs
+from mlplat.outputs import CloudError, StackOutputs, check_tracking_uri, fail, load_outputs
 
 CHANNEL = "train"
 CHECKPOINT_LOCAL_PATH = "/opt/ml/checkpoints"
@@ -401,6 +401,25 @@ def _extract_model(s3: Any, artifact: str, dest: Path) -> Path:
     return model_dir
 
 
+def _final_metrics(s3: Any, artifact: str, dest: Path) -> dict[str, float]:
+    """The `final` block of the container's `metrics.json` in the job's `output.tar.gz`; {} when absent."""
+    from botocore.exceptions import ClientError
+
+    bucket, key = _split_s3(artifact.rsplit("/", 1)[0] + "/output.tar.gz")
+    archive = dest / "output.tar.gz"
+    try:
+        s3.download_file(bucket, key, str(archive))
+        with tarfile.open(archive) as tar:
+            member = tar.extractfile("metrics.json")
+            document = json.loads(member.read()) if member is not None else {}
+    except (ClientError, KeyError, tarfile.TarError, json.JSONDecodeError):
+        return {}
+    final = document.get("final") if isinstance(document, dict) else None
+    if not isinstance(final, dict):
+        return {}
+    return {str(k): float(v) for k, v in final.items() if isinstance(v, int | float)}
+
+
 def register_from_artifact(
     tracking_uri: str, s3: Any, described: Mapping[str, Any], job: SageMakerJob, experiment: str, model: str
 ) -> tuple[str, int]:
@@ -430,9 +449,9 @@ def register_from_artifact(
         )
         run_id = run.info.run_id
         now = int(time.time() * 1000)
-        metrics = [
-            Metric(str(m["MetricName"]), float(m["Value"]), now, 0) for m in described.get("FinalMetricDataList", [])
-        ]
+        values = {str(m["MetricName"]): float(m["Value"]) for m in described.get("FinalMetricDataList", [])}
+        values.update(_final_metrics(s3, artifact, Path(tmp)))
+        metrics = [Metric(key, value, now, 0) for key, value in values.items()]
         client.log_batch(run_id, metrics=metrics, params=[Param(k, v) for k, v in job.hyperparameters.items()])
         client.log_artifacts(run_id, str(model_dir), "model")
         with contextlib.redirect_stdout(sys.stderr):  # MLflow prints the run's URL; stdout is the report
@@ -697,6 +716,7 @@ def train_command(
         if dry_run:
             typer.echo(json.dumps(training_job_request(job), indent=2))
             return
+        check_tracking_uri(uri)  # this command logs or looks up the run itself
         if client is Client.sdk and not sdk_available():
             raise TrainError("--client sdk needs the SageMaker Python SDK: pip install 'mlplat[cloud]'")
         use_sdk = None if client is Client.auto else client is Client.sdk

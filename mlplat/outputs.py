@@ -54,6 +54,18 @@ class StackOutputs(BaseModel):
     cluster_name: str | None = Field(None, alias="clusterName")
 
 
+def check_tracking_uri(uri: str) -> str:
+    """The tracking URI; CloudError when it is a SageMaker MLflow ARN and the plugin that signs requests is missing."""
+    import importlib.util
+
+    if uri.startswith("arn:") and importlib.util.find_spec("sagemaker_mlflow") is None:
+        raise CloudError(
+            f"the tracking server {uri} is a SageMaker MLflow ARN: pip install 'mlplat[sagemaker]' "
+            "(the sagemaker-mlflow plugin signs its requests) or pass --tracking-uri URL"
+        )
+    return uri
+
+
 def _required_keys() -> list[str]:
     return [f.alias or n for n, f in StackOutputs.model_fields.items() if f.is_required()]
 

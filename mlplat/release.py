@@ -33,7 +33,7 @@ import typer
 import yaml
 
 from components import config as stack_config
-from mlplat.outputs import CloudError, StackOutputs, fail, load_outputs
+from mlplat.outputs import CloudError, StackOutputs, check_tracking_uri, fail, load_outputs
 
 MODEL_ARCHIVE = "model.tar.gz"
 SHA256_METADATA = "sha256"  # S3 user metadata key: x-amz-meta-sha256
@@ -514,9 +514,8 @@ def release_command(
                 from_stack_file or stack_config.stack_file(promote_from),
             )
         else:
-            result = release(
-                stack, model, stack_outputs, path, tracking_uri or stack_outputs.tracking_server_arn, alias, version
-            )
+            uri = check_tracking_uri(tracking_uri or stack_outputs.tracking_server_arn)
+            result = release(stack, model, stack_outputs, path, uri, alias, version)
     except (CloudError, stack_config.ConfigError) as exc:
         fail(str(exc))
     if as_json:

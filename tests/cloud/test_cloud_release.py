@@ -358,3 +358,24 @@ def test_the_pinned_stack_gives_the_endpoint_a_new_model_from_the_released_archi
     assert container["modelDataUrl"] == f"s3://{bucket}/{artifact_key(stack.model, version)}"
     assert container["environment"]["MLPLAT_MODEL_VERSION"] == str(version)
     assert container["environment"]["MLPLAT_MODEL_SHA256"] == sha256
+
+
+def test_a_sagemaker_tracking_arn_without_its_plugin_is_refused(
+    make_stack: Callable[..., FakeStack], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import importlib.util
+
+    stack = make_stack("dev")
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "sagemaker_mlflow" else real(name)
+    )
+
+    code, output = release(stack)
+
+    assert code == 1
+    assert output == (
+        f"error: the tracking server {stack.outputs['trackingServerArn']} is a SageMaker MLflow ARN: "
+        "pip install 'mlplat[sagemaker]' (the sagemaker-mlflow plugin signs its requests) or pass --tracking-uri URL\n"
+    )

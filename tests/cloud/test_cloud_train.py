@@ -200,11 +200,26 @@ def test_the_sagemaker_sdk_sends_the_same_request_as_boto3(
     assert recorder.requests == [expected_request(stack, name, cloud_train.ISOLATED_TRACKING_URI)]
 
 
+def upload_job_output(stack: FakeStack, name: str, tmp_path: Path) -> None:
+    """The container's /opt/ml/output/data as SageMaker uploads it: `output.tar.gz` holding `metrics.json`."""
+    import io
+    import tarfile
+
+    metrics = json.dumps({"final": {"test_rmse": 2.1, "test_r2": 0.55}, "stop_reason": "patience"}).encode()
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        info = tarfile.TarInfo("metrics.json")
+        info.size = len(metrics)
+        tar.addfile(info, io.BytesIO(metrics))
+    stack.s3().put_object(Bucket=stack.bucket, Key=f"training-jobs/{name}/output/output.tar.gz", Body=buffer.getvalue())
+
+
 def test_an_isolated_job_gets_its_run_and_version_registered_from_its_artifact(
     stack: FakeStack, registry: Registry, recorder: Recorder, tmp_path: Path
 ) -> None:
     name = job_name()
     upload_job_model(stack, name, tmp_path)
+    upload_job_output(stack, name, tmp_path)
 
     code, output = train(stack, name, "--json")
 
@@ -218,6 +233,8 @@ def test_an_isolated_job_gets_its_run_and_version_registered_from_its_artifact(
     assert run.info.run_name == name
     assert run.data.tags["mlplat.training_job"] == name
     assert run.data.params["registered_model_name"] == stack.model
+    assert run.data.metrics["test_rmse"] == 2.1
+    assert run.data.metrics["train:progress"] == 100.0  # moto's FinalMetricDataList
     assert {a.path for a in client.list_artifacts(run.info.run_id, "model")} == {"model/MLmodel", "model/artifacts"}
 
 
