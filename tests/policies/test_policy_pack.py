@@ -193,3 +193,9 @@ def test_the_pack_manifest_and_requirements_are_shipped() -> None:
     manifest = (ROOT / "policies" / "PulumiPolicy.yaml").read_text()
     assert "name: python" in manifest
     assert "pulumi-policy" in (ROOT / "policies" / "requirements.txt").read_text()
+
+
+def test_the_pack_readme_lists_every_policy_once() -> None:
+    readme = (ROOT / "policies" / "README.md").read_text()
+    for spec in registry.POLICIES:
+        assert readme.count(f"| `{spec.name}` |") == 1, spec.name
