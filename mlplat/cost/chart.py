@@ -25,7 +25,8 @@ def write_chart(estimate: Estimate, path: Path, compare: Estimate | None = None)
         ax.barh([y + 0.2 for y in positions], idle, height=0.4, label="idle", color="#4c78a8")
         ax.barh([y - 0.2 for y in positions], peak, height=0.4, label="peak", color="#f58518")
         if current.budget_usd is not None:
-            ax.axvline(current.budget_usd, color="#e45756", linestyle="--", label=f"budget \\${current.budget_usd:,.0f}")
+            budget = f"budget \\${current.budget_usd:,.0f}"
+            ax.axvline(current.budget_usd, color="#e45756", linestyle="--", label=budget)
         ax.set_yticks(list(positions), labels)
         ax.invert_yaxis()
         ax.set_xlabel("USD per month")
