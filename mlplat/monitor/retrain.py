@@ -58,12 +58,16 @@ def retrain_local(
     dirs = {name: work / name for name in ("model", "output", "checkpoints")}
     for directory in dirs.values():
         directory.mkdir(parents=True, exist_ok=True)
+    # An empty SageMaker hyperparameters file: the flags say everything, a stray /opt/ml one on this machine must not.
+    hyperparameters = work / "hyperparameters.json"
+    hyperparameters.write_text("{}\n")
     argv = [
         sys.executable, "-m", "training",
         "--data", data,
         "--model-dir", str(dirs["model"]),
         "--output-data-dir", str(dirs["output"]),
         "--checkpoint-dir", str(dirs["checkpoints"]),
+        "--hyperparameters", str(hyperparameters),
         "--registered-model-name", model,
         "--promote",
         "--experiment-name", f"mlplat-local-{target.stack or 'local'}",
@@ -75,7 +79,9 @@ def retrain_local(
     with log.open("ab") as out:
         offset = out.tell()
         try:
-            code = subprocess.run(argv, stdout=out, stderr=subprocess.STDOUT, env=env, timeout=timeout).returncode
+            code = subprocess.run(
+                argv, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=work, timeout=timeout
+            ).returncode
         except subprocess.TimeoutExpired:
             raise RetrainError(f"the retraining run did not finish within {timeout:.0f} s; see {log}") from None
     if code != 0:
