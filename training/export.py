@@ -61,6 +61,8 @@ def export_program(net: MLPRegressor, n_features: int, path: Path) -> None:
     import copy
 
     module = copy.deepcopy(net).cpu().eval()
+    # Inference only: a program whose weights require grad would make every caller wrap it in no_grad().
+    module.requires_grad_(False)
     example = torch.zeros(4, n_features, dtype=torch.float32)
     batch = torch.export.Dim("batch", min=1)
     program = torch.export.export(module, (example,), dynamic_shapes={"x": {0: batch}})
