@@ -1,0 +1,270 @@
+"""Benchmark the serving container against `mlflow models serve` on the same model, in the same run.
+
+    .venv/bin/python bench/serve.py [--model-uri DIR|models:/name@alias] [--requests 3000] [--connections 1,8,32]
+
+Without `--model-uri` it builds the abalone test model (the training container's format) in a temporary directory;
+with `--register` (and MLFLOW_TRACKING_URI) it registers that model first and both servers load it from the
+registry. Both servers run as processes on 127.0.0.1 with the same number of workers, idle while the other is
+measured. The load generator is a bounded asyncio loop over raw keep-alive HTTP/1.1 connections (no third-party
+client, so the client costs as little CPU as possible on a small machine): for each connection count it sends a
+warm-up, then the same number of requests to each server, and stops early at `--max-seconds`.
+"""
+
+import argparse
+import asyncio
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+REPO = Path(__file__).resolve().parents[1]
+HOST = "127.0.0.1"
+TARGET_RATIO, TARGET_P99_MS, TARGET_BATCH_MS = 6.0, 5.0, 10.0
+
+
+@dataclass
+class Result:
+    """One server at one connection count."""
+
+    requests: int
+    errors: int
+    seconds: float
+    latencies_ms: list[float]
+
+    @property
+    def rps(self) -> float:
+        return self.requests / self.seconds if self.seconds else 0.0
+
+    def percentile(self, q: float) -> float:
+        if not self.latencies_ms:
+            return float("nan")
+        ordered = sorted(self.latencies_ms)
+        return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind((HOST, 0))
+        return int(sock.getsockname()[1])
+
+
+def build_model(work: Path) -> str:
+    """The abalone test model as an MLflow model directory (the stand-in for the training container's output)."""
+    sys.path.insert(0, str(REPO / "tests" / "serving"))
+    from serving_models import save_abalone_model  # type: ignore[import-not-found]
+
+    return str(save_abalone_model(work / "model", work / "artifacts"))
+
+
+def register_model(work: Path, tracking_uri: str) -> str:
+    sys.path.insert(0, str(REPO / "tests" / "serving"))
+    from serving_models import register_abalone_model  # type: ignore[import-not-found]
+
+    register_abalone_model(tracking_uri, "mlplat-bench", work / "artifacts")
+    return "models:/mlplat-bench@champion"
+
+
+def start(argv: list[str], port: int, log: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:
+    with log.open("wb") as out:
+        process = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise SystemExit(f"{argv[2]} exited with {process.returncode}; see {log}")
+        try:
+            if httpx.get(f"http://{HOST}:{port}/ping", timeout=2).status_code == 200:
+                return process
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.3)
+    process.terminate()
+    raise SystemExit(f"{argv[2]} did not become healthy; see {log}")
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=40)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def request_bytes(port: int, body: bytes) -> bytes:
+    head = (
+        f"POST /invocations HTTP/1.1\r\nHost: {HOST}:{port}\r\nContent-Type: application/json\r\n"
+        f"Accept: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+    )
+    return head.encode() + body
+
+
+async def _connection(port: int, payload: bytes, budget: list[int], deadline: float, result: Result) -> None:
+    reader, writer = await asyncio.open_connection(HOST, port)
+    try:
+        while budget[0] > 0 and time.perf_counter() < deadline:
+            budget[0] -= 1
+            started = time.perf_counter()
+            writer.write(payload)
+            status_line = await reader.readline()
+            length = 0
+            while True:
+                line = await reader.readline()
+                if line in (b"\r\n", b""):
+                    break
+                if line[:15].lower() == b"content-length:":
+                    length = int(line[15:])
+            await reader.readexactly(length)
+            elapsed = time.perf_counter() - started
+            if status_line[9:12] == b"200":
+                result.latencies_ms.append(elapsed * 1000)
+                result.requests += 1
+            else:
+                result.errors += 1
+    finally:
+        writer.close()
+
+
+async def drive(port: int, body: bytes, connections: int, requests: int, max_seconds: float) -> Result:
+    """Send `requests` requests over `connections` keep-alive connections (at most `max_seconds`)."""
+    payload = request_bytes(port, body)
+    result = Result(0, 0, 0.0, [])
+    budget = [requests]
+    started = time.perf_counter()
+    await asyncio.gather(
+        *(_connection(port, payload, budget, started + max_seconds, result) for _ in range(connections))
+    )
+    result.seconds = time.perf_counter() - started
+    return result
+
+
+def measure(port: int, body: bytes, connections: int, requests: int, max_seconds: float) -> Result:
+    try:  # uvloop (installed with uvicorn[standard]) makes the client cheaper; plain asyncio works too
+        import uvloop
+
+        run = uvloop.run
+    except ImportError:
+        run = asyncio.run
+    run(drive(port, body, connections, max(50, requests // 20), max_seconds / 4))  # warm-up
+    return run(drive(port, body, connections, requests, max_seconds))
+
+
+def payload(rows: Sequence[Sequence[object]], columns: Sequence[str]) -> bytes:
+    return json.dumps({"dataframe_split": {"columns": list(columns), "data": [list(row) for row in rows]}}).encode()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--model-uri", help="a model directory or models:/ URI (default: build the test model)")
+    parser.add_argument("--register", action="store_true", help="register the built model at MLFLOW_TRACKING_URI")
+    parser.add_argument("--requests", type=int, default=3000, help="requests per server and connection count")
+    parser.add_argument("--connections", default="1,8,32", help="comma-separated connection counts")
+    parser.add_argument("--batch-requests", type=int, default=200, help="1,000-row requests per server")
+    parser.add_argument("--max-seconds", type=float, default=30.0, help="cap per measurement")
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="workers of each server")
+    parser.add_argument("--json", action="store_true", help="also print the results as JSON")
+    args = parser.parse_args(argv)
+    levels = [int(level) for level in args.connections.split(",")]
+
+    sys.path.insert(0, str(REPO / "tests" / "serving"))
+    from serving_models import COLUMNS, sample_rows  # type: ignore[import-not-found]
+
+    single = payload(sample_rows(1), COLUMNS)
+    batch = payload(sample_rows(1000), COLUMNS)
+    with tempfile.TemporaryDirectory(prefix="mlplat-bench-") as tmp:
+        work = Path(tmp)
+        # `mlflow models serve` execs `uvicorn` through bash: the venv's bin must be on PATH.
+        path = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", "PATH": path}
+        model_uri = args.model_uri
+        if model_uri is None:
+            if args.register:
+                if not os.environ.get("MLFLOW_TRACKING_URI"):
+                    raise SystemExit("--register needs MLFLOW_TRACKING_URI")
+                model_uri = register_model(work, os.environ["MLFLOW_TRACKING_URI"])
+            else:
+                model_uri = build_model(work)
+        print(f"model: {model_uri}; {args.workers} worker(s) per server; {os.cpu_count()} cores", flush=True)
+        servers = {
+            "ours": [sys.executable, "-m", "serving", "--model-uri", model_uri, "--host", HOST],
+            "mlflow": [
+                sys.executable, "-m", "mlflow", "models", "serve", "-m", model_uri, "-h", HOST,
+                "--env-manager", "local", "-w", str(args.workers),
+            ],
+        }  # fmt: skip
+        results: dict[str, dict[str, Result]] = {}
+        for name, argv_ in servers.items():
+            port = free_port()
+            full = [*argv_, "--port", str(port)] + (["--workers", str(args.workers)] if name == "ours" else [])
+            print(f"starting {name} on port {port} ...", flush=True)
+            process = start(full, port, work / f"{name}.log", env)
+            try:
+                results[name] = {}
+                for level in levels:
+                    results[name][str(level)] = measure(port, single, level, args.requests, args.max_seconds)
+                    print(f"  {name} c={level}: {results[name][str(level)].rps:,.0f} req/s", flush=True)
+                results[name]["batch"] = measure(port, batch, 1, args.batch_requests, args.max_seconds)
+            finally:
+                stop(process)
+    report(results, levels, args.requests)
+    if args.json:
+        print(json.dumps({name: {key: summary(res) for key, res in by.items()} for name, by in results.items()}))
+    errors = sum(res.errors for by in results.values() for res in by.values())
+    return 1 if errors else 0
+
+
+def summary(result: Result) -> dict[str, float]:
+    return {
+        "requests": result.requests,
+        "errors": result.errors,
+        "rps": round(result.rps, 1),
+        "p50_ms": round(result.percentile(0.50), 3),
+        "p99_ms": round(result.percentile(0.99), 3),
+    }
+
+
+def report(results: dict[str, dict[str, Result]], levels: list[int], requests: int) -> None:
+    ours, theirs = results["ours"], results["mlflow"]
+    print()
+    print(f"single-row requests ({requests} per cell; latency in ms)")
+    header = f"{'conns':>5} | {'ours req/s':>10} {'p50':>7} {'p99':>7} | {'mlflow req/s':>12} {'p50':>7} {'p99':>7} |"
+    print(header + f" {'req/s x':>7} {'p99 /':>7} | errors")
+    print("-" * (len(header) + 26))
+    for level in levels:
+        a, b = ours[str(level)], theirs[str(level)]
+        print(
+            f"{level:>5} | {a.rps:>10,.0f} {a.percentile(0.5):>7.2f} {a.percentile(0.99):>7.2f} | "
+            f"{b.rps:>12,.0f} {b.percentile(0.5):>7.2f} {b.percentile(0.99):>7.2f} | "
+            f"{a.rps / b.rps if b.rps else float('inf'):>7.1f} {b.percentile(0.99) / a.percentile(0.99):>7.1f} | "
+            f"{a.errors}/{b.errors}"
+        )
+    a, b = ours["batch"], theirs["batch"]
+    print()
+    print(
+        f"1,000-row batch, 1 connection: ours p50 {a.percentile(0.5):.2f} ms p99 {a.percentile(0.99):.2f} ms; "
+        f"mlflow p50 {b.percentile(0.5):.2f} ms p99 {b.percentile(0.99):.2f} ms"
+    )
+    if "8" in ours and "8" in theirs:
+        ratio = ours["8"].rps / theirs["8"].rps if theirs["8"].rps else float("inf")
+        p99 = ours["8"].percentile(0.99)
+        batch_p50 = statistics.median(ours["batch"].latencies_ms) if ours["batch"].latencies_ms else float("nan")
+        print()
+        print(
+            f"targets at 8 connections: throughput {ratio:.1f}x mlflow (>= {TARGET_RATIO:g}x: "
+            f"{'met' if ratio >= TARGET_RATIO else 'MISSED'}), p99 {p99:.2f} ms (<= {TARGET_P99_MS:g} ms: "
+            f"{'met' if p99 <= TARGET_P99_MS else 'MISSED'}); 1,000-row batch p50 {batch_p50:.2f} ms "
+            f"(<= {TARGET_BATCH_MS:g} ms: {'met' if batch_p50 <= TARGET_BATCH_MS else 'MISSED'})"
+        )
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,75 @@
+"""The wire contract of the serving container: paths, media types, limits and the typed error and response."""
+
+from dataclasses import dataclass, field
+
+import orjson
+
+# SageMaker hosting contract (and what Kubernetes probes and the local platform use too).
+PING_PATH = "/ping"
+INVOCATIONS_PATH = "/invocations"
+METRICS_PATH = "/metrics"
+VERSION_PATH = "/version"
+
+JSON = "application/json"
+CSV = "text/csv"
+PROMETHEUS_TEXT = "text/plain; version=0.0.4; charset=utf-8"
+
+DEFAULT_PORT = 8080
+DEFAULT_MODEL_URI = "/opt/ml/model"
+# SageMaker caps a real-time invocation payload at 6 MB; we use the same ceiling everywhere.
+MAX_BODY_BYTES = 6 * 1024 * 1024
+
+# JSON request keys, as in MLflow's scoring protocol (and TF-Serving's `instances`).
+KEY_INPUTS = "inputs"
+KEY_INSTANCES = "instances"
+KEY_DATAFRAME_SPLIT = "dataframe_split"
+KEY_DATAFRAME_RECORDS = "dataframe_records"
+KEY_PREDICTIONS = "predictions"
+
+# Statuses: shape and syntax problems are 400; values that parse but cannot be scored are 422.
+BAD_REQUEST = 400
+REQUEST_TIMEOUT = 408
+PAYLOAD_TOO_LARGE = 413
+UNSUPPORTED_MEDIA_TYPE = 415
+NOT_ACCEPTABLE = 406
+NOT_FOUND = 404
+METHOD_NOT_ALLOWED = 405
+UNPROCESSABLE = 422
+INTERNAL_ERROR = 500
+UNAVAILABLE = 503
+GATEWAY_TIMEOUT = 504
+
+
+class ServingError(Exception):
+    """A request that cannot be answered with predictions; `status` is the HTTP status, `message` is safe to return.
+
+    The message never contains the request body: at most a column name and a short, quoted offending value.
+    """
+
+    def __init__(self, status: int, message: str, headers: tuple[tuple[str, str], ...] = ()) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.headers = headers
+
+
+@dataclass(frozen=True)
+class Response:
+    """What the HTTP layer writes: status, body bytes, media type and any extra headers."""
+
+    status: int
+    body: bytes
+    media_type: str
+    headers: tuple[tuple[str, str], ...] = field(default=())
+
+
+def quote_value(value: object, limit: int = 32) -> str:
+    """A short, printable rendering of one offending value for an error message (never the whole body)."""
+    text = repr(value)
+    text = "".join(ch if ch.isprintable() else "?" for ch in text)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def error_response(error: ServingError) -> Response:
+    """The JSON body of every error: `{"error": "<message>"}`, with the error's status and headers."""
+    return Response(error.status, orjson.dumps({"error": error.message}), JSON, error.headers)

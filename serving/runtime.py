@@ -1,0 +1,228 @@
+"""The model a worker serves, how it is loaded and swapped, and how inference runs off the event loop.
+
+Loading and polling run in daemon threads; the serving model is one attribute that is replaced in a single
+assignment, so a request that has taken a model keeps it to the end while the next request gets the new one.
+"""
+
+import asyncio
+import contextlib
+import logging
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+
+from serving import metrics
+from serving.codec import Table
+from serving.config import Settings
+from serving.model import Model, ModelInfo, timed_warm
+from serving.source import ModelSource, load, load_version, resolve_version
+
+log = logging.getLogger("serving.runtime")
+
+_RETRY_MIN_S = 0.5
+_RETRY_MAX_S = 30.0
+
+
+class PredictionListener(Protocol):
+    """Sees every scored request after its response is decided (e.g. sampled data capture).
+
+    It is called on the event loop, so it must only hand the data to its own background writer and return.
+    """
+
+    def observe(self, info: ModelInfo, table: Table, predictions: Any) -> None: ...
+
+
+class ModelHolder:
+    """The serving model of this worker, its initial load (retried until it works) and the registry poller."""
+
+    def __init__(self, settings: Settings, source: ModelSource) -> None:
+        self.settings = settings
+        self.source = source
+        self.model: Model | None = None
+        self.last_error: str | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        # The largest batch the model will see: one request's rows, or a stack of small requests.
+        self._max_batch = max(settings.max_rows, settings.micro_batch_rows)
+
+    @property
+    def ready(self) -> bool:
+        return self.model is not None
+
+    def start(self) -> None:
+        """Load (and later poll) in a daemon thread, so `/ping` answers 503 meanwhile instead of nothing."""
+        self._thread = threading.Thread(target=self._run, name="model-loader", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def _run(self) -> None:
+        delay = _RETRY_MIN_S
+        while not self._stop.is_set():
+            try:
+                model = load(
+                    self.source,
+                    self._max_batch,
+                    self.settings.model_cache,
+                    self.settings.model_name,
+                    self.settings.model_version,
+                )
+                self._install(model)
+                break
+            except Exception as error:
+                self._failed("load", error)
+                # Registry or artifact store not reachable yet, or no version behind the alias yet: retry, slower.
+                self._stop.wait(delay)
+                delay = min(delay * 2, _RETRY_MAX_S, max(self.settings.poll_interval, _RETRY_MIN_S))
+        if self.source.follows_alias and self.settings.poll_interval > 0:
+            while not self._stop.wait(self.settings.poll_interval):
+                self.poll_once()
+
+    def poll_once(self) -> bool:
+        """Swap in the alias's version if it moved; True when a swap happened."""
+        current = self.model
+        try:
+            version, _ = resolve_version(self.source)
+            if current is not None and current.info.version == version:
+                return False
+            log.info("alias %s moved to version %s; loading it", self.source.uri, version)
+            model = load_version(self.source, version, self._max_batch, self.settings.model_cache)
+            self._install(model)
+            metrics.SWAPS.inc()
+            return True
+        except Exception as error:
+            self._failed("swap", error)
+            return False
+
+    def _install(self, model: Model) -> None:
+        seconds = timed_warm(model)
+        old = self.model
+        self.model = model  # the swap: one reference assignment, atomic for every reader
+        self.last_error = None
+        metrics.show_model(model.info, old.info if old is not None else None)
+        log.info(
+            "serving %s version %s (%s), warmed in %.3f s",
+            model.info.name,
+            model.info.version,
+            model.info.flavor,
+            seconds,
+        )
+
+    def _failed(self, what: str, error: Exception) -> None:
+        metrics.LOAD_FAILURES.inc()
+        self.last_error = f"{type(error).__name__}: {error}"[:500]
+        log.warning("model %s from %s failed: %s", what, self.source.uri, self.last_error)
+
+
+@dataclass
+class _Pending:
+    model: Model
+    features: np.ndarray
+    future: "asyncio.Future[Any]"
+    rows: int = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.rows = int(self.features.shape[0])
+
+
+class Inference:
+    """Where `model.predict` runs, and how concurrent fast-path requests are stacked into one forward pass.
+
+    The fast path's work is bounded (at most `max_rows` rows through a small exported network, well under a
+    millisecond for one row), so by default it runs on the event loop: a hop to a thread would cost more than the
+    forward pass, and two threads contending for the GIL add latency in multiples of the switch interval. Requests
+    whose bodies were parsed in the same loop iteration go through the network as one batch, so batching adds no
+    timer unless `micro_batch_wait_ms` asks for one. The generic pyfunc path runs arbitrary model code, so it runs on
+    the inference thread under the inference timeout (and so does the fast path with MLPLAT_INLINE_INFERENCE=0).
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        # OpenMP thread counts are per calling thread: the inference thread must set its own.
+        self.executor = ThreadPoolExecutor(
+            max_workers=1,
+            thread_name_prefix="inference",
+            initializer=configure_torch,
+            initargs=(settings.torch_threads,),
+        )
+        self._queue: list[_Pending] = []
+        self._flush_scheduled = False
+
+    async def predict(self, model: Model, features: Any) -> Any:
+        """The model's predictions for `features`; `TimeoutError` when off-loop inference passes the timeout."""
+        loop = asyncio.get_running_loop()
+        if model.batchable and self.settings.inline_inference:
+            if not self.settings.micro_batch:
+                return model.predict(features)
+            future: asyncio.Future[Any] = loop.create_future()
+            self._queue.append(_Pending(model, features, future))
+            if not self._flush_scheduled:
+                self._flush_scheduled = True
+                wait = self.settings.micro_batch_wait_ms / 1000
+                if wait > 0:
+                    loop.call_later(wait, self._flush)
+                else:
+                    loop.call_soon(self._flush)
+            return await future
+        return await asyncio.wait_for(
+            loop.run_in_executor(self.executor, model.predict, features), self.settings.inference_timeout
+        )
+
+    def _flush(self) -> None:
+        """Score everything queued, one stacked forward pass per model and per `micro_batch_rows` rows."""
+        self._flush_scheduled = False
+        while self._queue:
+            batch = self._take()
+            if not batch:
+                continue
+            try:
+                result = _predict_stacked(batch[0].model, [item.features for item in batch])
+            except Exception as error:
+                for item in batch:
+                    if not item.future.done():
+                        item.future.set_exception(error)
+                continue
+            start = 0
+            for item in batch:
+                if not item.future.done():
+                    item.future.set_result(result[start : start + item.rows])
+                start += item.rows
+
+    def _take(self) -> list[_Pending]:
+        """The next batch: queued requests for the same model, skipping abandoned ones, up to the row cap."""
+        limit = self.settings.micro_batch_rows
+        batch: list[_Pending] = []
+        rest: list[_Pending] = []
+        rows = 0
+        for item in self._queue:
+            if item.future.done():
+                continue
+            if batch and (item.model is not batch[0].model or rows + item.rows > limit):
+                rest.append(item)
+                continue
+            batch.append(item)
+            rows += item.rows
+        self._queue = rest
+        return batch
+
+    def close(self) -> None:
+        self.executor.shutdown(wait=False, cancel_futures=True)
+
+
+def _predict_stacked(model: Model, parts: list[np.ndarray]) -> Any:
+    features = parts[0] if len(parts) == 1 else np.concatenate(parts)
+    return model.predict(features)
+
+
+def configure_torch(threads: int) -> None:
+    """Explicit intra-op and inter-op thread counts: one worker per core, each with `threads` compute threads."""
+    import torch
+
+    torch.set_num_threads(threads)
+    # Raises once set, or once parallel work ran in this process: the first setting stands.
+    with contextlib.suppress(RuntimeError):
+        torch.set_num_interop_threads(1)
