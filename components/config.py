@@ -42,6 +42,8 @@ class ConfigError(ValueError):
         super().__init__("\n".join(problems))
 
 
+# Nested defaults are written `Model.model_construct()`: the same value as `Model()` (every field has a default),
+# which mypy, without the pydantic plugin, rejects as a call with missing arguments.
 class _Model(BaseModel):
     model_config = ConfigDict(
         alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True, validate_default=True
@@ -101,7 +103,7 @@ class EndpointConfig(_Model):
     scale_in_cooldown_seconds: int = Field(300, ge=0)
     scale_out_cooldown_seconds: int = Field(60, ge=0)
     data_capture_percent: Percent = 0
-    rollout: RolloutConfig = RolloutConfig()
+    rollout: RolloutConfig = RolloutConfig.model_construct()
 
 
 class BudgetConfig(_Model):
@@ -126,7 +128,7 @@ class ClusterConfig(_Model):
     version: str = Field("1.33", pattern=r"^1\.\d{2}$")
     public_access_cidrs: list[str] = Field(default_factory=list)
     admin_role_arn: str | None = Field(None, pattern=r"^arn:aws[a-z-]*:iam::\d{12}:role/.+$")
-    system_nodes: NodeGroupSize = NodeGroupSize()
+    system_nodes: NodeGroupSize = NodeGroupSize.model_construct()
 
 
 class GpuPoolConfig(_Model):
@@ -180,17 +182,17 @@ class StackConfig(_Model):
     region: str = Field(pattern=r"^[a-z]{2}(-gov)?-[a-z]+-\d$")
     team: Name
     cost_center: str = Field(min_length=1)
-    network: NetworkConfig = NetworkConfig()
-    artifacts: ArtifactsConfig = ArtifactsConfig()
-    tracking: TrackingConfig = TrackingConfig()
+    network: NetworkConfig = NetworkConfig.model_construct()
+    artifacts: ArtifactsConfig = ArtifactsConfig.model_construct()
+    tracking: TrackingConfig = TrackingConfig.model_construct()
     endpoints: list[EndpointConfig] = Field(default_factory=list)
     budget: BudgetConfig
     cluster: ClusterConfig | None = None
     gpu_pools: list[GpuPoolConfig] = Field(default_factory=list)
     teams: list[TeamConfig] = Field(default_factory=list)
-    limits: LimitsConfig = LimitsConfig()
+    limits: LimitsConfig = LimitsConfig.model_construct()
     images: ImagesConfig = ImagesConfig()
-    monitoring: MonitoringConfig = MonitoringConfig()
+    monitoring: MonitoringConfig = MonitoringConfig.model_construct()
 
     @property
     def max_gpus_per_pool(self) -> int:
