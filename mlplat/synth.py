@@ -17,7 +17,7 @@ The record (`PlanRecord.to_json()`, schema in `mlplat/plan.schema.json`), schema
       "stack": "prod",
       "stackFile": "stacks/Pulumi.prod.yaml",
       "config": {...},                # the validated StackConfig, camelCase keys, defaults filled in
-      "resources": [                  # in registration order; components and custom resources alike
+      "resources": [                  # parents before children, siblings by name; components and custom alike
         {
           "urn": "urn:pulumi:prod::mlplat::...$mlplat:artifacts:ArtifactStore$aws:s3/bucket:Bucket::<name>",
           "type": "aws:s3/bucket:Bucket",
