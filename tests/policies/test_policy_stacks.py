@@ -2,9 +2,9 @@
 
 import json
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
-from conftest import FIXTURES
 from pulumi_policy.proxy import UNKNOWN_STRING_VALUE
 
 from components.config import ENVIRONMENTS
@@ -17,6 +17,7 @@ from policies import registry
 from policies.kubernetes import WORKLOAD_TYPES
 
 PlanOf = Callable[[str], synth.PlanRecord]
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 
 CONFIG_EXPRESSIBLE = {
     "aws-stack-tags",
