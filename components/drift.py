@@ -679,3 +679,45 @@ def _vpc_statements(vpc_arn: pulumi.Input[str]) -> list[iam.Statement]:
             "Condition": {"ArnEquals": {"ec2:Vpc": vpc_arn}},
         },
     ]
+
+
+def platform_drift_args(
+    config: Any,
+    endpoint: Any,
+    artifacts: ArtifactStore,
+    tracking_arn: pulumi.Input[str],
+    network: Any,
+    compute: Any | None,
+) -> DriftMonitorArgs:
+    """The monitor of one `mlplat:endpoints` entry as `MlPlatform` composes it from the stack config.
+
+    `config` is the StackConfig, `network` the Network, `compute` the GpuCompute (kubernetes runner: the CronJob
+    runs in the first team's namespace, through the cluster's provider and OIDC identity).
+    """
+    monitoring = config.monitoring
+    kubernetes = None
+    if monitoring.runner == "kubernetes" and compute is not None and config.teams:
+        kubernetes = KubernetesRunner(
+            namespace=config.teams[0].name,
+            oidc_provider_arn=compute.cluster.oidc_provider_arn,
+            oidc_issuer=compute.cluster.oidc_issuer,
+            provider=compute.cluster.provider,
+        )
+    return DriftMonitorArgs(
+        endpoint=endpoint.name,
+        model_name=endpoint.model,
+        model_version=endpoint.model_version,
+        region=config.region,
+        artifacts=artifacts,
+        tracking_arn=tracking_arn,
+        image=config.images.training,
+        schedule=monitoring.schedule,
+        psi_threshold=monitoring.psi_threshold,
+        p_value=monitoring.p_value,
+        runner=monitoring.runner,
+        subnet_ids=network.private_subnet_ids,
+        security_group_ids=[network.workload_security_group_id],
+        vpc_arn=network.vpc_arn,
+        kubernetes=kubernetes,
+        tags=dict(config.tags),
+    )

@@ -289,3 +289,36 @@ def test_contradictory_settings_are_rejected_before_any_resource(overrides: dict
     with pytest.raises(synth.SynthesisError) as raised:
         _program(**overrides)
     assert message in str(raised.value.__cause__)
+
+
+class _Network:
+    private_subnet_ids = ("subnet-a", "subnet-b")
+    workload_security_group_id = "sg-w"
+    vpc_arn = "arn:aws:ec2:us-east-1:123456789012:vpc/vpc-1"
+
+
+class _Cluster:
+    oidc_provider_arn = OIDC_ARN
+    oidc_issuer = OIDC_ISSUER
+    provider = None
+
+
+class _Compute:
+    cluster = _Cluster()
+
+
+def test_the_platform_monitors_each_endpoint_with_its_stacks_monitoring_settings() -> None:
+    from components.config import load_stack
+    from components.drift import platform_drift_args
+
+    dev = load_stack("dev")
+    args = platform_drift_args(dev, dev.endpoints[0], None, TRACKING, _Network(), None)  # type: ignore[arg-type]
+    assert (args.endpoint, args.model_name, args.model_version) == ("abalone-dev", "abalone", 1)
+    assert (args.runner, args.schedule, args.psi_threshold, args.p_value) == ("sagemaker", "rate(1 day)", 0.25, 0.01)
+    assert (list(args.subnet_ids), list(args.security_group_ids)) == (["subnet-a", "subnet-b"], ["sg-w"])
+    assert args.image == "mlplat/training:0.1.0"
+    assert args.tags == {"mlplat:environment": "dev", "mlplat:team": "ml-research", "mlplat:cost-center": "cc-4100"}
+    prod = load_stack("prod")
+    args = platform_drift_args(prod, prod.endpoints[0], None, TRACKING, _Network(), _Compute())  # type: ignore[arg-type]
+    assert (args.runner, args.schedule, args.psi_threshold) == ("kubernetes", "rate(6 hours)", 0.1)
+    assert args.kubernetes is not None and args.kubernetes.namespace == "research"
