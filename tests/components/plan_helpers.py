@@ -29,3 +29,8 @@ def parent_type(resource: synth.ResourceRecord) -> str:
     """The parent's type token as the URN carries it (`<parent type>$<type>`)."""
     qualified = resource.urn.split("::")[2]
     return qualified.split("$")[-2]
+
+
+def owned(plan: synth.PlanRecord, type_token: str, component_type: str) -> list[synth.ResourceRecord]:
+    """Resources of a type whose parent is a component of `component_type` (other components may hold the same type)."""
+    return [r for r in plan.of_type(type_token) if parent_type(r) == component_type]

@@ -5,7 +5,7 @@ import json
 import pulumi
 import pulumi_aws as aws
 import pytest
-from plan_helpers import parent_type, statements
+from plan_helpers import owned, parent_type, statements
 
 from components.config import EndpointConfig
 from components.endpoint import InferenceEndpoint, InferenceEndpointArgs
@@ -45,7 +45,9 @@ def _endpoint_program(settings: EndpointConfig, grant: bool = False) -> synth.Pl
 
 @pytest.mark.parametrize("type_token", [MODEL, CONFIG, SM_ENDPOINT, TARGET, POLICY, ALARM])
 def test_every_piece_is_a_child_of_the_endpoint_component(prod: PlanRecord, type_token: str) -> None:
-    assert {parent_type(r) for r in prod.of_type(type_token)} == {ENDPOINT}
+    endpoint = prod.get(ENDPOINT, "mlplat-prod-abalone-prod")
+    assert {r.type for r in prod.children(endpoint.urn)} == {MODEL, CONFIG, SM_ENDPOINT, TARGET, POLICY, ALARM}
+    assert len(owned(prod, type_token, ENDPOINT)) == (2 if type_token == ALARM else 1)
 
 
 def test_one_endpoint_component_per_configured_endpoint(plans: dict[str, PlanRecord]) -> None:
@@ -55,7 +57,7 @@ def test_one_endpoint_component_per_configured_endpoint(plans: dict[str, PlanRec
 
 
 def test_model_runs_network_isolated_in_the_private_subnets(prod: PlanRecord) -> None:
-    (model,) = prod.of_type(MODEL)
+    (model,) = owned(prod, MODEL, ENDPOINT)
     assert model.inputs["enableNetworkIsolation"] is True
     assert model.inputs["vpcConfig"] == {
         "subnets": prod.outputs["privateSubnetIds"],
@@ -64,21 +66,21 @@ def test_model_runs_network_isolated_in_the_private_subnets(prod: PlanRecord) ->
 
 
 def test_model_runs_as_the_serving_role(prod: PlanRecord) -> None:
-    assert prod.of_type(MODEL)[0].inputs["executionRoleArn"] == prod.outputs["servingRoleArn"]
+    assert owned(prod, MODEL, ENDPOINT)[0].inputs["executionRoleArn"] == prod.outputs["servingRoleArn"]
 
 
 def test_model_data_is_the_versioned_archive_under_models(prod: PlanRecord) -> None:
-    container = prod.of_type(MODEL)[0].inputs["primaryContainer"]
+    container = owned(prod, MODEL, ENDPOINT)[0].inputs["primaryContainer"]
     assert container["modelDataUrl"] == f"s3://{prod.outputs['bucketName']}/models/abalone/1/model.tar.gz"
 
 
 def test_model_image_is_the_serving_image_in_this_accounts_ecr(dev: PlanRecord) -> None:
-    container = dev.of_type(MODEL)[0].inputs["primaryContainer"]
+    container = owned(dev, MODEL, ENDPOINT)[0].inputs["primaryContainer"]
     assert container["image"] == "123456789012.dkr.ecr.us-east-1.amazonaws.com/mlplat/serving:0.1.0"
 
 
 def test_model_container_binds_the_sagemaker_port_and_knows_its_model(dev: PlanRecord) -> None:
-    environment = dev.of_type(MODEL)[0].inputs["primaryContainer"]["environment"]
+    environment = owned(dev, MODEL, ENDPOINT)[0].inputs["primaryContainer"]["environment"]
     assert environment == {
         "SAGEMAKER_BIND_TO_PORT": "8080",
         "MLPLAT_MODEL_URI": "/opt/ml/model",
@@ -88,23 +90,23 @@ def test_model_container_binds_the_sagemaker_port_and_knows_its_model(dev: PlanR
 
 
 def test_model_gets_no_fixed_name_so_a_new_version_replaces_it(prod: PlanRecord) -> None:
-    assert "name" not in prod.of_type(MODEL)[0].inputs
-    assert "name" not in prod.of_type(CONFIG)[0].inputs
+    assert "name" not in owned(prod, MODEL, ENDPOINT)[0].inputs
+    assert "name" not in owned(prod, CONFIG, ENDPOINT)[0].inputs
 
 
 def test_a_model_digest_changes_the_models_inputs() -> None:
     digest = "ab" * 32
     record = _endpoint_program(EndpointConfig(name="ep", model="mdl", model_sha256=digest))
-    assert record.of_type(MODEL)[0].inputs["primaryContainer"]["environment"]["MLPLAT_MODEL_SHA256"] == digest
+    assert owned(record, MODEL, ENDPOINT)[0].inputs["primaryContainer"]["environment"]["MLPLAT_MODEL_SHA256"] == digest
 
 
 def test_configuration_encrypts_with_the_platform_key(prod: PlanRecord) -> None:
-    assert prod.of_type(CONFIG)[0].inputs["kmsKeyArn"] == prod.outputs["kmsKeyArn"]
+    assert owned(prod, CONFIG, ENDPOINT)[0].inputs["kmsKeyArn"] == prod.outputs["kmsKeyArn"]
 
 
 @pytest.mark.parametrize(("stack", "count"), [("dev", 1), ("staging", 1), ("prod", 2)])
 def test_variant_starts_at_the_minimum_capacity(plans: dict[str, PlanRecord], stack: str, count: int) -> None:
-    (variant,) = plans[stack].of_type(CONFIG)[0].inputs["productionVariants"]
+    (variant,) = owned(plans[stack], CONFIG, ENDPOINT)[0].inputs["productionVariants"]
     assert variant["initialInstanceCount"] == count
     assert variant["variantName"] == "primary"
 
@@ -114,7 +116,7 @@ def test_data_capture_goes_to_the_endpoints_prefix_at_the_configured_rate(
     plans: dict[str, PlanRecord], stack: str, percent: int
 ) -> None:
     plan = plans[stack]
-    capture = plan.of_type(CONFIG)[0].inputs["dataCaptureConfig"]
+    capture = owned(plan, CONFIG, ENDPOINT)[0].inputs["dataCaptureConfig"]
     assert capture["enableCapture"] is True
     assert capture["initialSamplingPercentage"] == percent
     assert capture["destinationS3Uri"] == f"s3://{plan.outputs['bucketName']}/data-capture/abalone-{stack}/"
@@ -124,14 +126,14 @@ def test_data_capture_goes_to_the_endpoints_prefix_at_the_configured_rate(
 
 def test_no_data_capture_when_the_rate_is_zero() -> None:
     record = _endpoint_program(EndpointConfig(name="ep", model="mdl", data_capture_percent=0))
-    assert "dataCaptureConfig" not in record.of_type(CONFIG)[0].inputs
+    assert "dataCaptureConfig" not in owned(record, CONFIG, ENDPOINT)[0].inputs
 
 
 @pytest.mark.parametrize(("stack", "low", "high"), [("dev", 1, 2), ("staging", 1, 4), ("prod", 2, 10)])
 def test_autoscaling_target_spans_the_configured_capacity(
     plans: dict[str, PlanRecord], stack: str, low: int, high: int
 ) -> None:
-    (target,) = plans[stack].of_type(TARGET)
+    (target,) = owned(plans[stack], TARGET, ENDPOINT)
     assert target.inputs["serviceNamespace"] == "sagemaker"
     assert target.inputs["scalableDimension"] == "sagemaker:variant:DesiredInstanceCount"
     assert target.inputs["resourceId"] == f"endpoint/mlplat-{stack}-abalone-{stack}/variant/primary"
@@ -139,7 +141,7 @@ def test_autoscaling_target_spans_the_configured_capacity(
 
 
 def test_scaling_policy_tracks_invocations_per_instance_with_cooldowns(prod: PlanRecord) -> None:
-    (policy,) = prod.of_type(POLICY)
+    (policy,) = owned(prod, POLICY, ENDPOINT)
     tracking = policy.inputs["targetTrackingScalingPolicyConfiguration"]
     assert policy.inputs["policyType"] == "TargetTrackingScaling"
     assert tracking["predefinedMetricSpecification"] == {
@@ -149,7 +151,7 @@ def test_scaling_policy_tracks_invocations_per_instance_with_cooldowns(prod: Pla
 
 
 def test_endpoint_deploys_blue_green_with_a_canary(prod: PlanRecord) -> None:
-    policy = prod.of_type(SM_ENDPOINT)[0].inputs["deploymentConfig"]["blueGreenUpdatePolicy"]
+    policy = owned(prod, SM_ENDPOINT, ENDPOINT)[0].inputs["deploymentConfig"]["blueGreenUpdatePolicy"]
     routing = policy["trafficRoutingConfiguration"]
     assert routing["type"] == "CANARY"
     assert routing["canarySize"] == {"type": "CAPACITY_PERCENT", "value": 10}
@@ -158,7 +160,7 @@ def test_endpoint_deploys_blue_green_with_a_canary(prod: PlanRecord) -> None:
 
 
 def test_endpoint_rolls_back_on_its_own_error_and_latency_alarms(prod: PlanRecord) -> None:
-    alarms = prod.of_type(SM_ENDPOINT)[0].inputs["deploymentConfig"]["autoRollbackConfiguration"]["alarms"]
+    alarms = owned(prod, SM_ENDPOINT, ENDPOINT)[0].inputs["deploymentConfig"]["autoRollbackConfiguration"]["alarms"]
     names = sorted(a["alarmName"] for a in alarms)
     assert [n.rsplit("-", 1)[0] for n in names] == [
         "mlplat-prod-abalone-prod-errors-alarm",
