@@ -36,7 +36,7 @@ from serving.protocol import (
     error_response,
     quote_value,
 )
-from serving.runtime import Inference, ModelHolder, PredictionListener, configure_torch
+from serving.runtime import Inference, ModelHolder, PredictionListener, Readiness, configure_torch
 from serving.source import ModelSource
 
 log = logging.getLogger("serving.app")
@@ -106,7 +106,8 @@ class ServingApp:
                 if method not in ("GET", "HEAD"):
                     response = _not_allowed("GET")
                 else:
-                    response = _EMPTY_OK if self.holder.ready else _EMPTY_UNAVAILABLE
+                    ready = self.holder.ready and self.holder.readiness.all_ready()
+                    response = _EMPTY_OK if ready else _EMPTY_UNAVAILABLE
             elif path == METRICS_PATH:
                 response = Response(200, metrics.render(), PROMETHEUS_TEXT) if method == "GET" else _not_allowed("GET")
             elif path == VERSION_PATH:
@@ -238,4 +239,5 @@ def create_app(settings: Settings | None = None) -> ServingApp:
     """Build one worker's app from the environment (uvicorn calls this in every worker process)."""
     settings = settings or Settings.from_env()
     source = ModelSource.parse(settings.model_uri)
-    return ServingApp(settings, ModelHolder(settings, source), Inference(settings))
+    readiness = Readiness(settings.worker_state_dir, settings.workers)
+    return ServingApp(settings, ModelHolder(settings, source, readiness), Inference(settings))

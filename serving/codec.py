@@ -351,7 +351,7 @@ def encode(predictions: Any, accept: str) -> tuple[bytes, str]:
 def _encode_csv(predictions: Any) -> bytes:
     if isinstance(predictions, np.ndarray) and predictions.ndim == 1:
         # str() of a numpy scalar is its shortest round-trip form, the same digits the JSON body has.
-        return "".join(f"{value}\n" for value in predictions).encode()
+        return "".join([str(value) + "\n" for value in predictions]).encode()
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     rows = predictions.tolist() if isinstance(predictions, np.ndarray) else list(predictions)

@@ -14,6 +14,9 @@ from serving.protocol import DEFAULT_MODEL_URI, DEFAULT_PORT, MAX_BODY_BYTES
 
 T = TypeVar("T")
 
+# Set by the parent process for its workers (not a user setting): where each worker marks itself ready.
+WORKER_STATE_ENV = "MLPLAT_WORKER_STATE_DIR"
+
 
 class SettingsError(ValueError):
     """An environment variable has a value the server cannot use; the message names it."""
@@ -44,6 +47,7 @@ class Settings:
     graceful_timeout: float = 25.0
     log_level: str = "info"
     access_log: bool = False
+    worker_state_dir: Path | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
@@ -79,6 +83,7 @@ class Settings:
             graceful_timeout=reader.get("MLPLAT_GRACEFUL_TIMEOUT", _positive_float, default.graceful_timeout),
             log_level=reader.get("MLPLAT_LOG_LEVEL", _log_level, default.log_level),
             access_log=reader.get("MLPLAT_ACCESS_LOG", _flag, default.access_log),
+            worker_state_dir=reader.get(WORKER_STATE_ENV, Path, None),
         )
 
 

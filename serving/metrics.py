@@ -1,6 +1,6 @@
 """Prometheus metrics of the server, aggregated over worker processes when there are several.
 
-With more than one worker, `serving.__main__` points `PROMETHEUS_MULTIPROC_DIR` at a fresh directory before the
+With more than one worker, `serving.server.run` points `PROMETHEUS_MULTIPROC_DIR` at a fresh directory before the
 workers start, so each worker writes its samples there and any worker's `/metrics` shows the sum of all.
 """
 

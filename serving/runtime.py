@@ -7,9 +7,11 @@ assignment, so a request that has taken a model keeps it to the end while the ne
 import asyncio
 import contextlib
 import logging
+import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
@@ -35,12 +37,47 @@ class PredictionListener(Protocol):
     def observe(self, info: ModelInfo, table: Table, predictions: Any) -> None: ...
 
 
+class Readiness:
+    """Whether every worker has its model, so `/ping` says 200 only when no request can meet a loading worker.
+
+    With several workers, each one marks itself in a directory the parent created; a mark counts while its process
+    lives (a worker that died and was replaced must load again). One worker needs no directory.
+    """
+
+    def __init__(self, directory: Path | None, workers: int) -> None:
+        self.directory = directory
+        self.workers = workers
+
+    def mark_ready(self) -> None:
+        if self.directory is not None:
+            (self.directory / str(os.getpid())).touch()
+
+    def mark_gone(self) -> None:
+        if self.directory is not None:
+            (self.directory / str(os.getpid())).unlink(missing_ok=True)
+
+    def all_ready(self) -> bool:
+        if self.directory is None:
+            return True
+        alive = 0
+        for entry in os.scandir(self.directory):
+            try:
+                os.kill(int(entry.name), 0)  # signal 0: only asks whether the process exists
+            except (ValueError, ProcessLookupError):
+                continue
+            except PermissionError:
+                pass
+            alive += 1
+        return alive >= self.workers
+
+
 class ModelHolder:
     """The serving model of this worker, its initial load (retried until it works) and the registry poller."""
 
-    def __init__(self, settings: Settings, source: ModelSource) -> None:
+    def __init__(self, settings: Settings, source: ModelSource, readiness: Readiness | None = None) -> None:
         self.settings = settings
         self.source = source
+        self.readiness = readiness or Readiness(None, 1)
         self.model: Model | None = None
         self.last_error: str | None = None
         self._stop = threading.Event()
@@ -59,6 +96,7 @@ class ModelHolder:
 
     def stop(self) -> None:
         self._stop.set()
+        self.readiness.mark_gone()
 
     def _run(self) -> None:
         delay = _RETRY_MIN_S
@@ -72,6 +110,7 @@ class ModelHolder:
                     self.settings.model_version,
                 )
                 self._install(model)
+                self.readiness.mark_ready()
                 break
             except Exception as error:
                 self._failed("load", error)

@@ -11,6 +11,7 @@ import os
 import shutil
 import tempfile
 from functools import cache
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -18,7 +19,7 @@ import uvicorn
 from uvicorn.config import LOGGING_CONFIG
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from serving.config import Settings
+from serving.config import WORKER_STATE_ENV, Settings
 from serving.metrics import MULTIPROC_ENV
 
 
@@ -94,11 +95,16 @@ def _log_config(level: str) -> dict[str, Any]:
 
 def run(settings: Settings) -> None:
     """Serve until SIGTERM or SIGINT; returns once every worker has finished its in-flight requests."""
-    multiproc_dir = None
-    if settings.workers > 1 and not os.environ.get(MULTIPROC_ENV):
-        # Each worker writes its samples here, so any worker's /metrics shows all of them.
-        multiproc_dir = tempfile.mkdtemp(prefix="mlplat-serving-metrics-")
-        os.environ[MULTIPROC_ENV] = multiproc_dir
+    state_dir = None
+    if settings.workers > 1:
+        # Shared by the workers: their readiness marks (so /ping waits for all of them) and their metric samples
+        # (so any worker's /metrics shows the sum).
+        state_dir = Path(tempfile.mkdtemp(prefix="mlplat-serving-"))
+        (state_dir / "ready").mkdir()
+        os.environ[WORKER_STATE_ENV] = str(state_dir / "ready")
+        if not os.environ.get(MULTIPROC_ENV):
+            (state_dir / "metrics").mkdir()
+            os.environ[MULTIPROC_ENV] = str(state_dir / "metrics")
     try:
         uvicorn.run(
             "serving.app:create_app",
@@ -118,5 +124,5 @@ def run(settings: Settings) -> None:
             server_header=False,
         )
     finally:
-        if multiproc_dir is not None:
-            shutil.rmtree(multiproc_dir, ignore_errors=True)
+        if state_dir is not None:
+            shutil.rmtree(state_dir, ignore_errors=True)

@@ -1,0 +1,127 @@
+"""Helpers of the serving tests: start `python -m serving` as a process, talk to it over HTTP or raw sockets."""
+
+import socket
+import sys
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from mlplat.local import services
+
+LOOPBACK = services.LOOPBACK
+JSON = "application/json"
+CSV = "text/csv"
+SESSION_REQUEST_TIMEOUT = 2
+SESSION_MAX_ROWS = 2000
+
+
+@dataclass
+class ServingServer:
+    """One `python -m serving` process."""
+
+    service: services.Service
+
+    @property
+    def url(self) -> str:
+        return self.service.url
+
+    @property
+    def port(self) -> int:
+        return self.service.port
+
+    def invoke(
+        self, body: bytes | str, content_type: str = JSON, accept: str | None = None, timeout: float = 30.0
+    ) -> httpx.Response:
+        headers = {"content-type": content_type}
+        if accept is not None:
+            headers["accept"] = accept
+        return httpx.post(f"{self.url}/invocations", content=body, headers=headers, timeout=timeout)
+
+    def metrics(self) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+        """Every sample of `/metrics`, keyed by (sample name, sorted labels)."""
+        text = httpx.get(f"{self.url}/metrics", timeout=10).text
+        samples = {}
+        for family in text_string_to_metric_families(text):
+            for sample in family.samples:
+                samples[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
+        return samples
+
+    def log_text(self) -> str:
+        return self.service.log.read_text(errors="replace")
+
+
+def start_serving(
+    name: str,
+    model_uri: str,
+    log_dir: Path,
+    env: Mapping[str, str] | None = None,
+    workers: int = 1,
+    wait: bool = True,
+) -> ServingServer:
+    """`python -m serving` on a free loopback port; waits for `/ping` to answer 200 unless `wait` is False."""
+    port = services.free_port()
+    argv = [
+        sys.executable, "-m", "serving",
+        "--model-uri", model_uri,
+        "--host", LOOPBACK,
+        "--port", str(port),
+        "--workers", str(workers),
+    ]  # fmt: skip
+    base = {"MLPLAT_LOG_LEVEL": "info", "PYTHONUNBUFFERED": "1", "PROMETHEUS_MULTIPROC_DIR": ""}
+    service = services.spawn(name, argv, port, log_dir / f"{name}.log", env={**base, **(env or {})})
+    server = ServingServer(service)
+    if wait:
+        try:
+            services.wait_healthy(f"{server.url}/ping", service.process, timeout=120, name=name)
+        except services.ServiceError:
+            service.stop()
+            raise
+    return server
+
+
+def wait_for(predicate, timeout: float = 60.0, interval: float = 0.1, what: str = "condition"):  # type: ignore[no-untyped-def]
+    """Poll `predicate` until it returns something truthy; fail the test after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+def raw_exchange(port: int, data: bytes, timeout: float = 15.0) -> tuple[bytes, bool]:
+    """Send raw bytes on a fresh connection and read until the server closes it (or `timeout`).
+
+    Returns what came back, and whether the server closed the connection.
+    """
+    with socket.create_connection((LOOPBACK, port), timeout=timeout) as sock:
+        sock.sendall(data)
+        received = b""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                chunk = sock.recv(65536)
+            except TimeoutError:
+                return received, False
+            if not chunk:
+                return received, True
+            received += chunk
+        return received, False
+
+
+def split_response(raw: bytes) -> tuple[int, dict[str, str], bytes]:
+    """Status, lower-cased headers and body of one raw HTTP/1.1 response."""
+    head, _, body = raw.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    status = int(lines[0].split()[1])
+    headers = {}
+    for line in lines[1:]:
+        name, _, value = line.partition(":")
+        headers[name.strip().lower()] = value.strip()
+    return status, headers, body
