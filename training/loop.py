@@ -172,7 +172,7 @@ class Trainer:
         while not progress.finished and progress.epochs_done < self.config.epochs:
             epoch = progress.epochs_done + 1
             started = time.perf_counter()
-            self._train_epoch(epoch, progress, on_checkpoint)
+            self.train_epoch(epoch, progress, on_checkpoint)
             metrics = self._end_epoch(progress, time.perf_counter() - started)
             if self.runtime.is_main:
                 on_epoch(metrics, epoch)
@@ -187,7 +187,8 @@ class Trainer:
             on_checkpoint(progress, False)
         return progress
 
-    def _train_epoch(self, epoch: int, progress: Progress, on_checkpoint: Callable[[Progress, bool], None]) -> None:
+    def train_epoch(self, epoch: int, progress: Progress, on_checkpoint: Callable[[Progress, bool], None]) -> None:
+        """One pass over this rank's rows in the epoch's order, from `progress.batches_done` on."""
         order = self.epoch_order(epoch)
         x = self.train.x[order]
         y = self.train.y_std[order]

@@ -15,11 +15,11 @@ import subprocess
 import sys
 import tempfile
 import traceback
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from functools import partial
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import Any, TypeVar
 
 from training import config
 from training.config import Settings
@@ -35,8 +35,12 @@ from training.errors import (
 )
 
 log = logging.getLogger("training")
+T = TypeVar("T")
 RESULT_PREFIX = "MLPLAT_RESULT "
 UNSENT_METRICS = "unsent-metrics.jsonl"
+# Logged to MLflow every epoch. metrics.json and the curves also have the validation loss (val_rmse² in standardised
+# units, so redundant here) and each epoch's duration: every metric row costs the tracking server CPU.
+EPOCH_METRICS = ("train_loss", "val_rmse", "val_mae", "val_r2")
 
 
 class StopSignals:
@@ -312,7 +316,7 @@ class Job:
             )
 
         def on_epoch(metrics: dict[str, float], epoch: int) -> None:
-            self.sink.log_metrics(metrics, epoch)
+            self.sink.log_metrics({key: metrics[key] for key in EPOCH_METRICS}, epoch)
             log.info(
                 "epoch %d/%d train_loss=%.4f val_rmse=%.4f val_mae=%.4f val_r2=%.4f",
                 epoch,
@@ -335,20 +339,19 @@ class Job:
         import mlflow
         from mlflow import MlflowClient
 
-        from training.tracking import AsyncMetricSink, retrying
+        from training.tracking import AsyncMetricSink
 
         settings = self.settings
-        timeout = settings.tracking_timeout
         client = MlflowClient()
         self.client = client
         if checkpoint is not None and checkpoint.get("run_id"):
             run_id = str(checkpoint["run_id"])
-            retrying(lambda: client.update_run(run_id, status="RUNNING"), "resume the MLflow run", timeout)
+            self._call(lambda: client.update_run(run_id, status="RUNNING"), "resume the MLflow run")
             restarts = int(checkpoint.get("restarts", 0)) + 1
-            retrying(lambda: client.set_tag(run_id, "mlplat.restarts", str(restarts)), "tag the run", timeout)
+            self._call(lambda: client.set_tag(run_id, "mlplat.restarts", str(restarts)), "tag the run")
             self.restarts = restarts
         else:
-            experiment_id = retrying(lambda: self._experiment_id(client), "find the MLflow experiment", timeout)
+            experiment_id = self._call(lambda: self._experiment_id(client), "find the MLflow experiment")
             commit = _git_commit(settings)
             tags = {
                 "mlplat.git_commit": commit,
@@ -362,14 +365,13 @@ class Job:
             }
             if commit != "unknown":
                 tags["mlflow.source.git.commit"] = commit
-            run = retrying(
+            run = self._call(
                 lambda: client.create_run(experiment_id, tags=tags, run_name=settings.job_name),
                 "create the MLflow run",
-                timeout,
             )
             run_id = run.info.run_id
             params = [mlflow.entities.Param(key, value) for key, value in settings.params().items()]
-            retrying(lambda: client.log_batch(run_id, params=params), "log the parameters", timeout)
+            self._call(lambda: client.log_batch(run_id, params=params), "log the parameters")
             self.restarts = 0
         self.run_id = run_id
         self.sink = AsyncMetricSink(client, run_id)
@@ -420,6 +422,12 @@ class Job:
 
         return save
 
+    def _call(self, call: Callable[[], T], what: str) -> T:
+        """A tracking call, retried while the server is away (up to --tracking-timeout); a signal interrupts it."""
+        from training.tracking import retrying
+
+        return retrying(call, what, self.settings.tracking_timeout, self.signals)
+
     def checkpoint_note(self) -> str:
         if self.last_checkpoint is None or self.store is None:
             return "no checkpoint was needed yet"
@@ -446,11 +454,11 @@ class Job:
         from training.tracking import write_unsent
 
         records = self.sink.pending() if self.sink is not None else []
-        if not records:
+        if not records or self.run_id is None:
             return None
         for directory in (self.settings.output_data_dir, self.settings.checkpoint_dir, self.workdir.parent):
             try:
-                return write_unsent(records, directory / UNSENT_METRICS)
+                return write_unsent(self.run_id, records, directory / UNSENT_METRICS)
             except OSError:
                 continue
         return None
@@ -482,11 +490,9 @@ class Job:
 
         from training import export, profile, registry, report
         from training.loop import predict, regression_metrics
-        from training.tracking import retrying
 
         settings, client, run_id = self.settings, self.client, self.run_id
         assert run_id is not None
-        timeout = settings.tracking_timeout
         if progress.best_weights is not None:
             flat.restore(progress.best_weights.to(flat.flat.device))
         test_prediction = predict(net, test.x)
@@ -539,20 +545,20 @@ class Job:
         self._checkpoint_signal()
 
         for path in (profile_path, curves, metrics_path):
-            retrying(partial(client.log_artifact, run_id, str(path)), f"log {path.name}", timeout)
-        model_info = retrying(lambda: registry.log_model(run_id, arguments), "log the model", timeout)
+            self._call(partial(client.log_artifact, run_id, str(path)), f"log {path.name}")
+        model_info = self._call(lambda: registry.log_model(run_id, arguments), "log the model")
         self._checkpoint_signal()
         name = settings.registered_model_name
-        version = retrying(lambda: registry.register(client, name, model_info, run_id), "register the model", timeout)
+        version = self._call(lambda: registry.register(client, name, model_info, run_id), "register the model")
         log.info("registered %s version %s", name, version.version)
-        decision = retrying(
+        decision = self._call(
             lambda: self._gate(name, version, final["test_rmse"], splits),
             "apply the promotion gate",
-            timeout,
         )
         for alias in decision.aliases:
-            retrying(
-                partial(client.set_registered_model_alias, name, alias, version.version), f"set alias {alias}", timeout
+            self._call(
+                partial(client.set_registered_model_alias, name, alias, version.version),
+                f"set alias {alias}",
             )
         version_tags = {
             "mlplat.decision": decision.decision,
@@ -565,19 +571,20 @@ class Job:
             version_tags["mlplat.champion_version"] = decision.champion_version
             version_tags["mlplat.champion_test_rmse"] = repr(decision.champion_test_rmse)
         for key, value in version_tags.items():
-            retrying(
-                partial(client.set_model_version_tag, name, version.version, key, value), "tag the version", timeout
+            self._call(
+                partial(client.set_model_version_tag, name, version.version, key, value),
+                "tag the version",
             )
         run_tags = {"mlplat.promotion_decision": decision.decision, "mlplat.model_version": str(version.version)}
         for key, value in run_tags.items():
-            retrying(partial(client.set_tag, run_id, key, value), "tag the run", timeout)
+            self._call(partial(client.set_tag, run_id, key, value), "tag the run")
         log.info("promotion gate: %s (%s); aliases set: %s", decision.decision, decision.reason, decision.aliases)
 
         unsent = None
-        if not self.sink.close(timeout):
+        if not self.sink.close(settings.tracking_timeout):
             unsent = self._write_unsent()
             log.warning("some metrics never reached the tracking server; they are in %s", unsent)
-        retrying(lambda: client.set_terminated(run_id, status="FINISHED"), "finish the run", timeout)
+        self._call(lambda: client.set_terminated(run_id, status="FINISHED"), "finish the run")
         result = {
             "run_id": run_id,
             "experiment_name": settings.experiment_name,

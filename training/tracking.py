@@ -16,7 +16,7 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
@@ -78,14 +78,18 @@ def retrying(call: Callable[[], T], what: str, timeout: float, stop_signal: Call
         delay = min(delay * 2, 10.0)
 
 
+# A buffered metric: (key, value, timestamp in ms, step). Plain tuples keep a checkpoint's copy of the buffer cheap.
+Record = tuple[str, float, int, int]
+
+
 class MetricSink(Protocol):
     """Where per-epoch metrics go."""
 
     def log_metrics(self, metrics: Mapping[str, float], step: int) -> None: ...
 
-    def pending(self) -> list[dict[str, Any]]: ...
+    def pending(self) -> list[Record]: ...
 
-    def restore(self, records: Iterable[Mapping[str, Any]]) -> None: ...
+    def restore(self, records: Iterable[Sequence[Any]]) -> None: ...
 
     def flush(self, timeout: float) -> bool: ...
 
@@ -98,10 +102,10 @@ class NullSink:
     def log_metrics(self, metrics: Mapping[str, float], step: int) -> None:
         return None
 
-    def pending(self) -> list[dict[str, Any]]:
+    def pending(self) -> list[Record]:
         return []
 
-    def restore(self, records: Iterable[Mapping[str, Any]]) -> None:
+    def restore(self, records: Iterable[Sequence[Any]]) -> None:
         return None
 
     def flush(self, timeout: float) -> bool:
@@ -112,18 +116,19 @@ class NullSink:
 
 
 class AsyncMetricSink:
-    """Buffers metrics and sends them from a background thread; see the module docstring."""
+    """Buffers metrics and sends them from a background thread; see the module docstring.
 
-    def __init__(self, client: Any, run_id: str, interval: float = 5.0, max_backoff: float = 30.0) -> None:
-        from mlflow.entities import Metric
+    The interval is short so that the server ingests metrics while training runs (on another core) and the flush
+    at the end has little left to send.
+    """
 
-        self._metric = Metric
+    def __init__(self, client: Any, run_id: str, interval: float = 0.5, max_backoff: float = 30.0) -> None:
         self.client = client
         self.run_id = run_id
         self.interval = interval
         self.max_backoff = max_backoff
-        self._pending: list[Any] = []
-        self._rejected: list[Any] = []
+        self._pending: list[Record] = []
+        self._rejected: list[Record] = []
         self._lock = threading.Lock()
         self._send_lock = threading.Lock()
         self._wake = threading.Event()
@@ -135,22 +140,16 @@ class AsyncMetricSink:
 
     def log_metrics(self, metrics: Mapping[str, float], step: int) -> None:
         timestamp = int(time.time() * 1000)
-        records = [self._metric(key, float(value), timestamp, int(step)) for key, value in metrics.items()]
+        records = [(key, float(value), timestamp, int(step)) for key, value in metrics.items()]
         with self._lock:
             self._pending.extend(records)
 
-    def pending(self) -> list[dict[str, Any]]:
+    def pending(self) -> list[Record]:
         with self._lock:
-            metrics = self._pending + self._rejected
-        return [
-            {"key": m.key, "value": m.value, "timestamp": m.timestamp, "step": m.step, "run_id": self.run_id}
-            for m in metrics
-        ]
+            return self._pending + self._rejected
 
-    def restore(self, records: Iterable[Mapping[str, Any]]) -> None:
-        restored = [
-            self._metric(str(r["key"]), float(r["value"]), int(r["timestamp"]), int(r["step"])) for r in records
-        ]
+    def restore(self, records: Iterable[Sequence[Any]]) -> None:
+        restored = [(str(key), float(value), int(timestamp), int(step)) for key, value, timestamp, step in records]
         with self._lock:
             self._pending[:0] = restored
 
@@ -158,15 +157,22 @@ class AsyncMetricSink:
     def outage(self) -> bool:
         return self._down_since is not None
 
-    def _send_once(self) -> bool | None:
-        """Send the oldest batch. True: sent; None: nothing to send; False: the server did not answer."""
-        with self._send_lock:
+    def _send_once(self, wait: float = -1) -> bool | None:
+        """Send the oldest batch. True: sent; None: nothing to send; False: the server did not answer.
+
+        `wait` bounds how long to wait for a send already in progress on the other thread (-1: no bound).
+        """
+        from mlflow.entities import Metric
+
+        if not self._send_lock.acquire(timeout=wait):
+            return False
+        try:
             with self._lock:
                 batch = self._pending[:MAX_BATCH]
             if not batch:
                 return None
             try:
-                self.client.log_batch(self.run_id, metrics=batch)
+                self.client.log_batch(self.run_id, metrics=[Metric(*record) for record in batch])
             except Exception as exc:
                 if not is_transient(exc):
                     log.error("tracking server rejected %d metrics (%s); they go to the unsent file", len(batch), exc)
@@ -190,10 +196,12 @@ class AsyncMetricSink:
                 )
                 self._down_since = None
             return True
+        finally:
+            self._send_lock.release()
 
-    def _drain(self) -> bool:
+    def _drain(self, wait: float = -1) -> bool:
         while True:
-            outcome = self._send_once()
+            outcome = self._send_once(wait)
             if outcome is None:
                 return True
             if outcome is False:
@@ -213,7 +221,7 @@ class AsyncMetricSink:
         deadline = time.monotonic() + timeout
         delay = 0.5
         while True:
-            if self._drain():
+            if self._drain(wait=max(0.0, deadline - time.monotonic())):
                 with self._lock:
                     return not self._rejected
             remaining = deadline - time.monotonic()
@@ -225,14 +233,15 @@ class AsyncMetricSink:
     def close(self, timeout: float) -> bool:
         self._closed = True
         self._wake.set()
-        self._thread.join(timeout=5.0)
+        self._thread.join(timeout=min(5.0, timeout))
         return self.flush(timeout)
 
 
-def write_unsent(records: list[dict[str, Any]], path: Path) -> Path:
+def write_unsent(run_id: str, records: Iterable[Record], path: Path) -> Path:
     """Keep metrics the server never accepted, one JSON object per line, for `python -m training.replay`."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("a", encoding="utf-8") as out:
-        for record in records:
-            out.write(json.dumps(record) + "\n")
+        for key, value, timestamp, step in records:
+            line = {"run_id": run_id, "key": key, "value": value, "timestamp": timestamp, "step": step}
+            out.write(json.dumps(line) + "\n")
     return path

@@ -12,7 +12,7 @@ from training_support import job_dirs, run_training, start_training
 from mlplat.local import services
 
 EPOCHS = 10
-METRICS = ("train_loss", "val_loss", "val_rmse", "val_mae", "val_r2")
+METRICS = ("train_loss", "val_rmse", "val_mae", "val_r2")
 
 
 def epoch_steps(client: Any, run_id: str, key: str) -> list[int]:

@@ -251,9 +251,7 @@ def test_metric_sink_restores_metrics_carried_by_a_checkpoint() -> None:
     second.restore(carried)
 
     assert second.close(timeout=5.0)
-    assert [(m.key, m.value, m.step, m.timestamp) for m in client.received] == [
-        ("val_rmse", 2.0, 3, carried[0]["timestamp"])
-    ]
+    assert [(m.key, m.value, m.step, m.timestamp) for m in client.received] == [("val_rmse", 2.0, 3, carried[0][2])]
 
 
 def test_encoding_of_the_raw_frame_uses_training_categories_only() -> None:

@@ -1,0 +1,206 @@
+"""Benchmark the training container's loop, in one run: throughput against a textbook loop, and tracking overhead.
+
+    .venv/bin/python bench/train.py [--epochs 20] [--batch-size 64] [--repeats 3] [--overhead-epochs 150]
+
+1. Loop throughput (samples/s) on the abalone training split, same model, same batch size, same thread setting:
+   - the textbook loop: `DataLoader(TensorDataset(x, y), shuffle=True)`, autograd, `torch.optim.AdamW`;
+   - our loop with the autograd step (in-memory index slicing; the path DDP and GPUs take);
+   - our loop with the fused step (what `python -m training` runs on a CPU in one process).
+   Each is the best of `--repeats` runs of `--epochs` epochs.
+2. Tracking overhead: the whole epoch loop of the entrypoint (training, validation, a checkpoint every epoch),
+   once with no tracking and once logging every epoch's metrics to a real `mlflow server` (SQLite, started here)
+   including the final flush; runs alternate and each side keeps its median.
+Targets (from the issue): the fused loop >= 10x the textbook loop; tracking overhead <= 3 %.
+"""
+
+import argparse
+import math
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from mlplat.local import services  # noqa: E402
+from training import data, distributed  # noqa: E402
+from training.checkpoint import CheckpointStore, checkpoint_name  # noqa: E402
+from training.loop import LoopConfig, Progress, Tensors, Trainer  # noqa: E402
+from training.main import EPOCH_METRICS  # noqa: E402
+from training.model import FlatAdamW, FlatParameters, MLPRegressor, StandardisedView, autograd_step  # noqa: E402
+from training.tracking import AsyncMetricSink, MetricSink, NullSink  # noqa: E402
+
+TARGET_SPEEDUP = 10.0
+TARGET_OVERHEAD = 0.03
+HIDDEN = (64, 32)
+
+
+def load_split(work: Path) -> tuple[Tensors, Tensors, data.Encoding]:
+    table = data.load_table(str(REPO / "training" / "data" / "abalone.csv"), "Rings", work)
+    splits = data.prepare(table, seed=42, val_fraction=0.15, test_fraction=0.15)
+    encoding = splits.encoding
+
+    def tensors(name: str) -> Tensors:
+        y = torch.from_numpy(splits.y[name])
+        return Tensors(torch.from_numpy(splits.x[name]), ((y - encoding.target_mean) / encoding.target_std).float(), y)
+
+    return tensors("train"), tensors("val"), encoding
+
+
+def new_net(encoding: data.Encoding) -> MLPRegressor:
+    torch.manual_seed(0)
+    return MLPRegressor(len(encoding.encoded_features), HIDDEN, 0.0, encoding.target_mean, encoding.target_std)
+
+
+def runtime() -> distributed.Runtime:
+    return distributed.Runtime(0, 1, 0, 1, torch.device("cpu"), False)
+
+
+def best_rate(run: Callable[[], float], samples: int, repeats: int) -> float:
+    """Samples per second of the fastest of `repeats` calls of `run` (which returns its own seconds)."""
+    return max(samples / run() for _ in range(repeats))
+
+
+def textbook(train: Tensors, encoding: data.Encoding, epochs: int, batch_size: int) -> float:
+    net = new_net(encoding)
+    optimizer = torch.optim.AdamW(net.parameters(), lr=3e-3, weight_decay=1e-4)
+    loader = DataLoader(TensorDataset(train.x, train.y_std), batch_size=batch_size, shuffle=True)
+    loss_fn = nn.MSELoss()
+    started = time.perf_counter()
+    for _ in range(epochs):
+        for x, y in loader:
+            optimizer.zero_grad()
+            loss = loss_fn(net.core(x), y)
+            loss.backward()
+            optimizer.step()
+    return time.perf_counter() - started
+
+
+def ours(train: Tensors, val: Tensors, encoding: data.Encoding, epochs: int, batch_size: int, fused: bool) -> float:
+    net = new_net(encoding)
+    flat = FlatParameters(net)
+    optimizer = FlatAdamW(flat, 3e-3, 1e-4)
+    trainer = Trainer(net, flat, optimizer, runtime(), LoopConfig(epochs, batch_size, 0, 42), train, val, lambda: 0)
+    if not fused:
+        view = StandardisedView(net)
+        trainer.step = lambda x, y: autograd_step(view, flat, optimizer, x, y)
+    progress = Progress()
+    started = time.perf_counter()
+    for epoch in range(1, epochs + 1):
+        trainer.train_epoch(epoch, progress, lambda progress, urgent: None)
+        progress.batches_done = 0
+    return time.perf_counter() - started
+
+
+def full_loop(
+    train: Tensors, val: Tensors, encoding: data.Encoding, epochs: int, batch_size: int, sink: MetricSink, work: Path
+) -> float:
+    """The entrypoint's epoch loop: train, validate, checkpoint every epoch, hand metrics to `sink`; then flush."""
+    net = new_net(encoding)
+    flat = FlatParameters(net)
+    optimizer = FlatAdamW(flat, 3e-3, 1e-4)
+    trainer = Trainer(net, flat, optimizer, runtime(), LoopConfig(epochs, batch_size, 0, 42), train, val, lambda: 0)
+    store = CheckpointStore(work, None)
+    store.prepare()
+
+    def save(progress: Progress, urgent: bool) -> None:
+        payload = {
+            "model": net.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "progress": progress.to_dict(),
+            "rng": torch.get_rng_state(),
+            "pending_metrics": sink.pending(),
+        }
+        store.save(payload, checkpoint_name(progress.epochs_done, progress.batches_done), urgent)
+
+    started = time.perf_counter()
+
+    def on_epoch(metrics: dict[str, float], epoch: int) -> None:
+        sink.log_metrics({key: metrics[key] for key in EPOCH_METRICS}, epoch)
+
+    trainer.run(Progress(), on_epoch, save)
+    assert sink.close(60.0), "the tracking server did not take every metric"
+    return time.perf_counter() - started
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--epochs", type=int, default=20, help="epochs per throughput measurement")
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--overhead-epochs", type=int, default=600, help="epochs per tracking-overhead run")
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory(prefix="bench-train-") as scratch:
+        work = Path(scratch)
+        train, val, encoding = load_split(work)
+        params = sum(p.numel() for p in new_net(encoding).parameters())
+        threads = distributed.configure_threads({}, 1, params * args.batch_size)
+        samples = args.epochs * train.x.shape[0]
+        print(
+            f"abalone: {train.x.shape[0]} training rows, MLP {train.x.shape[1]}-{'-'.join(map(str, HIDDEN))}-1, "
+            f"batch {args.batch_size}, {threads} thread(s), torch {torch.__version__}"
+        )
+
+        print(f"\nloop throughput, samples/s (best of {args.repeats} x {args.epochs} epochs):")
+        book = best_rate(lambda: textbook(train, encoding, args.epochs, args.batch_size), samples, args.repeats)
+        slicing = best_rate(
+            lambda: ours(train, val, encoding, args.epochs, args.batch_size, fused=False), samples, args.repeats
+        )
+        fused = best_rate(
+            lambda: ours(train, val, encoding, args.epochs, args.batch_size, fused=True), samples, args.repeats
+        )
+        speedup = fused / book
+        print(f"  textbook DataLoader loop (TensorDataset, autograd, AdamW) {book:>12,.0f}   1.0x")
+        print(f"  in-memory slicing, autograd step (DDP / GPU path)        {slicing:>12,.0f}  {slicing / book:4.1f}x")
+        print(f"  in-memory slicing, fused step (python -m training, CPU)  {fused:>12,.0f}  {speedup:4.1f}x")
+        print(f"  target >= {TARGET_SPEEDUP:.0f}x: {'PASS' if speedup >= TARGET_SPEEDUP else 'FAIL'}")
+
+        print(f"\ntracking overhead, wall seconds of {args.overhead_epochs} epochs (median of {args.repeats}):")
+        service = services.start_mlflow(
+            port=services.free_port(),
+            log=work / "mlflow.log",
+            backend_store_uri=f"sqlite:///{work / 'mlflow.db'}",
+            artifacts_destination=str(work / "artifacts"),
+            s3_endpoint_url="",
+        )
+        try:
+            from mlflow import MlflowClient
+
+            client = MlflowClient(tracking_uri=service.url)
+            experiment = client.create_experiment("bench-train")
+            plain: list[float] = []
+            tracked: list[float] = []
+            logged = 0
+            for repeat in range(args.repeats):
+                plain.append(
+                    full_loop(
+                        train, val, encoding, args.overhead_epochs, args.batch_size, NullSink(), work / f"p{repeat}"
+                    )
+                )
+                run_id = client.create_run(experiment).info.run_id
+                sink = AsyncMetricSink(client, run_id)
+                tracked.append(
+                    full_loop(train, val, encoding, args.overhead_epochs, args.batch_size, sink, work / f"t{repeat}")
+                )
+                logged = len(client.get_metric_history(run_id, "val_rmse"))
+            without, with_tracking = statistics.median(plain), statistics.median(tracked)
+            overhead = with_tracking / without - 1.0
+            print(f"  without tracking {without:7.2f} s   runs: {', '.join(f'{s:.2f}' for s in plain)}")
+            print(f"  with MLflow      {with_tracking:7.2f} s   runs: {', '.join(f'{s:.2f}' for s in tracked)}")
+            print(f"  overhead {overhead * 100:+.1f} % ({logged} val_rmse points per run reached the server)")
+            print(f"  target <= {TARGET_OVERHEAD * 100:.0f} %: {'PASS' if overhead <= TARGET_OVERHEAD else 'FAIL'}")
+        finally:
+            service.stop()
+    return 0 if speedup >= TARGET_SPEEDUP and overhead <= TARGET_OVERHEAD and not math.isnan(overhead) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
