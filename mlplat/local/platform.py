@@ -13,6 +13,7 @@ import os
 import secrets
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import time
@@ -47,6 +48,9 @@ DEFAULT_SERVING_PORT = 8080
 DEFAULT_EPOCHS = 15
 TARGET_COLUMN = "Rings"
 RESULT_PREFIX = "MLPLAT_RESULT "
+SERVING_POLL_SECONDS = 2
+# How long a reused serving server may take to hot-swap to a new champion before it is restarted.
+SWAP_WAIT = 30.0
 
 
 class PlatformError(RuntimeError):
@@ -120,6 +124,8 @@ class UpReport:
     seconds_to_first_prediction: float
     cost: dict[str, Any] | None = None
     logs: dict[str, str] = field(default_factory=dict)
+    step_seconds: dict[str, float] = field(default_factory=dict)
+    first_prediction_at: float = 0.0
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -137,6 +143,8 @@ class UpReport:
             "seconds_to_first_prediction": round(self.seconds_to_first_prediction, 2),
             "cost": self.cost,
             "logs": self.logs,
+            "step_seconds": self.step_seconds,
+            "first_prediction_at": self.first_prediction_at,
         }
 
 
@@ -182,6 +190,13 @@ def private_umask() -> Iterator[None]:
         yield
     finally:
         os.umask(previous)
+
+
+def tighten(root: Path) -> None:
+    """Make everything under `root` private to the user (copies keep their source's mode despite the umask)."""
+    for path in [root, *root.rglob("*")]:
+        if not path.is_symlink():
+            path.chmod(stat.S_IMODE(path.stat().st_mode) & 0o700)
 
 
 def display(path: Path) -> str:
@@ -433,6 +448,9 @@ class _UpRun:
         self.reused: list[str] = []
         self.training: subprocess.Popen[bytes] | None = None
         self.spawned_mlflow: services.Service | None = None
+        self.spawned_serving: services.Service | None = None
+        self.timings: dict[str, float] = {}
+        self.first_prediction_at = 0.0
         self.umask = 0o077
 
     # ---- bookkeeping ----
@@ -465,6 +483,7 @@ class _UpRun:
         key, title = STEPS[index - 1]
         self.reporter.begin(index, key, title)
         current = _Step(log)
+        began = time.monotonic()
         try:
             yield current
         except StepFailed:
@@ -473,6 +492,7 @@ class _UpRun:
             raise StepFailed(index, key, str(exc), current.log) from exc
         except (OSError, httpx.HTTPError, RuntimeError, ValueError) as exc:
             raise StepFailed(index, key, f"{type(exc).__name__}: {exc}", current.log) from exc
+        self.timings[key] = round(time.monotonic() - began, 2)
         self.reporter.end(index, "; ".join(current.details))
 
     def healthy_part(self, name: str, upstream: str = "") -> Part | None:
@@ -505,11 +525,20 @@ class _UpRun:
     def log(self, name: str) -> Path:
         return self.logs / f"{name}.log"
 
+    def workdir(self) -> Path:
+        """The processes' working directory: empty, so nothing in it shadows a package (`python -m training`)."""
+        work = self.home / "work"
+        work.mkdir(mode=0o700, exist_ok=True)
+        return work
+
     # ---- the steps ----
 
     def execute(self) -> UpReport:
         s3, fresh_store, restored = self.step_store()
         mlflow = self.step_tracking()
+        # The serving server imports for seconds and retries the registry until the champion exists: starting it
+        # now overlaps its start-up with the upload and the training job.
+        self.prespawn_serving(s3, mlflow)
         self.step_data(s3)
         champion, trained = self.step_train(s3, mlflow, must_train=fresh_store and not restored)
         serving = self.step_serve(s3, mlflow, champion)
@@ -531,6 +560,8 @@ class _UpRun:
             model=champion,
             prediction=prediction,
             seconds_to_first_prediction=elapsed,
+            step_seconds=dict(self.timings),
+            first_prediction_at=self.first_prediction_at,
             logs={name: display(Path(part.log)) for name, part in parts.items()}
             | ({"train": display(self.log("train"))} if trained else {}),
         )
@@ -545,7 +576,7 @@ class _UpRun:
             if part is None:
                 previous = self.state.parts.get("s3")
                 port = self.port_for("s3", previous.port if previous else None)
-                service = services.spawn_s3(port, log, umask=self.umask, cwd=self.home)
+                service = services.spawn_s3(port, log, umask=self.umask, cwd=self.workdir())
                 part = self.record(service, services.s3_health_url(service.url))
                 # MLflow imports for seconds and needs the store only when artifacts move: start it meanwhile.
                 self.prespawn_tracking(part.url)
@@ -573,7 +604,7 @@ class _UpRun:
             f"s3://{self.state.bucket}/mlflow",
             s3_url,
             umask=self.umask,
-            cwd=self.home,
+            cwd=self.workdir(),
         )
         self.record(service, services.mlflow_health_url(service.url), upstream=s3_url)
         return service
@@ -675,7 +706,7 @@ class _UpRun:
 
     def run_training(self, s3: Part, mlflow: Part, log: Path) -> dict[str, Any]:
         job = f"{self.model_name}-local-{time.strftime('%Y%m%d-%H%M%S')}"
-        sm = self.home / "training"
+        sm = self.home / "job"
         dirs = {name: sm / name for name in ("model", "output", "checkpoints")}
         for directory in dirs.values():
             # A new job starts from empty directories, as on SageMaker: stale checkpoints would be resumed.
@@ -714,7 +745,7 @@ class _UpRun:
                 stdout=fd,
                 stderr=subprocess.STDOUT,
                 env=env,
-                cwd=self.home,
+                cwd=self.workdir(),
                 start_new_session=True,
                 umask=self.umask,
             )
@@ -730,46 +761,70 @@ class _UpRun:
         if code != 0:
             reason = last_error_line(log, offset) or "no output"
             raise StepFailed(4, "train", f"the job exited with status {code}: {reason}", log)
+        tighten(sm)
         result = parse_result(log, offset)
         if result is None:
             raise StepFailed(4, "train", f"the job printed no {RESULT_PREFIX.strip()} line", log)
         return result
 
+    def serving_upstream(self, s3: Part, mlflow: Part) -> str:
+        return f"{mlflow.url} {s3.url}"
+
+    def serving_port(self) -> int:
+        """8080 (or the asked port); a free port when 8080 is busy; a clear error when the asked port is busy."""
+        explicit = self.options.port is not None
+        return self.port_for("serving", self.options.port or DEFAULT_SERVING_PORT, explicit=explicit)
+
+    def prespawn_serving(self, s3: Part, mlflow: Part) -> None:
+        if self.healthy_part("serving", upstream=self.serving_upstream(s3, mlflow)) is not None:
+            return
+        if self.options.port is not None and not services.port_is_free(self.options.port):
+            return  # step 5 reports the busy port
+        self.spawned_serving = self.spawn_serving(self.serving_port(), s3, mlflow)
+
+    def spawn_serving(self, port: int, s3: Part, mlflow: Part) -> services.Service:
+        service = services.spawn_serving(
+            port,
+            self.log("serving"),
+            tracking_uri=mlflow.url,
+            model_uri=f"models:/{self.model_name}@{CHAMPION}",
+            env=self.serving_env(s3),
+            command=list(self.options.serving_command),
+            cwd=self.workdir(),
+            umask=self.umask,
+        )
+        self.record(service, services.serving_health_url(service.url), upstream=self.serving_upstream(s3, mlflow))
+        return service
+
     def step_serve(self, s3: Part, mlflow: Part, champion: dict[str, Any]) -> Part:
         """5: the serving server on 127.0.0.1:8080 (or a free port), loading models:/<name>@champion.
 
         It captures invocations to s3://<bucket>/data-capture/<endpoint>/ at the stack's capture percentage, as the
-        cloud endpoint does, so the drift monitor reads the same layout locally.
+        cloud endpoint does, so the drift monitor reads the same layout locally. A reused server that still serves
+        an older version gets SWAP_WAIT seconds to hot-swap to the new champion (it polls the alias), then is
+        restarted.
         """
         log = self.log("serving")
-        upstream = f"{mlflow.url} {s3.url}"
+        wanted = str(champion["version"])
         with self.step(5, log) as detail:
-            part = self.healthy_part("serving", upstream=upstream)
-            if part is not None and served_version(part.url) != str(champion["version"]):
-                # A new champion: restart rather than wait for the server's next registry poll.
-                self.reporter.note(f"serving (pid {part.pid}) serves an older model; restarting it")
-                self.reused.remove("serving")
+            service = self.spawned_serving
+            if service is None and self.healthy_part("serving", self.serving_upstream(s3, mlflow)) is None:
+                service = self.spawn_serving(self.serving_port(), s3, mlflow)
+            part = self.state.parts["serving"]
+            if service is not None:
+                services.wait_healthy(part.health_url, service.process, self.options.start_timeout, "serving server")
+            if not wait_for_version(part.url, wanted, SWAP_WAIT):
+                self.reporter.note(f"serving (pid {part.pid}) still serves an older model; restarting it")
+                if "serving" in self.reused:
+                    self.reused.remove("serving")
                 self.platform._stop_part(part)
                 del self.state.parts["serving"]
                 self.save()
-                part = None
-            if part is None:
-                explicit = self.options.port is not None
-                port = self.port_for("serving", self.options.port or DEFAULT_SERVING_PORT, explicit=explicit)
-                service = services.start_serving(
-                    port,
-                    log,
-                    tracking_uri=mlflow.url,
-                    model_uri=f"models:/{self.model_name}@{CHAMPION}",
-                    env=self.serving_env(s3),
-                    command=list(self.options.serving_command),
-                    cwd=self.home,
-                    timeout=self.options.start_timeout,
-                    umask=self.umask,
-                )
-                part = self.record(service, services.serving_health_url(service.url), upstream=upstream)
-            version = served_version(part.url)
-            detail(f"{part.url} serving {self.model_name} v{version}")
+                port = part.port if services.port_is_free(part.port) else self.serving_port()
+                service = self.spawn_serving(port, s3, mlflow)
+                part = self.state.parts["serving"]
+                services.wait_healthy(part.health_url, service.process, self.options.start_timeout, "serving server")
+            detail(f"{part.url} serving {self.model_name} v{served_version(part.url)}")
         return part
 
     def serving_env(self, s3: Part) -> dict[str, str]:
@@ -777,6 +832,8 @@ class _UpRun:
             "MLPLAT_MODEL_CACHE": str(self.home / "model-cache"),
             "MLPLAT_ENDPOINT_NAME": self.endpoint,
             "AWS_ENDPOINT_URL": s3.url,
+            # Poll the alias often: the first load follows the training job within seconds, and so does a swap.
+            "MLPLAT_MODEL_POLL_INTERVAL": str(SERVING_POLL_SECONDS),
         }
         if self.capture_percent > 0:
             env["MLPLAT_CAPTURE_DESTINATION"] = f"s3://{self.state.bucket}/data-capture/{self.endpoint}/"
@@ -796,6 +853,7 @@ class _UpRun:
             if not isinstance(predictions, list) or not predictions:
                 raise StepFailed(6, "predict", "/invocations answered without predictions", None)
             value = predictions[0]
+            self.first_prediction_at = time.time()
             prediction = {
                 "url": f"{serving.url}/invocations",
                 "input": dict(zip(body["dataframe_split"]["columns"], body["dataframe_split"]["data"][0], strict=True)),
@@ -885,6 +943,17 @@ def champion_info(tracking_uri: str, model_name: str, alias: str = CHAMPION) -> 
             metrics = run.json().get("run", {}).get("data", {}).get("metrics", [])
             info["metrics"] = {m["key"]: m["value"] for m in metrics}
     return info
+
+
+def wait_for_version(serving_url: str, version: str, timeout: float) -> bool:
+    """Wait until the serving server reports `version` at /version; False after `timeout`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if served_version(serving_url) == version:
+            return True
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.25)
 
 
 def served_version(serving_url: str) -> str | None:

