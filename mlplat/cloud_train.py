@@ -109,6 +109,17 @@ def default_job_name(prefix: str, model: str, max_length: int = 63, now: datetim
     return f"{head[: max_length - len(stamp) - 1].rstrip('-')}-{stamp}"
 
 
+def resolve_image(image: str, outputs: StackOutputs) -> str:
+    """A short image name (`mlplat/training:0.1.0`) lives in the stack account's ECR, as the platform resolves it."""
+    from components.images import parse
+
+    ref = parse(image)
+    if ref.registry is not None:
+        return image
+    account = outputs.training_role_arn.split(":")[4]
+    return f"{account}.dkr.ecr.{outputs.region}.amazonaws.com/{ref.repository}{ref.separator}{ref.reference}"
+
+
 def parse_hyperparameters(pairs: Sequence[str]) -> dict[str, str]:
     """`KEY=VALUE` pairs from `--hp`; SageMaker passes every hyperparameter as a string."""
     values: dict[str, str] = {}
@@ -159,7 +170,7 @@ def plan_sagemaker_job(
     if epochs is not None:
         params["epochs"] = str(epochs)
     params.update(hyperparameters or {})
-    training_image = image or cfg.images.training
+    training_image = resolve_image(image or cfg.images.training, outputs)
     environment = {"MLPLAT_IMAGE": training_image, "MLPLAT_ENVIRONMENT": cfg.environment}
     if network_isolation:
         environment["MLFLOW_TRACKING_URI"] = ISOLATED_TRACKING_URI
@@ -572,7 +583,7 @@ def eks_manifests(
     spec = TrainingJobSpec(
         name=job_name,
         namespace=namespace,
-        image=image or cfg.images.training,
+        image=resolve_image(image or cfg.images.training, outputs),
         data_uri=f"s3://{outputs.bucket_name}/datasets/{dataset}/{dataset_version}/",
         checkpoint_s3_uri=f"s3://{outputs.bucket_name}/checkpoints/{job_name}/",
         tracking_uri=tracking_uri,

@@ -17,6 +17,7 @@ from mlplat.cli import app
 from mlplat.release import pack_model_dir
 
 runner = CliRunner()
+IMAGE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/mlplat/training:0.1.0"  # the stack's short name, in its ECR
 
 
 class Recorder:
@@ -102,7 +103,7 @@ def expected_request(stack: FakeStack, name: str, tracking_uri: str) -> dict[str
     out = stack.outputs
     return {
         "TrainingJobName": name,
-        "AlgorithmSpecification": {"TrainingImage": "mlplat/training:0.1.0", "TrainingInputMode": "File"},
+        "AlgorithmSpecification": {"TrainingImage": IMAGE, "TrainingInputMode": "File"},
         "RoleArn": out["trainingRoleArn"],
         "HyperParameters": {
             "registered_model_name": stack.model,
@@ -138,7 +139,7 @@ def expected_request(stack: FakeStack, name: str, tracking_uri: str) -> dict[str
         "EnableManagedSpotTraining": True,
         "CheckpointConfig": {"S3Uri": f"s3://{stack.bucket}/checkpoints/{name}/", "LocalPath": "/opt/ml/checkpoints"},
         "Environment": {
-            "MLPLAT_IMAGE": "mlplat/training:0.1.0",
+            "MLPLAT_IMAGE": IMAGE,
             "MLPLAT_ENVIRONMENT": "dev",
             "MLFLOW_TRACKING_URI": tracking_uri,
         },
@@ -170,7 +171,7 @@ def test_moto_records_the_job_with_isolation_encryption_vpc_kms_spot_checkpoints
                   "StoppingCondition", "EnableNetworkIsolation", "EnableInterContainerTrafficEncryption",
                   "EnableManagedSpotTraining", "CheckpointConfig"):  # fmt: skip
         assert job[field] == expected[field], field
-    assert job["AlgorithmSpecification"]["TrainingImage"] == "mlplat/training:0.1.0"
+    assert job["AlgorithmSpecification"]["TrainingImage"] == IMAGE
 
 
 def test_the_request_sent_is_exactly_the_planned_one(

@@ -54,7 +54,7 @@ def test_the_job_runs_the_stacks_image_on_its_spot_pool_with_one_pod_per_rank(tm
     env = {e["name"]: e.get("value") for e in container["env"]}
     assert (job["spec"]["completions"], job["spec"]["parallelism"]) == (2, 2)
     assert pod["nodeSelector"] == {"mlplat.io/pool": "train-spot"}
-    assert container["image"] == "mlplat/training:0.1.0"
+    assert container["image"] == "123456789012.dkr.ecr.us-east-1.amazonaws.com/mlplat/training:0.1.0"
     assert "--nnodes=2" in container["command"]
     assert container["command"][-1] == "--epochs=3"
     assert env["MLFLOW_TRACKING_URI"] == "arn:aws:sagemaker:us-east-1:123456789012:mlflow-app/app-staging"
