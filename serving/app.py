@@ -13,6 +13,7 @@ from typing import Any
 import orjson
 
 from serving import handler, metrics
+from serving.capture import CaptureWriter
 from serving.codec import media_type, negotiate
 from serving.config import Settings
 from serving.protocol import (
@@ -240,4 +241,7 @@ def create_app(settings: Settings | None = None) -> ServingApp:
     settings = settings or Settings.from_env()
     source = ModelSource.parse(settings.model_uri)
     readiness = Readiness(settings.worker_state_dir, settings.workers)
-    return ServingApp(settings, ModelHolder(settings, source, readiness), Inference(settings))
+    capture = CaptureWriter.from_env()  # sampled data capture when MLPLAT_CAPTURE_DESTINATION is set
+    return ServingApp(
+        settings, ModelHolder(settings, source, readiness), Inference(settings), [capture] if capture else []
+    )

@@ -35,7 +35,10 @@ def local(tmp_path_factory: pytest.TempPathFactory) -> Iterator[st.LocalEndpoint
     platform = LocalPlatform(home)
     try:
         platform.up(UpOptions(stack="dev", epochs=3, port=services.free_port()))
-        yield st.discover(home)
+        found = st.discover(home)
+        # `up` sends one prediction of its own; once it is captured, the tests' windows hold only their traffic.
+        _wait_for_rows(found, 1)
+        yield found
     finally:
         platform.down()
         patch.undo()
