@@ -450,6 +450,8 @@ class _UpRun:
         self.spawned_mlflow: services.Service | None = None
         self.spawned_serving: services.Service | None = None
         self.timings: dict[str, float] = {}
+        # Ports of parts found dead: a restarted part takes its old port when free, so URLs stay put.
+        self.previous_ports: dict[str, int] = {}
         self.first_prediction_at = 0.0
         self.umask = 0o077
 
@@ -507,6 +509,7 @@ class _UpRun:
         why = "is not healthy" if part.upstream == upstream else f"points at {part.upstream}, not {upstream}"
         self.reporter.note(f"{name} (pid {part.pid}) {why}; restarting it")
         self.platform._stop_part(part)
+        self.previous_ports[name] = part.port
         del self.state.parts[name]
         self.save()
         return None
@@ -540,7 +543,9 @@ class _UpRun:
         # now overlaps its start-up with the upload and the training job.
         self.prespawn_serving(s3, mlflow)
         self.step_data(s3)
-        champion, trained = self.step_train(s3, mlflow, must_train=fresh_store and not restored)
+        # A fresh store holds what the last `down` saved; a model trained after that (the store then died) is gone.
+        stale = restored is None or restored < float(self.state.model.get("trained_at", 0.0))
+        champion, trained = self.step_train(s3, mlflow, must_train=fresh_store and stale)
         serving = self.step_serve(s3, mlflow, champion)
         prediction = self.step_predict(serving)
         elapsed = time.monotonic() - self.began
@@ -566,16 +571,15 @@ class _UpRun:
             | ({"train": display(self.log("train"))} if trained else {}),
         )
 
-    def step_store(self) -> tuple[Part, bool, bool]:
+    def step_store(self) -> tuple[Part, bool, float | None]:
         """1: moto's server mode, the bucket and its prefixes; a fresh store gets the last snapshot back."""
         log = self.log("s3")
         with self.step(1, log) as detail:
             part = self.healthy_part("s3")
             fresh = part is None
-            restored = False
+            restored: float | None = None
             if part is None:
-                previous = self.state.parts.get("s3")
-                port = self.port_for("s3", previous.port if previous else None)
+                port = self.port_for("s3", self.previous_ports.get("s3"))
                 service = services.spawn_s3(port, log, umask=self.umask, cwd=self.workdir())
                 part = self.record(service, services.s3_health_url(service.url))
                 # MLflow imports for seconds and needs the store only when artifacts move: start it meanwhile.
@@ -587,7 +591,7 @@ class _UpRun:
             ensure_bucket(client, self.state.bucket)
             if fresh:
                 restored = restore_bucket(client, self.state.bucket, self.home / "s3" / self.state.bucket)
-            detail(f"{part.url} bucket {self.state.bucket}" + (" (restored)" if restored else ""))
+            detail(f"{part.url} bucket {self.state.bucket}" + (" (restored)" if restored is not None else ""))
         return part, fresh, restored
 
     def prespawn_tracking(self, s3_url: str) -> None:
@@ -596,7 +600,7 @@ class _UpRun:
         self.spawned_mlflow = self.spawn_mlflow(f"sqlite:///{self.home / 'mlflow.db'}", s3_url)
 
     def spawn_mlflow(self, backend: str, s3_url: str) -> services.Service:
-        port = self.port_for("mlflow", None)
+        port = self.port_for("mlflow", self.previous_ports.get("mlflow"))
         service = services.spawn_mlflow(
             port,
             self.log("mlflow"),
@@ -645,8 +649,7 @@ class _UpRun:
                 out.write(password + "\n")
         part = self.healthy_part("postgres")
         if part is None:
-            previous = self.state.parts.get("postgres")
-            port = self.port_for("postgres", previous.port if previous else None)
+            port = self.port_for("postgres", self.previous_ports.get("postgres"))
             service = services.start_postgres(
                 port, pg_home / "data", self.log("postgres"), password, timeout=self.options.start_timeout
             )
@@ -765,6 +768,7 @@ class _UpRun:
         result = parse_result(log, offset)
         if result is None:
             raise StepFailed(4, "train", f"the job printed no {RESULT_PREFIX.strip()} line", log)
+        result["trained_at"] = time.time()
         return result
 
     def serving_upstream(self, s3: Part, mlflow: Part) -> str:
@@ -908,17 +912,23 @@ def snapshot_bucket(client: Any, bucket: str, target: Path) -> int:
             count += 1
     shutil.rmtree(target, ignore_errors=True)
     staging.rename(target)
+    _snapshot_marker(target).write_text(json.dumps({"taken_at": time.time(), "objects": count}) + "\n")
     return count
 
 
-def restore_bucket(client: Any, bucket: str, source: Path) -> bool:
-    """Upload a snapshot taken by `down` into a fresh bucket; False when there is none."""
-    if not source.is_dir():
-        return False
-    files = [path for path in source.rglob("*") if path.is_file()]
-    for path in files:
-        client.upload_file(str(path), bucket, path.relative_to(source).as_posix())
-    return bool(files)
+def restore_bucket(client: Any, bucket: str, source: Path) -> float | None:
+    """Upload a snapshot taken by `down` into a fresh bucket; returns when it was taken, None when there is none."""
+    marker = _snapshot_marker(source)
+    if not source.is_dir() or not marker.is_file():
+        return None
+    for path in source.rglob("*"):
+        if path.is_file():
+            client.upload_file(str(path), bucket, path.relative_to(source).as_posix())
+    return float(json.loads(marker.read_text())["taken_at"])
+
+
+def _snapshot_marker(snapshot: Path) -> Path:
+    return snapshot.with_name(snapshot.name + ".json")
 
 
 def champion_info(tracking_uri: str, model_name: str, alias: str = CHAMPION) -> dict[str, Any] | None:

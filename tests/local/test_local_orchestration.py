@@ -5,7 +5,10 @@ The stand-ins take the same flags and honour the same contracts as `python -m tr
 The real training job and serving server run in `test_local_e2e.py`.
 """
 
+import os
+import signal
 import socket
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -140,3 +143,19 @@ def test_down_keeps_a_bucket_snapshot_that_the_next_up_restores_without_training
     assert report.started == ["s3", "mlflow", "serving"]
     assert report.trained is False
     assert report.model["version"] == "2"
+
+
+def test_a_store_that_died_after_the_last_snapshot_is_refilled_by_training_again(standin: Platform) -> None:
+    standin.platform.up(standin_options(port=standin.port, retrain=True))
+    before = recorded_pids(standin.home)
+    os.kill(before["s3"], signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while session_alive(before["s3"]) and time.monotonic() < deadline:
+        time.sleep(0.1)
+
+    report = standin.platform.up(standin_options(port=standin.port))
+
+    assert report.started == ["s3"]
+    assert report.reused == ["mlflow", "serving"]
+    assert report.trained is True
+    assert report.model["version"] == "4"
