@@ -1,0 +1,55 @@
+"""SIGTERM while requests are in flight: every one of them is answered, then the server exits cleanly in time."""
+
+import signal
+import subprocess
+import threading
+from pathlib import Path
+
+import httpx
+import orjson
+from serving_support import ServingServer, start_serving, wait_for
+
+from mlplat.local import services
+
+IN_FLIGHT = 6
+EXIT_WITHIN_S = 30
+
+
+def test_sigterm_finishes_every_in_flight_request_and_exits_within_30_s(slow_model_dir: Path, tmp_path: Path) -> None:
+    server = start_serving("serving-sigterm", str(slow_model_dir), tmp_path, workers=2)
+    try:
+        _in_flight_then_sigterm(server)
+    finally:
+        server.service.stop()
+
+
+def _in_flight_then_sigterm(server: ServingServer) -> None:
+    results: list[tuple[int, object]] = []
+    body = orjson.dumps({"dataframe_records": [{"delay": 1.0}]})
+
+    def request() -> None:
+        # One connection per request, as independent clients would have.
+        response = httpx.post(
+            f"{server.url}/invocations", content=body, headers={"content-type": "application/json"}, timeout=60
+        )
+        results.append((response.status_code, response.json()))
+
+    threads = [threading.Thread(target=request) for _ in range(IN_FLIGHT)]
+    for thread in threads:
+        thread.start()
+    wait_for(
+        lambda: server.metrics()[("mlplat_serving_in_flight_requests", ())] == IN_FLIGHT,
+        timeout=20,
+        what=f"{IN_FLIGHT} requests in flight",
+    )
+    server.service.process.send_signal(signal.SIGTERM)
+    for thread in threads:
+        thread.join(timeout=EXIT_WITHIN_S)
+    try:
+        code = server.service.process.wait(timeout=EXIT_WITHIN_S)
+    except subprocess.TimeoutExpired:
+        code = None
+    assert results == [(200, {"predictions": [1.0]})] * IN_FLIGHT
+    assert code == 0, server.log_text()[-3000:]
+    assert services.port_is_free(server.port)
+    assert "Traceback" not in server.log_text()
