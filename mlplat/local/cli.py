@@ -152,12 +152,18 @@ def up(
             data["stopped"] = [_stop_json(r) for r in stopped]
         typer.echo(json.dumps(data, indent=2, sort_keys=True))
         return
-    out = Console(soft_wrap=True)
+    out = _stdout()
     _print_report(out, report)
     if smoke:
         out.print(f"smoke: stopped {len([r for r in stopped if r.outcome == 'stopped'])} processes")
     else:
         out.print("stop it with: mlplat down --local" + _home_flag(platform))
+
+
+def _stdout() -> Console:
+    """stdout; wide enough for URLs and paths when it is not a terminal (a pipe, a log, CliRunner)."""
+    console = Console(soft_wrap=True)
+    return console if console.is_terminal else Console(soft_wrap=True, width=160)
 
 
 def _print_report(out: Console, report: UpReport) -> None:
@@ -236,7 +242,7 @@ def status(local: LocalFlag = False, home: HomeOption = None, as_json: JsonFlag 
     elif not parts:
         typer.echo(f"the local platform is not running under {display(platform.home)}")
     else:
-        _print_status(Console(soft_wrap=True), parts)
+        _print_status(_stdout(), parts)
     if not healthy:
         raise typer.Exit(1)
 
@@ -247,7 +253,7 @@ def _print_status(out: Console, parts: list[PartStatus]) -> None:
         table.add_column(column, overflow="fold")
     for part in parts:
         state = "[green]healthy" if part.healthy else ("[red]unhealthy" if part.alive else "[red]dead")
-        table.add_row(part.name, str(part.pid), str(part.port), part.url, state, part.log)
+        table.add_row(part.name, str(part.pid), str(part.port), part.url, state, display(Path(part.log)))
     out.print(table)
 
 

@@ -460,8 +460,8 @@ class _UpRun:
     def save(self) -> None:
         st.save(self.home, self.state)
 
-    def record(self, service: services.Service, health_url: str, upstream: str = "") -> Part:
-        part = Part.from_service(service, service.url, health_url, time.time(), upstream=upstream)
+    def record(self, service: services.Service, health_url: str, upstream: str = "", url: str = "") -> Part:
+        part = Part.from_service(service, url or service.url, health_url, time.time(), upstream=upstream)
         self.state.parts[service.name] = part
         self.started.append(service.name)
         self.save()
@@ -653,7 +653,9 @@ class _UpRun:
             service = services.start_postgres(
                 port, pg_home / "data", self.log("postgres"), password, timeout=self.options.start_timeout
             )
-            part = self.record(service, f"tcp://{services.LOOPBACK}:{port}")
+            part = self.record(
+                service, f"tcp://{services.LOOPBACK}:{port}", url=f"postgresql://{services.LOOPBACK}:{port}/mlflow"
+            )
         return services.postgres_uri(part.port, password)
 
     def step_data(self, s3: Part) -> None:

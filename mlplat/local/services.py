@@ -319,7 +319,8 @@ def _importable(module: str) -> bool:
 
 
 def postgres_uri(port: int, password: str, database: str = "mlflow", user: str = "mlplat") -> str:
-    driver = "postgresql" if _importable("psycopg2") else "postgresql+psycopg"
+    # Explicit: SQLAlchemy 2.1 defaults `postgresql://` to psycopg 3, 2.0 to psycopg2.
+    driver = "postgresql+psycopg2" if _importable("psycopg2") else "postgresql+psycopg"
     return f"{driver}://{user}:{password}@{LOOPBACK}:{port}/{database}"
 
 
