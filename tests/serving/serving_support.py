@@ -125,3 +125,38 @@ def split_response(raw: bytes) -> tuple[int, dict[str, str], bytes]:
         name, _, value = line.partition(":")
         headers[name.strip().lower()] = value.strip()
     return status, headers, body
+
+
+class KeepAliveClient:
+    """A minimal HTTP/1.1 client on one keep-alive connection, cheap enough to drive a server hard from a test."""
+
+    def __init__(self, port: int, timeout: float = 10.0) -> None:
+        self.port = port
+        self.sock = socket.create_connection((LOOPBACK, port), timeout=timeout)
+        self.buffer = b""
+
+    def post(self, body: bytes, content_type: str = JSON) -> tuple[int, bytes]:
+        head = (
+            f"POST /invocations HTTP/1.1\r\nHost: {LOOPBACK}:{self.port}\r\nContent-Type: {content_type}\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n"
+        )
+        self.sock.sendall(head.encode() + body)
+        while b"\r\n\r\n" not in self.buffer:
+            self._fill()
+        head_bytes, _, self.buffer = self.buffer.partition(b"\r\n\r\n")
+        lines = head_bytes.split(b"\r\n")
+        status = int(lines[0].split()[1])
+        length = next(int(line.split(b":", 1)[1]) for line in lines[1:] if line.lower().startswith(b"content-length:"))
+        while len(self.buffer) < length:
+            self._fill()
+        content, self.buffer = self.buffer[:length], self.buffer[length:]
+        return status, content
+
+    def _fill(self) -> None:
+        chunk = self.sock.recv(65536)
+        if not chunk:
+            raise ConnectionError("the server closed the connection")
+        self.buffer += chunk
+
+    def close(self) -> None:
+        self.sock.close()

@@ -1,7 +1,6 @@
 """Serving from the registry: 503 until the alias exists, then the alias's version, then a promoted version swapped in
 under load without one failed request."""
 
-import http.client
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -11,7 +10,7 @@ import httpx
 import orjson
 import pytest
 from serving_models import register_abalone_model, sample_rows
-from serving_support import LOOPBACK, ServingServer, start_serving, wait_for
+from serving_support import KeepAliveClient, ServingServer, start_serving, wait_for
 
 MODEL = "abalone-swap"
 SHIFT = 100.0  # version 2 predicts exactly this much more than version 1
@@ -85,19 +84,17 @@ def test_a_promoted_version_is_swapped_in_under_load_without_a_failed_request(re
     errors: list[str] = []
 
     def load(index: int) -> None:
-        connection = http.client.HTTPConnection(LOOPBACK, server.port, timeout=10)
+        connection = KeepAliveClient(server.port)
         for _ in range(100_000):  # bounded; the test stops it much earlier
             if stop.is_set():
                 break
             try:
-                connection.request("POST", "/invocations", body=body, headers={"Content-Type": "application/json"})
-                response = connection.getresponse()
-                content = response.read()
-            except (OSError, http.client.HTTPException) as error:
+                status, content = connection.post(body)
+            except OSError as error:
                 errors.append(repr(error))
                 return
-            value = orjson.loads(content)["predictions"][0] if response.status == 200 else float("nan")
-            seen[index].append((response.status, value))
+            value = orjson.loads(content)["predictions"][0] if status == 200 else float("nan")
+            seen[index].append((status, value))
         connection.close()
 
     threads = [threading.Thread(target=load, args=(index,)) for index in range(LOAD_CONNECTIONS)]

@@ -25,7 +25,7 @@ def test_sigterm_finishes_every_in_flight_request_and_exits_within_30_s(slow_mod
 
 def _in_flight_then_sigterm(server: ServingServer) -> None:
     results: list[tuple[int, object]] = []
-    body = orjson.dumps({"dataframe_records": [{"delay": 1.0}]})
+    body = orjson.dumps({"dataframe_records": [{"delay": 0.5}]})
 
     def request() -> None:
         # One connection per request, as independent clients would have.
@@ -49,7 +49,7 @@ def _in_flight_then_sigterm(server: ServingServer) -> None:
         code = server.service.process.wait(timeout=EXIT_WITHIN_S)
     except subprocess.TimeoutExpired:
         code = None
-    assert results == [(200, {"predictions": [1.0]})] * IN_FLIGHT
+    assert results == [(200, {"predictions": [0.5]})] * IN_FLIGHT
     assert code == 0, server.log_text()[-3000:]
     assert services.port_is_free(server.port)
     assert "Traceback" not in server.log_text()
