@@ -10,6 +10,7 @@ from components.artifacts import DATA_CAPTURE_PREFIX, MLFLOW_PREFIX, MODELS_PREF
 from components.budget import BudgetAlerts, BudgetAlertsArgs
 from components.compute import GpuCompute, GpuComputeArgs
 from components.config import EndpointConfig, StackConfig
+from components.drift import DriftMonitor, platform_drift_args
 from components.endpoint import InferenceEndpoint, InferenceEndpointArgs
 from components.identity import Identity, IdentityArgs
 from components.network import Network, NetworkArgs
@@ -42,6 +43,7 @@ class MlPlatform(pulumi.ComponentResource):
     tracking: TrackingServer
     identity: Identity
     endpoints: list[InferenceEndpoint]
+    drift_monitors: list[DriftMonitor]
     budget: BudgetAlerts
 
     def __init__(self, name: str, args: MlPlatformArgs, opts: pulumi.ResourceOptions | None = None) -> None:
@@ -145,6 +147,16 @@ class MlPlatform(pulumi.ComponentResource):
             for endpoint in config.endpoints
         ]
 
+        # A model nobody watches silently rots: every endpoint gets a scheduled drift check and an alarm topic.
+        self.drift_monitors = [
+            DriftMonitor(
+                f"{name}-{endpoint.name}-drift",
+                platform_drift_args(config, endpoint, self.artifacts, self.tracking.arn, self.network, self.compute),
+                self._child("drift"),
+            )
+            for endpoint in config.endpoints
+        ]
+
         self.budget = BudgetAlerts(
             f"{name}-budget",
             BudgetAlertsArgs(
@@ -176,6 +188,7 @@ class MlPlatform(pulumi.ComponentResource):
             "trainingRoleArn": self.identity.training_role_arn,
             "servingRoleArn": self.identity.serving_role_arn,
             "endpointNames": [e.endpoint_name for e in self.endpoints],
+            "driftAlarmTopicArns": [m.topic_arn for m in self.drift_monitors],
             "budgetName": self.budget.budget_name,
             **(self.compute.stack_outputs() if self.compute is not None else {}),
             "region": self.config.region,
