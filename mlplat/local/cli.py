@@ -190,6 +190,13 @@ def _print_report(out: Console, report: UpReport) -> None:
     table.add_row("test RMSE", _fmt(test_rmse) + (f" ({_fmt(ratio)} of the mean)" if ratio is not None else ""))
     if model.get("decision"):
         table.add_row("promotion", str(model["decision"]))
+    job = model.get("last_job")
+    if isinstance(job, dict):
+        table.add_row(
+            "last training job",
+            f"version {job.get('version')}: {job.get('decision')} (test RMSE {_fmt(job.get('test_rmse'))}), "
+            f"version {model['version']} stays champion",
+        )
     table.add_row("first prediction", f"{report.seconds_to_first_prediction:.1f} s after start")
     table.add_row(f"cloud cost ({report.stack})", _cost_text(report.cost))
     table.add_row("state", display(report.home))

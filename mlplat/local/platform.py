@@ -484,8 +484,17 @@ class _UpRun:
     def step(self, index: int, log: Path | None = None) -> Iterator["_Step"]:
         key, title = STEPS[index - 1]
         self.reporter.begin(index, key, title)
-        current = _Step(log)
         began = time.monotonic()
+        with self.attributed(index, log) as current:
+            yield current
+        self.timings[key] = round(time.monotonic() - began, 2)
+        self.reporter.end(index, "; ".join(current.details))
+
+    @contextlib.contextmanager
+    def attributed(self, index: int, log: Path | None = None) -> Iterator["_Step"]:
+        """Turn what goes wrong inside into StepFailed for step `index` (also for work started ahead of it)."""
+        key = STEPS[index - 1][0]
+        current = _Step(log)
         try:
             yield current
         except StepFailed:
@@ -494,8 +503,6 @@ class _UpRun:
             raise StepFailed(index, key, str(exc), current.log) from exc
         except (OSError, httpx.HTTPError, RuntimeError, ValueError) as exc:
             raise StepFailed(index, key, f"{type(exc).__name__}: {exc}", current.log) from exc
-        self.timings[key] = round(time.monotonic() - began, 2)
-        self.reporter.end(index, "; ".join(current.details))
 
     def healthy_part(self, name: str, upstream: str = "") -> Part | None:
         """The recorded part when it is our live, healthy process wired to `upstream`; else it is stopped."""
@@ -541,7 +548,8 @@ class _UpRun:
         mlflow = self.step_tracking()
         # The serving server imports for seconds and retries the registry until the champion exists: starting it
         # now overlaps its start-up with the upload and the training job.
-        self.prespawn_serving(s3, mlflow)
+        with self.attributed(5, self.log("serving")):
+            self.prespawn_serving(s3, mlflow)
         self.step_data(s3)
         # A fresh store holds what the last `down` saved; a model trained after that (the store then died) is gone.
         stale = restored is None or restored < float(self.state.model.get("trained_at", 0.0))
@@ -578,15 +586,16 @@ class _UpRun:
             part = self.healthy_part("s3")
             fresh = part is None
             restored: float | None = None
+            service = None
             if part is None:
                 port = self.port_for("s3", self.previous_ports.get("s3"))
                 service = services.spawn_s3(port, log, umask=self.umask, cwd=self.workdir())
                 part = self.record(service, services.s3_health_url(service.url))
-                # MLflow imports for seconds and needs the store only when artifacts move: start it meanwhile.
+            # MLflow imports for seconds and needs the store only when artifacts move: start it meanwhile.
+            with self.attributed(2, self.log("mlflow")):
                 self.prespawn_tracking(part.url)
+            if service is not None:
                 services.wait_healthy(part.health_url, service.process, self.options.start_timeout, "s3 (moto server)")
-            else:
-                self.prespawn_tracking(part.url)
             client = s3_client(part.url)
             ensure_bucket(client, self.state.bucket)
             if fresh:
@@ -692,12 +701,18 @@ class _UpRun:
             champion = champion_info(mlflow.url, self.model_name)
             if champion is None:
                 raise StepFailed(4, "train", f"the job finished but {self.model_name}@{CHAMPION} does not exist", log)
-            merged = {**champion, **{k: v for k, v in result.items() if k not in ("aliases",)}}
-            merged["version"] = str(merged["version"])
-            detail(
-                f"run {result.get('run_id')} → {self.model_name} v{merged['version']} ({result.get('decision')}); "
-                f"test RMSE {float(result.get('test_rmse', 'nan')):.3f}"
-            )
+            job_version = str(result.get("version"))
+            rmse = f"test RMSE {float(result.get('test_rmse', 'nan')):.3f}"
+            if job_version == champion["version"]:
+                merged = {**champion, **{k: v for k, v in result.items() if k not in ("aliases", "version")}}
+                detail(f"run {result.get('run_id')} → {self.model_name} v{job_version} (champion); {rmse}")
+            else:
+                # The promotion gate kept the current champion: serve it, and say what became of the new one.
+                merged = {**champion, "last_job": result}
+                detail(
+                    f"run {result.get('run_id')} → {self.model_name} v{job_version} ({result.get('decision')}), "
+                    f"{rmse}; v{champion['version']} stays champion"
+                )
         return self.with_endpoint(merged), True
 
     def with_endpoint(self, model: dict[str, Any]) -> dict[str, Any]:

@@ -81,6 +81,20 @@ def test_retrain_promotes_a_new_version_that_the_running_server_swaps_to(standin
     assert httpx.get(f"{report.urls['serving']}/version").json()["version"] == "2"
 
 
+def test_a_job_the_promotion_gate_keeps_as_challenger_leaves_the_champion_serving(
+    standin: Platform, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("STANDIN_TRAIN_DECISION", "challenger")
+
+    report = standin.platform.up(standin_options(port=standin.port, retrain=True))
+
+    assert report.trained is True
+    assert report.model["version"] == "2"
+    assert report.model["last_job"]["version"] == 3
+    assert report.model["last_job"]["decision"] == "challenger"
+    assert httpx.get(f"{report.urls['serving']}/version").json()["version"] == "2"
+
+
 def test_a_failed_training_job_fails_step_4_with_its_error_line_and_log(
     standin: Platform, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -158,4 +172,4 @@ def test_a_store_that_died_after_the_last_snapshot_is_refilled_by_training_again
     assert report.started == ["s3"]
     assert report.reused == ["mlflow", "serving"]
     assert report.trained is True
-    assert report.model["version"] == "4"
+    assert report.model["version"] == "5"

@@ -51,7 +51,8 @@ def main() -> int:
     call("POST", "/api/2.0/mlflow/registered-models/create", {"name": name})
     version = call("POST", "/api/2.0/mlflow/model-versions/create", {"name": name, "source": "s3://standin/model"})
     number = version["model_version"]["version"]
-    call("POST", "/api/2.0/mlflow/registered-models/alias", {"name": name, "alias": "champion", "version": number})
+    decision = os.environ.get("STANDIN_TRAIN_DECISION", "champion")
+    call("POST", "/api/2.0/mlflow/registered-models/alias", {"name": name, "alias": decision, "version": number})
     with open(os.path.join(args.checkpoint_dir, "last.pt"), "w") as out:
         out.write("standin")
     result = {
@@ -61,8 +62,8 @@ def main() -> int:
         "version": int(number),
         "test_rmse": 2.1,
         "rmse_ratio_to_mean": 0.21,
-        "decision": "promoted",
-        "aliases": ["champion"],
+        "decision": decision,
+        "aliases": [decision],
     }
     print("MLPLAT_RESULT " + json.dumps(result))
     return 0
