@@ -1,13 +1,16 @@
 """Benchmark the serving container against `mlflow models serve` on the same model, in the same run.
 
-    .venv/bin/python bench/serve.py [--model-uri DIR|models:/name@alias] [--requests 3000] [--connections 1,8,32]
+    .venv/bin/python bench/serve.py [--model-uri DIR|models:/name@alias] [--requests 5000] [--connections 1,8,32]
 
 Without `--model-uri` it builds the abalone test model (the training container's format) in a temporary directory;
 with `--register` (and MLFLOW_TRACKING_URI) it registers that model first and both servers load it from the
-registry. Both servers run as processes on 127.0.0.1 with the same number of workers, idle while the other is
-measured. The load generator is a bounded asyncio loop over raw keep-alive HTTP/1.1 connections (no third-party
-client, so the client costs as little CPU as possible on a small machine): for each connection count it sends a
-warm-up, then the same number of requests to each server, and stops early at `--max-seconds`.
+registry. Both servers run as processes on 127.0.0.1, each idle while the other is measured.
+
+The load generator is a bounded asyncio loop over raw keep-alive HTTP/1.1 connections (no third-party client, so it
+costs as little CPU as possible): for each connection count it sends a warm-up, then the same number of requests to
+each server, and stops early at `--max-seconds`. It shares the machine, so by default ours gets one worker fewer than
+there are cores (the generator needs the other one) and mlflow one worker per core, its best here; both counts are
+printed with the results.
 """
 
 import argparse
@@ -166,11 +169,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--model-uri", help="a model directory or models:/ URI (default: build the test model)")
     parser.add_argument("--register", action="store_true", help="register the built model at MLFLOW_TRACKING_URI")
-    parser.add_argument("--requests", type=int, default=3000, help="requests per server and connection count")
+    parser.add_argument("--requests", type=int, default=5000, help="requests per server and connection count")
     parser.add_argument("--connections", default="1,8,32", help="comma-separated connection counts")
     parser.add_argument("--batch-requests", type=int, default=200, help="1,000-row requests per server")
     parser.add_argument("--max-seconds", type=float, default=30.0, help="cap per measurement")
-    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="workers of each server")
+    cores = os.cpu_count() or 1
+    parser.add_argument("--workers", type=int, default=max(1, cores - 1), help="our server's workers")
+    parser.add_argument("--mlflow-workers", type=int, default=cores, help="mlflow models serve's workers")
     parser.add_argument("--json", action="store_true", help="also print the results as JSON")
     args = parser.parse_args(argv)
     levels = [int(level) for level in args.connections.split(",")]
@@ -193,12 +198,15 @@ def main(argv: list[str] | None = None) -> int:
                 model_uri = register_model(work, os.environ["MLFLOW_TRACKING_URI"])
             else:
                 model_uri = build_model(work)
-        print(f"model: {model_uri}; {args.workers} worker(s) per server; {os.cpu_count()} cores", flush=True)
+        print(
+            f"model: {model_uri}; {os.cpu_count()} cores; workers: ours {args.workers}, mlflow {args.mlflow_workers}",
+            flush=True,
+        )
         servers = {
             "ours": [sys.executable, "-m", "serving", "--model-uri", model_uri, "--host", HOST],
             "mlflow": [
                 sys.executable, "-m", "mlflow", "models", "serve", "-m", model_uri, "-h", HOST,
-                "--env-manager", "local", "-w", str(args.workers),
+                "--env-manager", "local", "-w", str(args.mlflow_workers),
             ],
         }  # fmt: skip
         results: dict[str, dict[str, Result]] = {}
