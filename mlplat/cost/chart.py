@@ -2,17 +2,17 @@
 
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")  # files only; never a window
-
-import matplotlib.pyplot as plt
-
 from mlplat.cost.estimate import Estimate
 
 
 def write_chart(estimate: Estimate, path: Path, compare: Estimate | None = None) -> Path:
     """Draw the breakdown (and a second stack's, side by side, when comparing) to `path` as PNG."""
+    # Imported here: matplotlib costs half a second, and only --chart needs it.
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only; never a window
+    import matplotlib.pyplot as plt
+
     estimates = [estimate] if compare is None else [estimate, compare]
     components = sorted({c for e in estimates for c, _, _ in e.components()})
     labels = [*components, "total"]

@@ -17,7 +17,6 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 import numpy as np
-from scipy import stats
 
 PROFILE_FORMAT = "mlplat-profile/1"
 # Empty bins would make PSI infinite; a fraction this small stands in for "never seen".
@@ -275,6 +274,8 @@ def compare_numeric(profile: NumericProfile, values: Iterable[Any], thresholds: 
     statistic: float | None = None
     p_value: float | None = None
     if len(current) and profile.sample:
+        from scipy import stats  # 0.6 s to import; every other `mlplat` command would pay it at start-up
+
         result = stats.ks_2samp(current, np.asarray(profile.sample, dtype=float))
         statistic, p_value = float(result.statistic), float(result.pvalue)
     significant = p_value is None or p_value < thresholds.p_value
@@ -320,6 +321,8 @@ def compare_categorical(profile: CategoricalProfile, values: Iterable[Any], thre
     if seen_known and len(known) > 1:
         expected = np.asarray([profile.frequencies[c] for c in known], dtype=float)
         expected = expected / expected.sum() * seen_known
+        from scipy import stats
+
         result = stats.chisquare(np.asarray([observed[c] for c in known], dtype=float), expected)
         statistic, p_value = float(result.statistic), float(result.pvalue)
     index = psi(reference, current) if rows else 0.0
