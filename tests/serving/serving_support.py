@@ -1,6 +1,8 @@
 """Helpers of the serving tests: start `python -m serving` as a process, talk to it over HTTP or raw sockets."""
 
+import os
 import socket
+import subprocess
 import sys
 import time
 from collections.abc import Mapping
@@ -16,8 +18,11 @@ from mlplat.local import services
 LOOPBACK = services.LOOPBACK
 JSON = "application/json"
 CSV = "text/csv"
+REPO = Path(__file__).resolve().parents[2]
 SESSION_REQUEST_TIMEOUT = 2
 SESSION_MAX_ROWS = 2000
+SLOW_MAX_IN_FLIGHT = 2
+SLOW_INFERENCE_TIMEOUT = 2
 
 
 @dataclass
@@ -76,12 +81,60 @@ def start_serving(
     service = services.spawn(name, argv, port, log_dir / f"{name}.log", env={**base, **(env or {})})
     server = ServingServer(service)
     if wait:
-        try:
-            services.wait_healthy(f"{server.url}/ping", service.process, timeout=120, name=name)
-        except services.ServiceError:
-            service.stop()
-            raise
+        wait_ready(server)
     return server
+
+
+def wait_ready(server: ServingServer, timeout: float = 180.0) -> ServingServer:
+    """Wait for `/ping` to answer 200 (every worker has its model); stop the server if it never does."""
+    try:
+        services.wait_healthy(f"{server.url}/ping", server.service.process, timeout=timeout, name=server.service.name)
+    except services.ServiceError:
+        server.service.stop()
+        raise
+    return server
+
+
+@dataclass
+class TrainingRun:
+    """`python -m training` running in the background; `wait()` gives its model directory."""
+
+    process: subprocess.Popen[bytes]
+    model_dir: Path
+    log: Path
+
+    def wait(self, timeout: float = 300.0) -> Path:
+        code = self.process.wait(timeout=timeout)
+        assert code == 0, self.log.read_text(errors="replace")[-3000:]
+        return self.model_dir
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(timeout=30)
+
+
+def start_training(work: Path, epochs: int = 2) -> TrainingRun:
+    """One short run of the training container's entrypoint on abalone, tracked in a throwaway SQLite store."""
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("MLPLAT_", "SM_", "MLFLOW_")) and key not in ("WORLD_SIZE", "RANK", "LOCAL_RANK")
+    }
+    env.update(services.LOCAL_AWS_ENV)
+    env["MLFLOW_TRACKING_URI"] = f"sqlite:///{work / 'mlflow.db'}"
+    argv = [
+        sys.executable, "-m", "training",
+        "--data", str(REPO / "training" / "data" / "abalone.csv"),
+        "--model-dir", str(work / "model"),
+        "--output-data-dir", str(work / "output"),
+        "--checkpoint-dir", str(work / "checkpoints"),
+        "--epochs", str(epochs),
+    ]  # fmt: skip
+    log = work / "training.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(argv, env=env, cwd=REPO, stdout=out, stderr=subprocess.STDOUT)
+    return TrainingRun(process, work / "model", log)
 
 
 def wait_for(predicate, timeout: float = 60.0, interval: float = 0.1, what: str = "condition"):  # type: ignore[no-untyped-def]

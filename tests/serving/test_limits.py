@@ -1,28 +1,19 @@
 """The generic (pyfunc) path, the in-flight bound and the inference timeout, on a model that sleeps on request."""
 
 import threading
-from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import orjson
 import pytest
-from serving_support import CSV, ServingServer, start_serving, wait_for
-
-MAX_IN_FLIGHT = 2
-INFERENCE_TIMEOUT = 2
+from serving_support import CSV, ServingServer, wait_for, wait_ready
+from serving_support import SLOW_INFERENCE_TIMEOUT as INFERENCE_TIMEOUT
+from serving_support import SLOW_MAX_IN_FLIGHT as MAX_IN_FLIGHT
 
 
 @pytest.fixture(scope="module")
-def slow_server(slow_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServingServer]:
-    started = start_serving(
-        "serving-slow",
-        str(slow_model_dir),
-        tmp_path_factory.mktemp("serving-slow-logs"),
-        env={"MLPLAT_MAX_IN_FLIGHT": str(MAX_IN_FLIGHT), "MLPLAT_INFERENCE_TIMEOUT": str(INFERENCE_TIMEOUT)},
-    )
-    yield started
-    started.service.stop()
+def slow_server(background) -> ServingServer:  # type: ignore[no-untyped-def]
+    """The session's pyfunc server, with the in-flight bound and inference timeout these tests exercise."""
+    return wait_ready(background.slow)
 
 
 def delays(*values: float) -> bytes:

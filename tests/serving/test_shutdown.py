@@ -3,11 +3,10 @@
 import signal
 import subprocess
 import threading
-from pathlib import Path
 
 import httpx
 import orjson
-from serving_support import ServingServer, start_serving, wait_for
+from serving_support import ServingServer, wait_for, wait_ready
 
 from mlplat.local import services
 
@@ -15,12 +14,9 @@ IN_FLIGHT = 6
 EXIT_WITHIN_S = 30
 
 
-def test_sigterm_finishes_every_in_flight_request_and_exits_within_30_s(slow_model_dir: Path, tmp_path: Path) -> None:
-    server = start_serving("serving-sigterm", str(slow_model_dir), tmp_path, workers=2)
-    try:
-        _in_flight_then_sigterm(server)
-    finally:
-        server.service.stop()
+def test_sigterm_finishes_every_in_flight_request_and_exits_within_30_s(background) -> None:  # type: ignore[no-untyped-def]
+    server = wait_ready(background.sigterm)  # two workers, so the supervisor's shutdown path is the one tested
+    _in_flight_then_sigterm(server)
 
 
 def _in_flight_then_sigterm(server: ServingServer) -> None:
