@@ -5,13 +5,17 @@ chronologically. It holds the weights, the optimiser state, the RNG states, the 
 and any metrics not yet accepted by the tracking server. Files are written to a temporary name and renamed, so a
 kill mid-write never leaves a torn newest checkpoint. The newest two are kept, locally and in S3.
 
-Uploads to S3 run on a background thread (latest wins) so that training never waits on the network, except for
-an urgent checkpoint (a termination signal), which is uploaded before the process exits.
+The training thread only serialises a checkpoint to memory; a background thread writes the file and uploads it to
+S3 (the newest wins when it falls behind), so training waits on neither the disk nor the network, except for an
+urgent checkpoint (a termination signal), which is on disk and in S3 before the process exits. Everything but the
+tensors (progress, history, unsent metrics) travels as one JSON string, which keeps serialisation cheap and lets
+`torch.load(weights_only=True)` read the file.
 
 When the job finishes, `result.json` (the final MLPLAT_RESULT) is written next to the checkpoints: a restarted
 job that finds it prints the same result instead of training again.
 """
 
+import io
 import json
 import logging
 import os
@@ -21,6 +25,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
+import orjson
 import torch
 
 from training import storage
@@ -32,6 +37,20 @@ log = logging.getLogger(__name__)
 NAME = re.compile(r"^ckpt-(\d{6})-(\d{6})\.pt$")
 RESULT = "result.json"
 KEEP = 2
+FORMAT = "mlplat-checkpoint/1"
+
+
+def pack(meta: dict[str, Any], tensors: dict[str, Any]) -> dict[str, Any]:
+    """A checkpoint payload: tensors as they are, everything else as one JSON string (non-finite floats → null)."""
+    return {"format": FORMAT, "meta": orjson.dumps(meta, option=orjson.OPT_SERIALIZE_NUMPY).decode(), **tensors}
+
+
+def unpack(payload: dict[str, Any]) -> dict[str, Any]:
+    """The inverse of `pack`: one dict of the metadata and the tensors."""
+    if payload.get("format") != FORMAT:
+        raise ValueError(f"not an {FORMAT} checkpoint")
+    tensors = {key: value for key, value in payload.items() if key not in {"format", "meta"}}
+    return {**orjson.loads(payload["meta"]), **tensors}
 
 
 def checkpoint_name(epochs_done: int, batches_done: int) -> str:
@@ -55,8 +74,8 @@ class CheckpointStore:
         self.directory = directory
         self.remote = remote
         self._client: Any = None
-        self._uploads: queue.Queue[Path | None] = queue.Queue()
-        self._upload_thread: threading.Thread | None = None
+        self._queue: queue.Queue[tuple[str, bytes]] = queue.Queue()
+        self._writer: threading.Thread | None = None
         self._idle = threading.Event()
         self._idle.set()
         self._idle_lock = threading.Lock()
@@ -111,7 +130,7 @@ class CheckpointStore:
                 if name not in local:
                     assert self.remote is not None
                     storage.download(self.client(), self.remote.child(name), path)
-                payload = torch.load(path, map_location="cpu", weights_only=True)
+                payload = unpack(torch.load(path, map_location="cpu", weights_only=True))
                 return name, payload
             except Exception as exc:
                 log.warning("checkpoint %s is unreadable (%s); trying an older one", name, exc)
@@ -134,61 +153,68 @@ class CheckpointStore:
 
     # ---- saving ------------------------------------------------------------------------------------------------
 
-    def save(self, payload: dict[str, Any], name: str, urgent: bool = False, timeout: float = 30.0) -> Path:
-        """Write atomically, prune old ones, and queue (urgent: perform) the upload."""
-        path = self.directory / name
-        temporary = path.with_suffix(".tmp")
-        torch.save(payload, temporary)
-        os.replace(temporary, path)
-        for old in self._local_names()[:-KEEP]:
-            (self.directory / old).unlink(missing_ok=True)
-        if self.remote is not None:
-            self._enqueue(path)
-            if urgent:
-                self.wait(timeout)
-        return path
+    def save(self, payload: dict[str, Any], name: str, urgent: bool = False, timeout: float = 30.0) -> None:
+        """Serialise now (a consistent snapshot), write and upload in the background; urgent: wait for both.
+
+        Serialising to memory takes a fraction of a millisecond; creating, writing and renaming a file takes a few,
+        which is why the training thread leaves that to the writer. If the writer falls behind, the newest
+        checkpoint wins.
+        """
+        buffer = io.BytesIO()
+        torch.save(payload, buffer)
+        self._enqueue((name, buffer.getvalue()))
+        if urgent:
+            self.wait(timeout)
 
     def write_result(self, result: dict[str, Any]) -> None:
-        path = self.directory / RESULT
-        path.write_text(json.dumps(result, indent=2), encoding="utf-8")
-        if self.remote is not None:
-            self._enqueue(path)
+        self._enqueue((RESULT, json.dumps(result, indent=2).encode("utf-8")))
 
-    def _enqueue(self, path: Path) -> None:
+    def _enqueue(self, item: tuple[str, bytes]) -> None:
         with self._idle_lock:
             self._idle.clear()
-            self._uploads.put(path)
-        if self._upload_thread is None:
-            self._upload_thread = threading.Thread(target=self._upload_loop, name="checkpoint-upload", daemon=True)
-            self._upload_thread.start()
+            self._queue.put(item)
+        if self._writer is None:
+            self._writer = threading.Thread(target=self._write_loop, name="checkpoint-writer", daemon=True)
+            self._writer.start()
 
     def wait(self, timeout: float = 30.0) -> bool:
-        """Block until queued uploads are done (or `timeout`); True when nothing is left to upload."""
+        """Block until queued writes and uploads are done (or `timeout`); True when nothing is left."""
         return self._idle.wait(timeout)
 
-    def _upload_loop(self) -> None:
+    def _write_loop(self) -> None:
         while True:
-            path = self._uploads.get()
-            # Latest wins: when several checkpoints queued up behind a slow upload, only the newest matters.
-            pending = [path]
+            items = [self._queue.get()]
             while True:
                 try:
-                    pending.append(self._uploads.get_nowait())
+                    items.append(self._queue.get_nowait())
                 except queue.Empty:
                     break
-            files = {item for item in pending if item is not None}
-            checkpoints = sorted((item for item in files if NAME.match(item.name)), key=lambda item: item.name)
-            others = [item for item in files if not NAME.match(item.name)]
-            for item in checkpoints[-1:] + others:
-                self._upload(item)
+            checkpoints = [item for item in items if NAME.match(item[0])]
+            others = [item for item in items if not NAME.match(item[0])]
+            for name, content in checkpoints[-1:] + others:
+                try:
+                    path = self._write(name, content)
+                except OSError as exc:
+                    log.error("could not write %s to %s: %s", name, self.directory, exc)
+                    continue
+                if self.remote is not None:
+                    self._upload(path)
             with self._idle_lock:
-                if self._uploads.empty():
+                if self._queue.empty():
                     self._idle.set()
+
+    def _write(self, name: str, content: bytes) -> Path:
+        path = self.directory / name
+        temporary = path.with_name(path.name + ".tmp")
+        temporary.write_bytes(content)
+        os.replace(temporary, path)
+        if NAME.match(name):
+            for old in self._local_names()[:-KEEP]:
+                (self.directory / old).unlink(missing_ok=True)
+        return path
 
     def _upload(self, path: Path) -> None:
         assert self.remote is not None
-        if not path.exists():
-            return
         try:
             storage.upload(self.client(), path, self.remote.child(path.name))
             if NAME.match(path.name):

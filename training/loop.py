@@ -40,24 +40,25 @@ class Progress:
     finished: bool = False
     stop_reason: str = ""
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_meta(self) -> dict[str, Any]:
+        """Everything but the best weights, JSON-ready (an infinite best RMSE is written as null)."""
         return {
             "epochs_done": self.epochs_done,
             "batches_done": self.batches_done,
             "loss_sum": self.loss_sum,
             "loss_count": self.loss_count,
-            "best_val_rmse": self.best_val_rmse,
+            "best_val_rmse": self.best_val_rmse if math.isfinite(self.best_val_rmse) else None,
             "best_epoch": self.best_epoch,
             "bad_epochs": self.bad_epochs,
-            "best_weights": None if self.best_weights is None else self.best_weights.cpu(),
             "history": self.history,
             "finished": self.finished,
             "stop_reason": self.stop_reason,
         }
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "Progress":
-        return cls(**data)
+    def from_meta(cls, meta: dict[str, Any], best_weights: torch.Tensor | None) -> "Progress":
+        best = meta["best_val_rmse"]
+        return cls(**{**meta, "best_val_rmse": math.inf if best is None else best, "best_weights": best_weights})
 
 
 @dataclass(frozen=True)

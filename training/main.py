@@ -122,9 +122,9 @@ def _configure_logging(rank: int) -> None:
 
 
 def _mlflow_http_defaults() -> dict[str, str]:
-    from training.tracking import MLFLOW_HTTP_DEFAULTS
+    from training.tracking import MLFLOW_ENV_DEFAULTS
 
-    return dict(MLFLOW_HTTP_DEFAULTS)
+    return dict(MLFLOW_ENV_DEFAULTS)
 
 
 def _git_commit(settings: Settings) -> str:
@@ -267,10 +267,11 @@ class Job:
         if checkpoint is not None:
             net.load_state_dict(checkpoint["model"])
             optimizer.load_state_dict(checkpoint["optimizer"])
-            progress = Progress.from_dict(checkpoint["progress"])
+            best = checkpoint.get("best_weights")
+            progress = Progress.from_meta(checkpoint["progress"], best if best is not None and best.numel() else None)
             if checkpoint.get("world_size") != runtime.world_size and progress.batches_done:
                 # Batch positions depend on the shard layout: restart the interrupted epoch's order from its top.
-                progress.batches_done = 0
+                progress.batches_done, progress.loss_sum, progress.loss_count = 0, 0.0, 0
             torch.set_rng_state(checkpoint["rng"]["torch"])
             if torch.cuda.is_available() and checkpoint["rng"].get("cuda"):
                 torch.cuda.set_rng_state_all(checkpoint["rng"]["cuda"])
@@ -395,27 +396,31 @@ class Job:
     def _checkpoint_writer(self, net: Any, optimizer: Any) -> Any:
         import torch
 
-        from training.checkpoint import checkpoint_name
+        from training.checkpoint import checkpoint_name, pack
 
         def save(progress: Any, urgent: bool) -> None:
             if not self.runtime.is_main:
                 return
-            payload = {
-                "format": "mlplat-checkpoint/1",
+            meta = {
                 "job_name": self.settings.job_name,
                 "run_id": self.run_id,
                 "fingerprint": self.fingerprint,
                 "world_size": self.runtime.world_size,
                 "restarts": self.restarts,
-                "model": {key: value.detach().cpu().clone() for key, value in net.state_dict().items()},
+                "progress": progress.to_meta(),
+                "pending_metrics": self.sink.pending(),
+            }
+            tensors = {
+                # Serialised at once, before the next step changes them: no copies needed.
+                "model": {key: value.detach() for key, value in net.state_dict().items()},
                 "optimizer": optimizer.state_dict(),
-                "progress": progress.to_dict(),
+                "best_weights": progress.best_weights if progress.best_weights is not None else torch.empty(0),
                 "rng": {
                     "torch": torch.get_rng_state(),
                     "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
                 },
-                "pending_metrics": self.sink.pending(),
             }
+            payload = pack(meta, tensors)
             name = checkpoint_name(progress.epochs_done, progress.batches_done)
             self.store.save(payload, name, urgent=urgent)
             self.last_checkpoint = name

@@ -99,9 +99,9 @@ def register(client: Any, name: str, model_info: Any, run_id: str) -> Any:
     """Register the logged model, or return the version this run already registered (a resumed finalisation)."""
     import mlflow
 
-    for version in client.search_model_versions(f"name = '{name}'"):
-        if version.run_id == run_id:
-            return version
+    existing = client.search_model_versions(f"name = '{name}' and run_id = '{run_id}'")
+    if existing:
+        return existing[0]
     return mlflow.register_model(model_info.model_uri, name, await_registration_for=300)
 
 

@@ -170,10 +170,10 @@ def test_checkpoints_are_kept_locally_and_in_s3(sagemaker_job: dict[str, Any], s
 
     epochs = sagemaker_job["result"]["epochs_trained"]
     newest = f"ckpt-{epochs:06d}-000000.pt"
-    assert local == [f"ckpt-{epochs - 1:06d}-000000.pt", newest, "result.json"]
-    # Uploads are coalesced (the newest queued one wins), so S3 may have skipped the one before the last.
-    assert remote[-2:] == [newest, "result.json"]
-    assert len(remote) <= 3
+    # Writes and uploads are coalesced (the newest queued checkpoint wins), and the newest two are kept.
+    for names in (local, remote):
+        assert names[-2:] == [newest, "result.json"]
+        assert 2 <= len(names) <= 3
 
 
 def test_restarting_a_finished_job_prints_its_result_without_training_again(
