@@ -41,6 +41,7 @@ def test_the_image_runs_as_an_unprivileged_user() -> None:
 def test_the_entrypoint_is_exec_form_python_dash_m_serving() -> None:
     entrypoints = [rest for keyword, rest in instructions() if keyword == "ENTRYPOINT"]
     assert [json.loads(rest) for rest in entrypoints] == [["python", "-m", "serving"]]
+    assert not [keyword for keyword, _ in instructions() if keyword == "CMD"]  # SageMaker appends `serve` itself
 
 
 def test_the_model_directory_exists_and_is_readable_by_everyone() -> None:
@@ -68,7 +69,7 @@ def test_every_requirement_is_pinned_and_torch_matches_the_project() -> None:
 
 def test_hadolint_finds_nothing() -> None:
     result = subprocess.run([str(HADOLINT), str(DOCKERFILE)], capture_output=True, text=True, timeout=60)
-    assert (result.returncode, result.stdout) == (0, "")
+    assert (result.returncode, result.stdout, result.stderr) == (0, "", "")
 
 
 STANDARD = set(sys.stdlib_module_names)
