@@ -29,7 +29,8 @@ Every flag has an environment variable (the flag wins); the rest are environment
 - `MLPLAT_LOG_LEVEL` (`--log-level`, info); `MLPLAT_ACCESS_LOG` (0: uvicorn's access log costs throughput).
 
 Endpoints:
-- `GET /ping`: 200 with an empty body once the model is loaded and warmed, 503 (empty) before.
+- `GET /ping`: 200 with an empty body once the model is loaded and warmed in every worker, 503 (empty) before, so
+  no request routed after a 200 can meet a worker that is still loading.
 - `POST /invocations`: `application/json` (`{"inputs": [[...]]}`, `{"inputs": {"col": [...]}}`,
   `{"instances": [...]}`, `{"dataframe_split": {"columns": [...], "data": [[...]]}}`, `{"dataframe_records": [...]}`,
   or a bare list of rows or records) or `text/csv` (header optional). Answers `{"predictions": [...]}` or CSV (one
@@ -37,10 +38,15 @@ Endpoints:
   count or columns; 408 request not received in time; 413 body too large; 415 Content-Type; 406 Accept; 422 values
   (non-numeric, NaN or infinity, unknown category, too many rows); 503 not loaded or too many in flight
   (Retry-After); 504 inference timeout; 500 anything unexpected, never with a trace.
-- `GET /version`: `{"status", "name", "version", "run_id", "source", "flavor"}` of the serving model.
+- `GET /version`: `{"status", "name", "version", "run_id", "source", "flavor"}` of the serving model (and
+  `"error"`, why not, while it is still loading).
 - `GET /metrics`: Prometheus text: `mlplat_serving_requests_total{path,status}`,
   `mlplat_serving_request_duration_seconds`, `mlplat_serving_in_flight_requests`, `mlplat_serving_model_info`,
-  `mlplat_serving_model_swaps_total`, `mlplat_serving_predicted_rows_total`, summed over workers.
+  `mlplat_serving_model_swaps_total`, `mlplat_serving_predicted_rows_total`, `mlplat_serving_model_loaded`,
+  `mlplat_serving_model_load_failures_total`, summed over workers.
+
+Data capture (`serving/capture.py`, MLPLAT_CAPTURE_DESTINATION and friends) plugs into the one hook the app has
+for observers of scored requests (`runtime.PredictionListener`), off the hot path.
 
 Models: an MLflow model directory whose pyfunc artifacts include `mlplat_model.json` (format `mlplat-mlp/1`) and
 its `torch.export` program serves on the fast path (numpy encoding, no pandas, no pickles); any other MLflow model is
