@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import shutil
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -82,6 +83,7 @@ class ModelHolder:
         self.last_error: str | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._download: Path | None = None
         # The largest batch the model will see: one request's rows, or a stack of small requests.
         self._max_batch = max(settings.max_rows, settings.micro_batch_rows)
 
@@ -102,14 +104,14 @@ class ModelHolder:
         delay = _RETRY_MIN_S
         while not self._stop.is_set():
             try:
-                model = load(
+                model, download = load(
                     self.source,
                     self._max_batch,
                     self.settings.model_cache,
                     self.settings.model_name,
                     self.settings.model_version,
                 )
-                self._install(model)
+                self._install(model, download)
                 self.readiness.mark_ready()
                 break
             except Exception as error:
@@ -129,19 +131,26 @@ class ModelHolder:
             if current is not None and current.info.version == version:
                 return False
             log.info("alias %s moved to version %s; loading it", self.source.uri, version)
-            model = load_version(self.source, version, self._max_batch, self.settings.model_cache)
-            self._install(model)
+            model, download = load_version(self.source, version, self._max_batch, self.settings.model_cache)
+            self._install(model, download)
             metrics.SWAPS.inc()
             return True
         except Exception as error:
             self._failed("swap", error)
             return False
 
-    def _install(self, model: Model) -> None:
-        seconds = timed_warm(model)
-        old = self.model
+    def _install(self, model: Model, download: Path | None) -> None:
+        try:
+            seconds = timed_warm(model)
+        except Exception:
+            _remove(download)
+            raise
+        old, old_download = self.model, self._download
         self.model = model  # the swap: one reference assignment, atomic for every reader
+        self._download = download
         self.last_error = None
+        # Requests still holding the old model run from memory: its files were read when it loaded.
+        _remove(old_download)
         metrics.show_model(model.info, old.info if old is not None else None)
         log.info(
             "serving %s version %s (%s), warmed in %.3f s",
@@ -155,6 +164,12 @@ class ModelHolder:
         metrics.LOAD_FAILURES.inc()
         self.last_error = f"{type(error).__name__}: {error}"[:500]
         log.warning("model %s from %s failed: %s", what, self.source.uri, self.last_error)
+
+
+def _remove(download: Path | None) -> None:
+    """Delete a registry download the server no longer serves (never a directory it was given)."""
+    if download is not None:
+        shutil.rmtree(download, ignore_errors=True)
 
 
 @dataclass

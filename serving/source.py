@@ -6,6 +6,7 @@ the swap decision always agree on which version serves.
 
 import logging
 import re
+import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -58,22 +59,25 @@ def resolve_version(source: ModelSource) -> tuple[str, str | None]:
     return str(found.version), found.run_id
 
 
-def load(source: ModelSource, max_rows: int, cache_dir: Path | None, name: str | None, version: str | None) -> Model:
+def load(
+    source: ModelSource, max_rows: int, cache_dir: Path | None, name: str | None, version: str | None
+) -> tuple[Model, Path | None]:
     """Load what `source` names now: a directory as is, a registry source pinned to its current version.
 
     `name`/`version` label a directory's model in `/version` and `/metrics` (a directory does not know them).
+    Returns the model and the download directory it came from (None for a directory the server was given).
     """
     if source.path is not None:
         if not source.path.is_dir():
             raise ModelLoadError(f"model directory {source.path} does not exist")
         label = name or source.path.name or "model"
-        return load_model_dir(source.path, label, version, source.uri, max_rows)
+        return load_model_dir(source.path, label, version, source.uri, max_rows), None
     current, _ = resolve_version(source)
     return load_version(source, current, max_rows, cache_dir)
 
 
-def load_version(source: ModelSource, version: str, max_rows: int, cache_dir: Path | None) -> Model:
-    """Download one registry version into a fresh directory and load it."""
+def load_version(source: ModelSource, version: str, max_rows: int, cache_dir: Path | None) -> tuple[Model, Path]:
+    """Download one registry version into a fresh directory and load it; the model and that directory."""
     import mlflow.artifacts
 
     assert source.name is not None
@@ -84,7 +88,11 @@ def load_version(source: ModelSource, version: str, max_rows: int, cache_dir: Pa
     log.info("downloading %s", pinned)
     local = Path(mlflow.artifacts.download_artifacts(artifact_uri=pinned, dst_path=str(target)))
     model_dir = local if (local / "MLmodel").is_file() else _find_model_dir(local)
-    return load_model_dir(model_dir, source.name, version, source.uri, max_rows)
+    try:
+        return load_model_dir(model_dir, source.name, version, source.uri, max_rows), target
+    except Exception:
+        shutil.rmtree(target, ignore_errors=True)
+        raise
 
 
 def _find_model_dir(root: Path) -> Path:
