@@ -137,14 +137,15 @@ class ServingApp:
         self._count(path, response.status, time.perf_counter() - started)
 
     def _count(self, path: str, status: int, seconds: float) -> None:
-        counter = self._counters.get((path, status))
+        # Metric children are cached by label, never by raw path, so probing random paths cannot grow memory.
+        label = metrics.path_label(path)
+        counter = self._counters.get((label, status))
         if counter is None:
-            label = metrics.path_label(path)
-            counter = self._counters.setdefault((path, status), metrics.REQUESTS.labels(label, str(status)))
+            counter = self._counters.setdefault((label, status), metrics.REQUESTS.labels(label, str(status)))
         counter.inc()
-        histogram = self._histograms.get(path)
+        histogram = self._histograms.get(label)
         if histogram is None:
-            histogram = self._histograms.setdefault(path, metrics.LATENCY.labels(metrics.path_label(path)))
+            histogram = self._histograms.setdefault(label, metrics.LATENCY.labels(label))
         histogram.observe(seconds)
 
     async def _invocations(self, scope: Scope, receive: Receive) -> Response:
@@ -185,7 +186,10 @@ class ServingApp:
             response = handler.respond(predictions, output)
             metrics.ROWS.inc(table.n_rows)
             for listener in self.listeners:
-                listener.observe(model.info, table, predictions)
+                try:
+                    listener.observe(model.info, table, predictions)
+                except Exception:  # an observer must never cost the client its answer
+                    log.exception("prediction listener %s failed", type(listener).__name__)
             return response
         finally:
             self.in_flight -= 1

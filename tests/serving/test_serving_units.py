@@ -205,3 +205,44 @@ def test_columns_of_the_test_model_match_the_training_contract() -> None:
     assert COLUMNS == [
         "Sex", "Length", "Diameter", "Height", "WholeWeight", "ShuckedWeight", "VisceraWeight", "ShellWeight",
     ]  # fmt: skip
+
+
+class _EchoModel:
+    """A generic-path model that predicts each row's first value."""
+
+    info = ModelInfo("echo", "1", None, "memory", "test")
+    batchable = False
+
+    def encode(self, table: Table) -> Any:
+        return list(table.columns[0])
+
+    def predict(self, features: Any) -> Any:
+        return features
+
+    def warm(self) -> None:
+        pass
+
+
+class _BrokenListener:
+    def observe(self, info: ModelInfo, table: Table, predictions: Any) -> None:
+        raise RuntimeError("capture backend down")
+
+
+class _RecordingListener:
+    def __init__(self) -> None:
+        self.seen: list[tuple[str, int, Any]] = []
+
+    def observe(self, info: ModelInfo, table: Table, predictions: Any) -> None:
+        self.seen.append((info.name, table.n_rows, predictions))
+
+
+def test_listeners_see_every_scored_request_and_a_failing_one_costs_the_client_nothing() -> None:
+    settings = Settings()
+    holder = ModelHolder(settings, ModelSource.parse("/nonexistent"))
+    holder.model = _EchoModel()
+    recorder = _RecordingListener()
+    app = ServingApp(settings, holder, Inference(settings), [_BrokenListener(), recorder])
+    body = orjson.dumps({"inputs": [[1.5], [2.5]]})
+    status, content = _call(app, "/invocations", body, [(b"content-type", b"application/json")])
+    assert (status, content) == (200, b'{"predictions":[1.5,2.5]}')
+    assert recorder.seen == [("echo", 2, [1.5, 2.5])]
