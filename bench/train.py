@@ -93,7 +93,7 @@ def ours(train: Tensors, val: Tensors, encoding: data.Encoding, epochs: int, bat
     trainer = Trainer(net, flat, optimizer, runtime(), LoopConfig(epochs, batch_size, 0, 42), train, val, lambda: 0)
     if not fused:
         view = StandardisedView(net)
-        trainer.step = lambda x, y: autograd_step(view, flat, optimizer, x, y)
+        trainer.step = lambda x, y, total: autograd_step(view, flat, optimizer, x, y, total)
     progress = Progress()
     started = time.perf_counter()
     for epoch in range(1, epochs + 1):

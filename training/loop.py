@@ -5,6 +5,7 @@ exact order of an interrupted epoch and continues at the next batch: no epoch is
 A termination request is honoured between batches: the caller's checkpoint hook runs and `Interrupted` is raised.
 """
 
+import contextlib
 import math
 import time
 from collections.abc import Callable
@@ -138,7 +139,7 @@ class Trainer:
         rows = rows.to(train.x.device)
         return Tensors(x=train.x[rows].contiguous(), y_std=train.y_std[rows].contiguous(), y=train.y[rows])
 
-    def _choose_step(self) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    def _choose_step(self) -> Callable[[torch.Tensor, torch.Tensor, torch.Tensor], None]:
         if self.runtime.distributed:
             module: nn.Module = nn.parallel.DistributedDataParallel(
                 StandardisedView(self.net),
@@ -150,8 +151,8 @@ class Trainer:
             return FusedStep(self.net, self.optimizer)
         autocast = self.runtime.autocast
 
-        def step(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-            return autograd_step(module, self.flat, self.optimizer, x, y, autocast)
+        def step(x: torch.Tensor, y: torch.Tensor, total: torch.Tensor) -> None:
+            autograd_step(module, self.flat, self.optimizer, x, y, total, autocast)
 
         return step
 
@@ -191,26 +192,33 @@ class Trainer:
     def train_epoch(self, epoch: int, progress: Progress, on_checkpoint: Callable[[Progress, bool], None]) -> None:
         """One pass over this rank's rows in the epoch's order, from `progress.batches_done` on."""
         order = self.epoch_order(epoch)
-        x = self.train.x[order]
-        y = self.train.y_std[order]
         size = self.local_batch
-        total = torch.zeros((), dtype=torch.float32, device=x.device)
+        # One gather per epoch, then batches are views: no per-sample work, no per-batch copies.
+        xs = self.train.x[order].split(size)
+        ys = self.train.y_std[order].unsqueeze(1).split(size)
+        rows = self.train.x.shape[0]
+        total = torch.zeros(1, 1, dtype=torch.float32, device=self.train.x.device)
         start = progress.batches_done
-        n_batches = self.batches_per_epoch
-        sync = STOP_SYNC_EVERY if self.runtime.distributed else 1
-        for batch in range(start, n_batches):
-            low = batch * size
-            total += self.step(x[low : low + size], y[low : low + size])
-            if (batch + 1) % sync == 0 and batch + 1 < n_batches:
-                signal = self._agreed_signal()
+        n_batches = len(xs)
+        distributed = self.runtime.distributed
+        step = self.step
+        stop_signal = self.stop_signal
+        with torch.no_grad() if isinstance(step, FusedStep) else contextlib.nullcontext():
+            for batch in range(start, n_batches):
+                step(xs[batch], ys[batch], total)
+                if distributed:
+                    due = (batch + 1) % STOP_SYNC_EVERY == 0 and batch + 1 < n_batches
+                    signal = self._agreed_signal() if due else 0
+                else:
+                    signal = stop_signal() if batch + 1 < n_batches else 0
                 if signal:
                     progress.batches_done = batch + 1
                     progress.loss_sum += float(total)
-                    progress.loss_count += min((batch + 1) * size, x.shape[0]) - start * size
+                    progress.loss_count += min((batch + 1) * size, rows) - start * size
                     on_checkpoint(progress, True)
                     raise Interrupted(signal)
         progress.loss_sum += float(total)
-        progress.loss_count += x.shape[0] - start * size
+        progress.loss_count += rows - start * size
 
     def _agreed_signal(self) -> int:
         return int(self.runtime.all_max([float(self.stop_signal())])[0])

@@ -102,16 +102,19 @@ class FlatAdamW:
         self.exp_avg = torch.zeros_like(flat.flat.data)
         self.exp_avg_sq = torch.zeros_like(flat.flat.data)
         self.steps = torch.zeros((), dtype=torch.float32, device=flat.flat.device)
-
-    def step(self) -> None:
-        self.steps += 1
-        torch._fused_adamw_(
-            [self.flat.flat.data],
-            [self.flat.grad],
+        self._lists: tuple[list[torch.Tensor], ...] = (
+            [flat.flat.data],
+            [flat.grad],
             [self.exp_avg],
             [self.exp_avg_sq],
             [],
             [self.steps],
+        )
+
+    def step(self) -> None:
+        self.steps.add_(1)
+        torch._fused_adamw_(
+            *self._lists,
             lr=self.lr,
             beta1=self.betas[0],
             beta2=self.betas[1],
@@ -147,63 +150,72 @@ def autograd_step(
     optimizer: FlatAdamW,
     x: torch.Tensor,
     y: torch.Tensor,
+    total: torch.Tensor,
     autocast: bool = False,
-) -> torch.Tensor:
-    """One step through autograd; returns the batch's summed squared error, detached.
+) -> None:
+    """One step through autograd; adds the batch's summed squared error to `total` ([1, 1]); `y` is [batch, 1].
 
     `train_module` maps features to the standardised target: a `StandardisedView`, or DDP around one.
     """
     flat.grad.zero_()
     with torch.autocast(device_type=x.device.type, dtype=torch.bfloat16, enabled=autocast):
         prediction = train_module(x)
-    diff = prediction.float() - y
+    diff = prediction.float().unsqueeze(1) - y
     loss = diff.square().mean()
     loss.backward()
     optimizer.step()
-    return diff.detach().square().sum()
+    with torch.no_grad():
+        total.add_(diff.square().sum())
 
 
 class FusedStep:
     """One step with hand-written backpropagation (single process, Linear/ReLU/dropout); see the module docstring.
 
-    The tensors it touches are looked up once, here, not on every step.
+    The tensors it touches (including the transposed weights, which are views and follow every update) are looked
+    up once, here, not on every step. The caller runs it under `torch.no_grad()` (it enters that itself otherwise).
     """
 
     def __init__(self, model: MLPRegressor, optimizer: FlatAdamW) -> None:
         self.optimizer = optimizer
         self.keep = 1.0 - model.dropout
-        self.layers: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]] = []
+        self.layers: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]] = []
         for layer in model.linear_layers():
             assert layer.weight.grad is not None and layer.bias.grad is not None, "wrap the model in FlatParameters"
-            self.layers.append((layer.weight.data, layer.bias.data, layer.weight.grad, layer.bias.grad))
+            weight = layer.weight.data
+            self.layers.append((weight, weight.t(), layer.bias.data, layer.weight.grad, layer.bias.grad))
+        self.hidden = self.layers[:-1]
+        self.last = self.layers[-1]
+        self.backward_order = list(range(len(self.layers) - 1, -1, -1))
 
-    def __call__(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """Returns the batch's summed squared error (standardised units)."""
-        with torch.no_grad():
-            inputs = [x]
-            masks: list[torch.Tensor] = []
-            activation = x
-            for weight, bias, _, _ in self.layers[:-1]:
-                activation = torch.addmm(bias, activation, weight.t()).relu_()
-                if self.keep < 1.0:
-                    mask = torch.empty_like(activation).bernoulli_(self.keep).div_(self.keep)
-                    activation.mul_(mask)
-                    masks.append(mask)
-                inputs.append(activation)
-            weight, bias, _, _ = self.layers[-1]
-            diff = torch.addmm(bias, activation, weight.t()).squeeze(1).sub_(y)
-            squared_error = torch.dot(diff, diff)
-            # d mean((out - y)^2) / d out = 2 (out - y) / batch
-            grad = diff.mul_(2.0 / y.shape[0]).unsqueeze(1)
-            for index in range(len(self.layers) - 1, -1, -1):
-                weight, _, weight_grad, bias_grad = self.layers[index]
-                torch.mm(grad.t(), inputs[index], out=weight_grad)
-                torch.sum(grad, 0, out=bias_grad)
-                if index == 0:
-                    break
-                grad = torch.mm(grad, weight)
-                if masks:
-                    grad.mul_(masks[index - 1])
-                grad = torch.ops.aten.threshold_backward(grad, inputs[index], 0)
-            self.optimizer.step()
-            return squared_error
+    def __call__(self, x: torch.Tensor, y: torch.Tensor, total: torch.Tensor) -> None:
+        """Adds the batch's summed squared error (standardised units) to `total` ([1, 1]); `y` is [batch, 1]."""
+        if torch.is_grad_enabled():
+            with torch.no_grad():
+                return self(x, y, total)
+        inputs = [x]
+        masks: list[torch.Tensor] = []
+        activation = x
+        for _, weight_t, bias, _, _ in self.hidden:
+            activation = torch.addmm(bias, activation, weight_t).relu_()
+            if self.keep < 1.0:
+                mask = torch.empty_like(activation).bernoulli_(self.keep).div_(self.keep)
+                activation.mul_(mask)
+                masks.append(mask)
+            inputs.append(activation)
+        _, weight_t, bias, _, _ = self.last
+        diff = torch.addmm(bias, activation, weight_t).sub_(y)
+        total.addmm_(diff.t(), diff)
+        # d mean((out - y)^2) / d out = 2 (out - y) / batch
+        grad = diff.mul_(2.0 / y.shape[0])
+        for index in self.backward_order:
+            weight, _, _, weight_grad, bias_grad = self.layers[index]
+            torch.mm(grad.t(), inputs[index], out=weight_grad)
+            torch.sum(grad, 0, out=bias_grad)
+            if index == 0:
+                break
+            grad = torch.mm(grad, weight)
+            if masks:
+                grad.mul_(masks[index - 1])
+            grad = torch.ops.aten.threshold_backward(grad, inputs[index], 0)
+        self.optimizer.step()
+        return None

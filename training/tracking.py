@@ -27,6 +27,8 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 MAX_BATCH = 1000
+# Send early once this many metrics wait: the buffer travels in every checkpoint, so it should stay short.
+SEND_AT = 500
 # Error codes of an MLflow server that is down, overloaded or restarting; anything else is the request's fault.
 TRANSIENT_CODES = frozenset(
     {"INTERNAL_ERROR", "TEMPORARILY_UNAVAILABLE", "REQUEST_LIMIT_EXCEEDED", "DEADLINE_EXCEEDED", "ABORTED"}
@@ -147,6 +149,9 @@ class AsyncMetricSink:
         records = [(key, float(value), timestamp, int(step)) for key, value in metrics.items()]
         with self._lock:
             self._pending.extend(records)
+            waiting = len(self._pending)
+        if waiting >= SEND_AT and self._down_since is None:
+            self._wake.set()
 
     def pending(self) -> list[Record]:
         with self._lock:
