@@ -26,6 +26,8 @@ Every flag has an environment variable (the flag wins); the rest are environment
 - `MLPLAT_MICRO_BATCH` (1), `MLPLAT_MICRO_BATCH_ROWS` (1024), `MLPLAT_MICRO_BATCH_WAIT_MS` (0): stack concurrent
   fast-path requests into one forward pass, up to that many rows, waiting that long to gather them.
 - `MLPLAT_GRACEFUL_TIMEOUT` (25 s): on SIGTERM, time to finish in-flight requests before they are cancelled.
+- `MLPLAT_KEEP_ALIVE_TIMEOUT` (75 s): idle keep-alive connections close after this; longer than the idle timeout
+  of the load balancer or SageMaker front end in front, so the server is never the side that closes mid-request.
 - `MLPLAT_LOG_LEVEL` (`--log-level`, info); `MLPLAT_ACCESS_LOG` (0: uvicorn's access log costs throughput).
 
 Endpoints:

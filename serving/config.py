@@ -45,6 +45,7 @@ class Settings:
     micro_batch_rows: int = 1024
     micro_batch_wait_ms: float = 0.0
     graceful_timeout: float = 25.0
+    keep_alive_timeout: int = 75
     log_level: str = "info"
     access_log: bool = False
     worker_state_dir: Path | None = None
@@ -81,6 +82,7 @@ class Settings:
                 "MLPLAT_MICRO_BATCH_WAIT_MS", _non_negative_float, default.micro_batch_wait_ms
             ),
             graceful_timeout=reader.get("MLPLAT_GRACEFUL_TIMEOUT", _positive_float, default.graceful_timeout),
+            keep_alive_timeout=reader.get("MLPLAT_KEEP_ALIVE_TIMEOUT", _positive_int, default.keep_alive_timeout),
             log_level=reader.get("MLPLAT_LOG_LEVEL", _log_level, default.log_level),
             access_log=reader.get("MLPLAT_ACCESS_LOG", _flag, default.access_log),
             worker_state_dir=reader.get(WORKER_STATE_ENV, Path, None),

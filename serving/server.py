@@ -119,7 +119,7 @@ def run(settings: Settings) -> None:
             access_log=settings.access_log,
             log_level=settings.log_level,
             log_config=_log_config(settings.log_level),
-            timeout_keep_alive=5,
+            timeout_keep_alive=settings.keep_alive_timeout,
             timeout_graceful_shutdown=math.ceil(settings.graceful_timeout),
             server_header=False,
         )
