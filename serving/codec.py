@@ -28,6 +28,7 @@ from serving.protocol import (
     UNPROCESSABLE,
     UNSUPPORTED_MEDIA_TYPE,
     ServingError,
+    quote_names,
     quote_value,
 )
 
@@ -167,7 +168,7 @@ def _from_records(records: list[Any]) -> Table:
         if record.keys() != keys:
             missing = sorted(set(keys) - set(record))
             extra = sorted(set(record) - set(keys))
-            problem = f"lacks {_names(missing)}" if missing else f"has extra {_names(extra)}"
+            problem = f"lacks {quote_names(missing)}" if missing else f"has extra {quote_names(extra)}"
             raise ServingError(BAD_REQUEST, f"row {index} {problem} compared with row 0")
     columns = tuple([record[name] for record in records] for name in names)
     return Table(names=names, columns=columns, n_rows=len(records))
@@ -253,10 +254,6 @@ def _check_unique(names: Sequence[str]) -> None:
         if name in seen:
             raise ServingError(BAD_REQUEST, f"column {quote_value(name)} appears more than once")
         seen.add(name)
-
-
-def _names(names: Sequence[str]) -> str:
-    return ", ".join(quote_value(name) for name in names)
 
 
 def numeric_block(names: Sequence[str], columns: Sequence[Sequence[Any]], text: bool) -> np.ndarray:

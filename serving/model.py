@@ -18,7 +18,7 @@ import torch
 import yaml
 
 from serving.codec import Table, numeric_block
-from serving.protocol import BAD_REQUEST, INTERNAL_ERROR, UNPROCESSABLE, ServingError, quote_value
+from serving.protocol import BAD_REQUEST, INTERNAL_ERROR, UNPROCESSABLE, ServingError, quote_names, quote_value
 
 log = logging.getLogger("serving.model")
 
@@ -180,8 +180,9 @@ class MlpModel:
         else:
             unknown = [name for name in table.names if name not in self._column_set]
             if unknown:
-                names = ", ".join(quote_value(name) for name in unknown)
-                raise ServingError(BAD_REQUEST, f"unknown column(s) {names}; the model expects: {self._expected}")
+                raise ServingError(
+                    BAD_REQUEST, f"unknown column(s) {quote_names(unknown)}; the model expects: {self._expected}"
+                )
             present = set(table.names)
             missing = [name for name in self.columns if name not in present]
             if missing:

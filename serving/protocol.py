@@ -1,5 +1,6 @@
 """The wire contract of the serving container: paths, media types, limits and the typed error and response."""
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import orjson
@@ -68,6 +69,12 @@ def quote_value(value: object, limit: int = 32) -> str:
     text = repr(value)
     text = "".join(ch if ch.isprintable() else "?" for ch in text)
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def quote_names(names: Sequence[object], limit: int = 5) -> str:
+    """A few quoted names for an error message, and how many more there are (a body may carry thousands)."""
+    shown = ", ".join(quote_value(name) for name in names[:limit])
+    return shown if len(names) <= limit else f"{shown} and {len(names) - limit} more"
 
 
 def error_response(error: ServingError) -> Response:
