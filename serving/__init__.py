@@ -38,7 +38,8 @@ Endpoints:
   or a bare list of rows or records) or `text/csv` (header optional). Answers `{"predictions": [...]}` or CSV (one
   prediction a line), by `Accept`. Errors are `{"error": "<message>"}`: 400 malformed body, wrong shape, feature
   count or columns; 408 request not received in time; 413 body too large; 415 Content-Type; 406 Accept; 422 values
-  (non-numeric, NaN or infinity, unknown category, too many rows); 503 not loaded or too many in flight
+  (non-numeric, NaN or infinity, beyond float32, unknown category, too many rows, a non-finite prediction); 503 not
+  loaded or too many in flight
   (Retry-After); 504 inference timeout; 500 anything unexpected, never with a trace.
 - `GET /version`: `{"status", "name", "version", "run_id", "source", "flavor"}` of the serving model (and
   `"error"`, why not, while it is still loading).

@@ -32,6 +32,7 @@ from serving.protocol import (
     quote_value,
 )
 
+FLOAT32_MAX = float(np.finfo(np.float32).max)
 JSON_KEYS = (KEY_INPUTS, KEY_INSTANCES, KEY_DATAFRAME_SPLIT, KEY_DATAFRAME_RECORDS)
 _SHAPE_HELP = (
     "the JSON body must be an object with one of 'inputs', 'instances', 'dataframe_split', 'dataframe_records'"
@@ -286,6 +287,16 @@ def numeric_block(names: Sequence[str], columns: Sequence[Sequence[Any]], text: 
                 index = int(np.argmin(ok))
                 raise ServingError(
                     UNPROCESSABLE, f"column {quote_value(name)}, row {index}: NaN or infinity is not allowed"
+                )
+    # The network computes in float32: a larger value would silently become infinity there.
+    fits = np.abs(block) <= FLOAT32_MAX
+    if not fits.all():
+        for name, ok, column in zip(names, fits, block, strict=True):
+            if not ok.all():
+                index = int(np.argmin(ok))
+                raise ServingError(
+                    UNPROCESSABLE,
+                    f"column {quote_value(name)}, row {index}: {float(column[index]):g} is outside the float32 range",
                 )
     return block
 

@@ -6,9 +6,11 @@ halves, `prepare` and `respond`, so the model can run off the event loop and wit
 
 from typing import Any
 
+import numpy as np
+
 from serving.codec import Table, decode, encode, negotiate
 from serving.model import Model
-from serving.protocol import Response, ServingError, error_response
+from serving.protocol import UNPROCESSABLE, Response, ServingError, error_response
 
 
 def prepare(model: Model, body: bytes, content_type: str | None, max_rows: int) -> tuple[Table, Any]:
@@ -18,7 +20,14 @@ def prepare(model: Model, body: bytes, content_type: str | None, max_rows: int) 
 
 
 def respond(predictions: Any, output_type: str) -> Response:
-    """Predictions as a 200 response of the negotiated type."""
+    """Predictions as a 200 response of the negotiated type; 422 when the model answered NaN or infinity."""
+    if isinstance(predictions, np.ndarray) and predictions.dtype.kind == "f":
+        finite = np.isfinite(predictions)
+        if not finite.all():
+            row = int(np.argmin(finite.reshape(len(finite), -1).all(axis=1)))
+            raise ServingError(
+                UNPROCESSABLE, f"row {row}: the model's prediction is not a finite number (inputs far out of range?)"
+            )
     body, media = encode(predictions, output_type)
     return Response(200, body, media)
 

@@ -194,8 +194,9 @@ class MlpModel:
         ).T
         for column, lookup, slots in self._categorical:
             out[:, slots] = self._one_hot(column, by_name[column], lookup)
-        out -= self._mean
-        out /= self._std
+        with np.errstate(over="ignore", invalid="ignore"):  # an overflow here shows as a non-finite prediction
+            out -= self._mean
+            out /= self._std
         return out
 
     @staticmethod
