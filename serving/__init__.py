@@ -39,8 +39,7 @@ Endpoints:
   prediction a line), by `Accept`. Errors are `{"error": "<message>"}`: 400 malformed body, wrong shape, feature
   count or columns; 408 request not received in time; 413 body too large; 415 Content-Type; 406 Accept; 422 values
   (non-numeric, NaN or infinity, beyond float32, unknown category, too many rows, a non-finite prediction); 503 not
-  loaded or too many in flight
-  (Retry-After); 504 inference timeout; 500 anything unexpected, never with a trace.
+  loaded or too many in flight (Retry-After); 504 inference timeout; 500 anything unexpected, never with a trace.
 - `GET /version`: `{"status", "name", "version", "run_id", "source", "flavor"}` of the serving model (and
   `"error"`, why not, while it is still loading).
 - `GET /metrics`: Prometheus text: `mlplat_serving_requests_total{path,status}`,
