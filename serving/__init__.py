@@ -9,7 +9,8 @@ Every flag has an environment variable (the flag wins); the rest are environment
   `sagemaker-mlflow` plugin installed).
 - `MLPLAT_HOST` (`--host`, default `0.0.0.0`): bind address; tests and the local platform pass `127.0.0.1`.
 - `SAGEMAKER_BIND_TO_PORT` (`--port`, default 8080): listen port.
-- `SAGEMAKER_MODEL_SERVER_WORKERS` (`--workers`, default: CPU count): worker processes, each loading the model once.
+- `SAGEMAKER_MODEL_SERVER_WORKERS` (`--workers`, default: usable CPUs, a cgroup CPU limit included): worker
+  processes, each loading the model once.
 - `MLPLAT_INFERENCE_TIMEOUT` (default `SAGEMAKER_MODEL_SERVER_TIMEOUT`, else 10 s): how long a request waits for
   off-loop inference (the generic pyfunc path, or the fast path with `MLPLAT_INLINE_INFERENCE=0`); then 504.
 - `MLPLAT_REQUEST_TIMEOUT` (10 s): a request must arrive, first byte to last, within this; else 408 and close.

@@ -4,6 +4,7 @@ The command line only writes its flags into the environment before the workers s
 for the full list of variables.
 """
 
+import math
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -60,7 +61,7 @@ class Settings:
             model_uri=reader.get("MLPLAT_MODEL_URI", str, default.model_uri),
             host=reader.get("MLPLAT_HOST", str, default.host),
             port=reader.get("SAGEMAKER_BIND_TO_PORT", _port, default.port),
-            workers=reader.get("SAGEMAKER_MODEL_SERVER_WORKERS", _positive_int, os.cpu_count() or 1),
+            workers=reader.get("SAGEMAKER_MODEL_SERVER_WORKERS", _positive_int, available_cpus()),
             model_name=reader.get("MLPLAT_MODEL_NAME", str, None),
             model_version=reader.get("MLPLAT_MODEL_VERSION", str, None),
             model_cache=reader.get("MLPLAT_MODEL_CACHE", Path, None),
@@ -87,6 +88,31 @@ class Settings:
             access_log=reader.get("MLPLAT_ACCESS_LOG", _flag, default.access_log),
             worker_state_dir=reader.get(WORKER_STATE_ENV, Path, None),
         )
+
+
+def available_cpus(cgroup_root: Path = Path("/sys/fs/cgroup")) -> int:
+    """CPUs this process may use: its affinity, capped by a cgroup CPU quota (a Kubernetes CPU limit).
+
+    `os.cpu_count()` is the node's count; one worker per node core in a pod limited to two CPUs would load the model
+    dozens of times and thrash.
+    """
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    quota: float | None = None
+    try:  # cgroup v2: "<quota> <period>" or "max <period>"
+        limit, period = (cgroup_root / "cpu.max").read_text().split()[:2]
+        if limit != "max":
+            quota = int(limit) / int(period)
+    except (OSError, ValueError):
+        try:  # cgroup v1: quota -1 means none
+            limit_us = int((cgroup_root / "cpu" / "cpu.cfs_quota_us").read_text())
+            period_us = int((cgroup_root / "cpu" / "cpu.cfs_period_us").read_text())
+            if limit_us > 0 and period_us > 0:
+                quota = limit_us / period_us
+        except (OSError, ValueError):
+            pass
+    if quota is not None:
+        cpus = min(cpus, max(1, math.ceil(quota)))
+    return max(1, cpus)
 
 
 class _Reader:

@@ -246,3 +246,26 @@ def test_listeners_see_every_scored_request_and_a_failing_one_costs_the_client_n
     status, content = _call(app, "/invocations", body, [(b"content-type", b"application/json")])
     assert (status, content) == (200, b'{"predictions":[1.5,2.5]}')
     assert recorder.seen == [("echo", 2, [1.5, 2.5])]
+
+
+@pytest.mark.parametrize(
+    ("files", "expected"),
+    [
+        ({"cpu.max": "150000 100000\n"}, 2),
+        ({"cpu.max": "50000 100000\n"}, 1),
+        ({"cpu.max": "max 100000\n"}, None),
+        ({"cpu/cpu.cfs_quota_us": "100000\n", "cpu/cpu.cfs_period_us": "100000\n"}, 1),
+        ({"cpu/cpu.cfs_quota_us": "-1\n", "cpu/cpu.cfs_period_us": "100000\n"}, None),
+        ({}, None),
+    ],
+)
+def test_default_workers_follow_a_cgroup_cpu_limit(files: dict[str, str], expected: int | None, tmp_path: Path) -> None:
+    import os
+
+    from serving.config import available_cpus
+
+    for name, text in files.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text)
+    usable = len(os.sched_getaffinity(0))
+    assert available_cpus(tmp_path) == (usable if expected is None else min(usable, expected))
