@@ -77,7 +77,7 @@ def start_serving(
         "--port", str(port),
         "--workers", str(workers),
     ]  # fmt: skip
-    base = {"MLPLAT_LOG_LEVEL": "info", "PYTHONUNBUFFERED": "1", "PROMETHEUS_MULTIPROC_DIR": ""}
+    base = {"MLPLAT_LOG_LEVEL": "info", "PYTHONUNBUFFERED": "1"}
     service = services.spawn(name, argv, port, log_dir / f"{name}.log", env={**base, **(env or {})})
     server = ServingServer(service)
     if wait:

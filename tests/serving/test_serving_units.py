@@ -2,7 +2,10 @@
 
 import asyncio
 import json
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -269,3 +272,15 @@ def test_default_workers_follow_a_cgroup_cpu_limit(files: dict[str, str], expect
         (tmp_path / name).write_text(text)
     usable = len(os.sched_getaffinity(0))
     assert available_cpus(tmp_path) == (usable if expected is None else min(usable, expected))
+
+
+def test_an_empty_multiprocess_dir_variable_leaves_no_metric_files_in_the_working_directory(tmp_path: Path) -> None:
+    script = (
+        "from serving import metrics\n"
+        "metrics.REQUESTS.labels(path='/ping', status='200').inc()\n"
+        "print(metrics.render().decode().count('mlplat_serving_requests_total'))\n"
+    )
+    env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": "", "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    done = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert list(tmp_path.iterdir()) == []
