@@ -185,7 +185,9 @@ class FusedStep:
             self.layers.append((weight, weight.t(), layer.bias.data, layer.weight.grad, layer.bias.grad))
         self.hidden = self.layers[:-1]
         self.last = self.layers[-1]
-        self.backward_order = list(range(len(self.layers) - 1, -1, -1))
+        # Last layer first: (weight, its gradient, the bias gradient, the layer's input index).
+        self.backward = [(w, wg, bg, index) for index, (w, _, _, wg, bg) in reversed(list(enumerate(self.layers)))]
+        self.threshold_backward = torch.ops.aten.threshold_backward.default
 
     def __call__(self, x: torch.Tensor, y: torch.Tensor, total: torch.Tensor) -> None:
         """Adds the batch's summed squared error (standardised units) to `total` ([1, 1]); `y` is [batch, 1]."""
@@ -207,15 +209,15 @@ class FusedStep:
         total.addmm_(diff.t(), diff)
         # d mean((out - y)^2) / d out = 2 (out - y) / batch
         grad = diff.mul_(2.0 / y.shape[0])
-        for index in self.backward_order:
-            weight, _, _, weight_grad, bias_grad = self.layers[index]
-            torch.mm(grad.t(), inputs[index], out=weight_grad)
+        for weight, weight_grad, bias_grad, index in self.backward:
+            layer_input = inputs[index]
+            torch.mm(grad.t(), layer_input, out=weight_grad)
             torch.sum(grad, 0, out=bias_grad)
             if index == 0:
                 break
             grad = torch.mm(grad, weight)
             if masks:
                 grad.mul_(masks[index - 1])
-            grad = torch.ops.aten.threshold_backward(grad, inputs[index], 0)
+            grad = self.threshold_backward(grad, layer_input, 0)
         self.optimizer.step()
         return None
