@@ -133,7 +133,8 @@ def start_training(work: Path, epochs: int = 2) -> TrainingRun:
     ]  # fmt: skip
     log = work / "training.log"
     with log.open("wb") as out:
-        process = subprocess.Popen(argv, env=env, cwd=REPO, stdout=out, stderr=subprocess.STDOUT)
+        # In its own directory: a SQLite store puts artifacts under ./mlruns of the working directory.
+        process = subprocess.Popen(argv, env=env, cwd=work, stdout=out, stderr=subprocess.STDOUT)
     return TrainingRun(process, work / "model", log)
 
 
