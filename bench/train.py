@@ -16,6 +16,7 @@ Targets (from the issue): the fused loop >= 10x the textbook loop; tracking over
 import argparse
 import math
 import os
+import statistics
 import sys
 import tempfile
 import time
@@ -222,7 +223,11 @@ def main() -> int:
             for label, runs in (("without tracking", plain), ("with MLflow     ", tracked)):
                 each = ", ".join(f"{run[0]:.2f}" for run in runs)
                 print(f"  {label} {fastest(runs, 0):7.2f} s   runs: {each}")
-            print(f"  overhead {overhead * 100:+.1f} % wall ({logged} val_rmse points per run reached the server)")
+            typical = statistics.median(run[0] for run in tracked) / statistics.median(run[0] for run in plain) - 1.0
+            print(
+                f"  overhead {overhead * 100:+.1f} % wall, best against best (median against median: "
+                f"{typical * 100:+.1f} %); {logged} val_rmse points per run reached the server"
+            )
             print(f"  overhead {cpu_overhead * 100:+.1f} % CPU of the training process (the server's CPU not counted)")
             print(
                 f"  overhead {flushed * 100:+.1f} % wall when the final flush is counted too (in a job it overlaps "
