@@ -64,6 +64,42 @@ def test_image_ships_code_and_pinned_requirements_but_not_the_data() -> None:
     copies = [arguments for keyword, arguments in instructions() if keyword == "COPY"]
     pins = [line for line in REQUIREMENTS.read_text().splitlines() if line.strip() and not line.startswith("#")]
 
-    assert copies == ["training/requirements.txt /app/training/requirements.txt", "training/*.py /app/training/"]
+    assert copies == [
+        "training/requirements.txt /app/training/requirements.txt",
+        "training/*.py /app/training/",
+        "mlplat/__init__.py /app/mlplat/__init__.py",
+        "mlplat/monitor/ /app/mlplat/monitor/",
+    ]
     assert all(re.fullmatch(r"[\w.-]+==[\w.]+", pin) for pin in pins), pins
     assert "torch==2.13.0" in pins
+
+
+def test_the_images_code_alone_runs_training_and_the_drift_monitor(tmp_path: Path) -> None:
+    # Stage /app exactly as the COPY lines build it, then import both entrypoints from there and nothing else of
+    # the repository: the monitor job would fail in the cloud if it needed a module the image does not carry.
+    app = tmp_path / "app"
+    for arguments in (a for k, a in instructions() if k == "COPY" and "requirements" not in a):
+        source, target = arguments.split()
+        destination = app / Path(target).relative_to("/app")
+        if not target.endswith("/"):  # one file to one path
+            destination.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy(REPO_ROOT / source, destination)
+            continue
+        destination.mkdir(parents=True, exist_ok=True)
+        for path in REPO_ROOT.glob(source.rstrip("/")):  # a directory's contents, or the files of a glob
+            if path.is_dir():
+                shutil.copytree(path, destination, dirs_exist_ok=True, ignore=shutil.ignore_patterns("__pycache__"))
+            else:
+                shutil.copy(path, destination / path.name)
+    probe = (
+        "import sys, training.main, mlplat.monitor.cli\n"
+        "mods = [m for m in sys.modules if m.split('.')[0] in ('mlplat', 'training', 'components', 'pulumi')]\n"
+        "print(sorted({sys.modules[m].__file__.split('/app/')[0] for m in mods if sys.modules[m].__file__}))\n"
+        "print(sorted({m.split('.')[0] for m in mods}))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], cwd=tmp_path, env={"PYTHONPATH": str(app)}, capture_output=True, text=True
+    )
+
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == [str([str(tmp_path)]), str(["mlplat", "training"])]
