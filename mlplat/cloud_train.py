@@ -645,7 +645,7 @@ def train_command(
         str | None, typer.Option("--model", help="registry name [default: the model of the stack's first endpoint]")
     ] = None,
     dataset: Annotated[str | None, typer.Option("--dataset", help="dataset name [default: the model]")] = None,
-    dataset_version: Annotated[str, typer.Option("--dataset-version", help="datasets/<name>/<version>/")] = "1",
+    dataset_version: Annotated[str, typer.Option("--dataset-version", help="datasets/<name>/<version>/")] = "v1",
     spot: Annotated[bool, typer.Option("--spot/--on-demand", help="managed spot capacity (SageMaker)")] = False,
     instance_type: Annotated[str, typer.Option("--instance-type", help="SageMaker instance type")] = "ml.m5.xlarge",
     instances: Annotated[int, typer.Option("--instances", min=1, help="instances (SageMaker) or ranks (EKS)")] = 1,

@@ -60,7 +60,7 @@ def recorder(monkeypatch: pytest.MonkeyPatch) -> Recorder:
 def stack(make_stack: Callable[..., FakeStack]) -> FakeStack:
     """The dev stack deployed, with its dataset uploaded."""
     built = make_stack("dev")
-    built.s3().put_object(Bucket=built.bucket, Key=f"datasets/{built.model}/1/abalone.csv", Body=b"Length,Rings\n")
+    built.s3().put_object(Bucket=built.bucket, Key=f"datasets/{built.model}/v1/abalone.csv", Body=b"Length,Rings\n")
     return built
 
 
@@ -117,7 +117,7 @@ def expected_request(stack: FakeStack, name: str, tracking_uri: str) -> dict[str
                 "DataSource": {
                     "S3DataSource": {
                         "S3DataType": "S3Prefix",
-                        "S3Uri": f"s3://{stack.bucket}/datasets/{stack.model}/1/",
+                        "S3Uri": f"s3://{stack.bucket}/datasets/{stack.model}/v1/",
                         "S3DataDistributionType": "FullyReplicated",
                     }
                 },
@@ -359,11 +359,11 @@ def test_a_missing_dataset_is_refused_before_any_job_is_created(
 ) -> None:
     name = job_name()
 
-    code, output = train(stack, name, "--dataset-version", "9")
+    code, output = train(stack, name, "--dataset-version", "v9")
 
     assert code == 1
     assert (
-        output == f"error: no data at s3://{stack.bucket}/datasets/{stack.model}/9/: upload the dataset there first\n"
+        output == f"error: no data at s3://{stack.bucket}/datasets/{stack.model}/v9/: upload the dataset there first\n"
     )
     assert recorder.requests == []
 

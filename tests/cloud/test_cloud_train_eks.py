@@ -58,7 +58,7 @@ def test_the_job_runs_the_stacks_image_on_its_spot_pool_with_one_pod_per_rank(tm
     assert "--nnodes=2" in container["command"]
     assert container["command"][-1] == "--epochs=3"
     assert env["MLFLOW_TRACKING_URI"] == "arn:aws:sagemaker:us-east-1:123456789012:mlflow-app/app-staging"
-    assert env["MLPLAT_DATA_URI"] == "s3://mlplat-staging-bucket/datasets/abalone/1/"
+    assert env["MLPLAT_DATA_URI"] == "s3://mlplat-staging-bucket/datasets/abalone/v1/"
     assert env["MLPLAT_CHECKPOINT_S3_URI"] == "s3://mlplat-staging-bucket/checkpoints/abalone-run-1/"
 
 
