@@ -190,9 +190,7 @@ class GpuCluster(pulumi.ComponentResource):
 
         log_group_name = f"/aws/eks/{physical_name}/cluster"
         account, arn_partition = iam.account_id(), iam.partition()
-        log_group_arn = pulumi.Output.concat(
-            "arn:", arn_partition, ":logs:", args.region, ":", account, ":log-group:", log_group_name
-        )
+        log_group_arn = iam.log_group_arn(args.region, account, arn_partition, log_group_name)
         # One key for the cluster's secrets and its control-plane logs; CloudWatch may use it for that group only.
         secrets_key = aws.kms.Key(
             f"{name}-key",
@@ -202,21 +200,7 @@ class GpuCluster(pulumi.ComponentResource):
             policy=iam.policy_document(
                 [
                     iam.account_root_statement(account, arn_partition),
-                    {
-                        "Sid": "CloudWatchLogsUsesKeyForThisGroup",
-                        "Effect": "Allow",
-                        "Principal": {"Service": f"logs.{args.region}.amazonaws.com"},
-                        "Action": [
-                            "kms:Encrypt",
-                            "kms:Decrypt",
-                            "kms:ReEncryptFrom",
-                            "kms:ReEncryptTo",
-                            "kms:GenerateDataKey",
-                            "kms:DescribeKey",
-                        ],
-                        "Resource": "*",
-                        "Condition": {"ArnEquals": {"kms:EncryptionContext:aws:logs:arn": log_group_arn}},
-                    },
+                    iam.logs_key_statement(args.region, log_group_arn),
                 ]
             ),
             tags=tags,

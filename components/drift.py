@@ -454,7 +454,7 @@ class DriftMonitor(pulumi.ComponentResource):
             statements += [
                 *self._log_statements(args.region, account, arn_partition),
                 *images.ecr_pull_statements([args.image], args.region, account, arn_partition),
-                *_vpc_statements(args.vpc_arn),
+                *iam.sagemaker_vpc_statements(args.vpc_arn),
             ]
             trust = iam.service_trust("sagemaker.amazonaws.com", account)
         else:
@@ -648,37 +648,6 @@ class DriftMonitor(pulumi.ComponentResource):
                 "Resource": [group, pulumi.Output.concat(group, ":log-stream:*")],
             }
         ]
-
-
-def _vpc_statements(vpc_arn: pulumi.Input[str]) -> list[iam.Statement]:
-    """What SageMaker needs to put a processing job's network interfaces in the platform's VPC, and only there."""
-    return [
-        {
-            "Sid": "DescribeNetwork",
-            "Effect": "Allow",
-            "Action": [
-                "ec2:DescribeDhcpOptions",
-                "ec2:DescribeNetworkInterfaces",
-                "ec2:DescribeSecurityGroups",
-                "ec2:DescribeSubnets",
-                "ec2:DescribeVpcs",
-            ],
-            # EC2 Describe* actions have no resource-level permissions: AWS accepts only "*".
-            "Resource": "*",
-        },
-        {
-            "Sid": "NetworkInterfacesInThisVpc",
-            "Effect": "Allow",
-            "Action": [
-                "ec2:CreateNetworkInterface",
-                "ec2:CreateNetworkInterfacePermission",
-                "ec2:DeleteNetworkInterface",
-                "ec2:DeleteNetworkInterfacePermission",
-            ],
-            "Resource": "*",
-            "Condition": {"ArnEquals": {"ec2:Vpc": vpc_arn}},
-        },
-    ]
 
 
 def platform_drift_args(

@@ -89,3 +89,63 @@ def account_root_statement(account: pulumi.Input[str], arn_partition: pulumi.Inp
         # In a key policy "*" means "this key"; it is the only form KMS accepts.
         "Resource": "*",
     }
+
+
+def log_group_arn(
+    region: str, account: pulumi.Input[str], arn_partition: pulumi.Input[str], group: str
+) -> pulumi.Output[str]:
+    """The ARN of a log group by name, known before the group exists (key policies must name it first)."""
+    return pulumi.Output.concat("arn:", arn_partition, ":logs:", region, ":", account, ":log-group:", group)
+
+
+def logs_key_statement(region: str, group_arn: pulumi.Input[str]) -> Statement:
+    """The key-policy statement that lets CloudWatch Logs use a key for one log group and no other."""
+    return {
+        "Sid": "CloudWatchLogsUsesKeyForThisGroup",
+        "Effect": "Allow",
+        "Principal": {"Service": f"logs.{region}.amazonaws.com"},
+        "Action": [
+            "kms:Encrypt",
+            "kms:Decrypt",
+            "kms:ReEncryptFrom",
+            "kms:ReEncryptTo",
+            "kms:GenerateDataKey",
+            "kms:DescribeKey",
+        ],
+        # In a key policy "*" means "this key"; the encryption context pins the one log group.
+        "Resource": "*",
+        "Condition": {"ArnEquals": {"kms:EncryptionContext:aws:logs:arn": group_arn}},
+    }
+
+
+def sagemaker_vpc_statements(vpc_arn: pulumi.Input[str]) -> list[Statement]:
+    """What SageMaker needs to put a job's or model's network interfaces in the platform's VPC, and only there."""
+    return [
+        {
+            "Sid": "DescribeNetwork",
+            "Effect": "Allow",
+            "Action": [
+                "ec2:DescribeDhcpOptions",
+                "ec2:DescribeNetworkInterfaces",
+                "ec2:DescribeSecurityGroups",
+                "ec2:DescribeSubnets",
+                "ec2:DescribeVpcs",
+            ],
+            # EC2 Describe* actions have no resource-level permissions: AWS accepts only "*".
+            "Resource": "*",
+        },
+        {
+            "Sid": "NetworkInterfacesInThisVpc",
+            "Effect": "Allow",
+            "Action": [
+                "ec2:CreateNetworkInterface",
+                "ec2:CreateNetworkInterfacePermission",
+                "ec2:DeleteNetworkInterface",
+                "ec2:DeleteNetworkInterfacePermission",
+            ],
+            # The interfaces do not exist yet, so they cannot be named; the ec2:Vpc condition pins every
+            # subnet, security group and interface involved to the platform's VPC.
+            "Resource": "*",
+            "Condition": {"ArnEquals": {"ec2:Vpc": vpc_arn}},
+        },
+    ]

@@ -68,7 +68,7 @@ class Identity(pulumi.ComponentResource):
             *self._log_statements(TRAINING_LOG_GROUP),
             self._metric_statement(TRAINING_METRIC_NAMESPACES),
             *images.ecr_pull_statements(list(args.training_images), args.region, self._account, self._partition),
-            *self._vpc_statements(args.vpc_arn),
+            *iam.sagemaker_vpc_statements(args.vpc_arn),
         ]
         self.training_role, training_policy = self._role(
             name, "training", "SageMaker training jobs: datasets in, checkpoints and models out", training_statements
@@ -81,7 +81,7 @@ class Identity(pulumi.ComponentResource):
             *self._log_statements(f"{ENDPOINT_LOG_GROUP_PREFIX}*"),
             self._metric_statement(ENDPOINT_METRIC_NAMESPACES),
             *images.ecr_pull_statements(list(args.serving_images), args.region, self._account, self._partition),
-            *self._vpc_statements(args.vpc_arn),
+            *iam.sagemaker_vpc_statements(args.vpc_arn),
         ]
         self.serving_role, serving_policy = self._role(
             name, "serving", "SageMaker endpoints: models in, captured data out", serving_statements
@@ -141,37 +141,6 @@ class Identity(pulumi.ComponentResource):
             "Resource": "*",
             "Condition": {"StringEquals": {"cloudwatch:namespace": list(namespaces)}},
         }
-
-    def _vpc_statements(self, vpc_arn: pulumi.Input[str]) -> list[iam.Statement]:
-        return [
-            {
-                "Sid": "DescribeNetwork",
-                "Effect": "Allow",
-                "Action": [
-                    "ec2:DescribeDhcpOptions",
-                    "ec2:DescribeNetworkInterfaces",
-                    "ec2:DescribeSecurityGroups",
-                    "ec2:DescribeSubnets",
-                    "ec2:DescribeVpcs",
-                ],
-                # EC2 Describe* actions have no resource-level permissions: AWS accepts only "*".
-                "Resource": "*",
-            },
-            {
-                "Sid": "NetworkInterfacesInThisVpc",
-                "Effect": "Allow",
-                "Action": [
-                    "ec2:CreateNetworkInterface",
-                    "ec2:CreateNetworkInterfacePermission",
-                    "ec2:DeleteNetworkInterface",
-                    "ec2:DeleteNetworkInterfacePermission",
-                ],
-                # The interfaces do not exist yet, so they cannot be named; the ec2:Vpc condition pins every
-                # subnet, security group and interface involved to the platform's VPC.
-                "Resource": "*",
-                "Condition": {"ArnEquals": {"ec2:Vpc": vpc_arn}},
-            },
-        ]
 
     def grant_training(self, label: str, statements: Sequence[iam.Statement]) -> aws.iam.RolePolicy:
         """Add statements to the training role (an inline policy `<name>-training-<label>` owned by this component)."""

@@ -266,9 +266,7 @@ class Network(pulumi.ComponentResource):
         arn_partition = iam.partition()
         # Derived from the component name so the key policy can name the log group before it exists.
         group_name = f"/mlplat/{name}/vpc-flow-logs"
-        group_arn = pulumi.Output.concat(
-            "arn:", arn_partition, ":logs:", args.region, ":", account, ":log-group:", group_name
-        )
+        group_arn = iam.log_group_arn(args.region, account, arn_partition, group_name)
         key = aws.kms.Key(
             f"{name}-flow-logs-key",
             description=f"Encrypts the VPC flow logs of {name}",
@@ -277,21 +275,7 @@ class Network(pulumi.ComponentResource):
             policy=iam.policy_document(
                 [
                     iam.account_root_statement(account, arn_partition),
-                    {
-                        "Sid": "CloudWatchLogsUsesKeyForThisGroup",
-                        "Effect": "Allow",
-                        "Principal": {"Service": f"logs.{args.region}.amazonaws.com"},
-                        "Action": [
-                            "kms:Encrypt",
-                            "kms:Decrypt",
-                            "kms:ReEncryptFrom",
-                            "kms:ReEncryptTo",
-                            "kms:GenerateDataKey",
-                            "kms:DescribeKey",
-                        ],
-                        "Resource": "*",
-                        "Condition": {"ArnEquals": {"kms:EncryptionContext:aws:logs:arn": group_arn}},
-                    },
+                    iam.logs_key_statement(args.region, group_arn),
                 ]
             ),
             opts=child,
