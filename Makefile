@@ -7,10 +7,10 @@ STAMP := $(VENV)/.mlplat-installed
 
 .PHONY: up down test lint install clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -m pip install --quiet -e '.[test,cloud]'
 	touch $(STAMP)
 
 install: $(STAMP)
