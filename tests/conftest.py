@@ -1,5 +1,6 @@
 """Session-wide servers for the suite: one S3-compatible store (moto) and one real `mlflow server`, on loopback."""
 
+import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,6 +12,37 @@ from mlplat.local import services
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 ARTIFACT_BUCKET = "mlplat-test-artifacts"
+_UNTRACKED_AT_START = pytest.StashKey[set[str] | None]()
+
+
+def _untracked() -> set[str] | None:
+    """Files git neither tracks nor ignores in the checkout; None outside a git checkout."""
+    try:
+        listed = subprocess.run(
+            ["git", "ls-files", "--others", "--exclude-standard"],
+            cwd=REPO_ROOT, capture_output=True, text=True, check=True, timeout=30,
+        )  # fmt: skip
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return set(listed.stdout.splitlines())
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    session.stash[_UNTRACKED_AT_START] = _untracked()
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    # Tests and the processes they start write to temporary directories only; a stray file in the checkout (metric
+    # databases, an ./mlruns store) means some process ran with the repository as its working directory.
+    before, after = session.stash.get(_UNTRACKED_AT_START, None), _untracked()
+    if before is None or after is None or not (left := sorted(after - before)):
+        return
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None:
+        reporter.write_line(
+            f"the test run left {len(left)} new file(s) in the checkout: {', '.join(left[:10])}", red=True
+        )
+    session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 @dataclass(frozen=True)
