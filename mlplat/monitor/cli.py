@@ -33,13 +33,13 @@ def _bad_input(message: str) -> typer.Exit:
     return typer.Exit(EXIT_BAD_INPUT)
 
 
-def _output_dir(target: Target, explicit: Path | None) -> Path:
+def _output_dir(target: Target, explicit: Path | None, home: Path | None = None) -> Path:
     if explicit is not None:
         return explicit
     if target.label.startswith("local"):
         from mlplat.local.state import default_home
 
-        home = default_home()
+        home = home or default_home()
     else:
         home = Path(os.environ.get("MLPLAT_HOME") or ".mlplat")
     return home / "monitor" / target.endpoint / time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
@@ -47,6 +47,7 @@ def _output_dir(target: Target, explicit: Path | None) -> Path:
 
 def _target(
     local: bool,
+    home: Path | None,
     stack: str | None,
     capture: str | None,
     endpoint: str | None,
@@ -62,7 +63,7 @@ def _target(
     if len(chosen) != 1:
         raise MonitorInputError("give exactly one of --local, --stack <env> or --capture <dir|s3://...>")
     if local:
-        target = targets.local_target(endpoint)
+        target = targets.local_target(endpoint, home)
     elif stack:
         target = targets.stack_target(stack, endpoint, outputs)
     else:
@@ -79,6 +80,10 @@ def _target(
 
 def monitor_command(
     local: Annotated[bool, typer.Option("--local", help="monitor the local platform (`mlplat up --local`)")] = False,
+    home: Annotated[
+        Path | None,
+        typer.Option("--home", help="the local platform's state directory", envvar="MLPLAT_HOME", file_okay=False),
+    ] = None,
     stack: Annotated[
         str | None, typer.Option("--stack", help="monitor a deployed stack (dev, staging, prod)", envvar="MLPLAT_STACK")
     ] = None,
@@ -144,6 +149,7 @@ def monitor_command(
     try:
         target = _target(
             local,
+            home,
             stack,
             capture,
             endpoint,
@@ -155,7 +161,7 @@ def monitor_command(
             model_version,
             alarm_topic,
         )
-        result = monitor(target, window, since, _output_dir(target, output_dir), profile, log_to_mlflow)
+        result = monitor(target, window, since, _output_dir(target, output_dir, home), profile, log_to_mlflow)
     except MonitorInputError as error:
         raise _bad_input(str(error)) from None
     status = EXIT_DRIFT if result.report.drifted else EXIT_OK

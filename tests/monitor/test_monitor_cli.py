@@ -177,6 +177,16 @@ def test_local_without_a_running_platform_is_bad_input(app, tmp_path, monkeypatc
     assert "the local platform is not running under" in result.stderr
 
 
+def test_local_home_flag_names_the_platform_to_monitor(app, tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("MLPLAT_HOME", str(tmp_path / "elsewhere"))
+    home = (tmp_path / "home").resolve()
+    result = _run(app, "--local", "--home", str(home))
+    assert result.exit_code == 2
+    assert result.stderr == (
+        f"error: the local platform is not running under {home}; start it with `mlplat up --local`\n"
+    )
+
+
 def test_an_unknown_stack_endpoint_is_bad_input(app) -> None:
     result = _run(app, "--stack", "dev", "--endpoint", "nope")
     assert result.exit_code == 2
