@@ -1,29 +1,39 @@
 """Plan wall time per shipped stack: how long `mlplat plan` takes to synthesize it, and resources per second.
 
-    python bench/plan.py [--repeat N] [--json] [--cli]
+    python bench/plan.py [--repeat N] [--json] [--cli] [--no-scaling]
 
 The first synthesis in a process also pays for importing pulumi-aws and the program; it is reported apart
 (`coldSeconds`) from the best of the repeats (`seconds`). `--cli` also times the whole command,
 `python -m mlplat plan --stack <stack>` in a fresh process (`cliSeconds`), imports of every command included.
 Target: prod in 3 s or less.
+
+The scaling rows plan copies of the prod stack with 1, 10 and 100 endpoints (stack files the bench writes to a
+temporary directory) and print the time per resource as a ratio to the 1-endpoint copy's: a flat ratio means
+planning is linear in the resources. Target: 100 endpoints in 5 s or less.
 """
 
 import argparse
+import copy
 import json
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
+import yaml
 from rich.console import Console
 from rich.table import Table
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from components.config import stack_file
 from mlplat import synth
 
 STACKS = ("dev", "staging", "prod")
 TARGET_SECONDS = {"prod": 3.0}
+SCALING_ENDPOINTS = (1, 10, 100)
+SCALING_TARGET_SECONDS = {100: 5.0}
 
 
 def measure(stack: str, repeat: int) -> dict[str, float | int | str | bool]:
@@ -60,11 +70,53 @@ def cli_seconds(stack: str) -> float:
     return round(time.perf_counter() - start, 3)
 
 
+def scaled_stack_file(endpoints: int, directory: Path) -> Path:
+    """The prod stack with `endpoints` copies of its first endpoint (distinct names), written under `directory`."""
+    document = yaml.safe_load(stack_file("prod").read_text())
+    config = document["config"]
+    first = config["mlplat:endpoints"][0]
+    config["mlplat:endpoints"] = [{**copy.deepcopy(first), "name": f"{first['name']}-{i}"} for i in range(endpoints)]
+    path = directory / f"{endpoints}" / "Pulumi.prod.yaml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(document, sort_keys=False))
+    return path
+
+
+def scaling(repeat: int) -> list[dict[str, float | int | str | bool]]:
+    """Best-of-`repeat` plan time of prod copies with 1, 10 and 100 endpoints, per resource against the first."""
+    rows: list[dict[str, float | int | str | bool]] = []
+    with tempfile.TemporaryDirectory(prefix="mlplat-bench-plan-") as tmp:
+        for endpoints in SCALING_ENDPOINTS:
+            path = scaled_stack_file(endpoints, Path(tmp))
+            times, resources = [], 0
+            for _ in range(repeat):
+                start = time.perf_counter()
+                resources = len(synth.synthesize(path, "prod").resources)
+                times.append(time.perf_counter() - start)
+            best = min(times)
+            target = SCALING_TARGET_SECONDS.get(endpoints)
+            rows.append(
+                {
+                    "endpoints": endpoints,
+                    "resources": resources,
+                    "seconds": round(best, 3),
+                    "msPerResource": round(1000 * best / resources, 2),
+                    "targetSeconds": target if target is not None else "",
+                    "withinTarget": target is None or best <= target,
+                }
+            )
+    baseline = float(rows[0]["msPerResource"])
+    for row in rows:
+        row["perResourceRatio"] = round(float(row["msPerResource"]) / baseline, 2)
+    return rows
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=3, help="Runs per stack; the best counts.")
     parser.add_argument("--json", action="store_true", help="Print the results as JSON.")
     parser.add_argument("--cli", action="store_true", help="Also time the command in a fresh process per stack.")
+    parser.add_argument("--no-scaling", action="store_true", help="Skip the 1/10/100-endpoint scaling rows.")
     args = parser.parse_args()
 
     start = time.perf_counter()
@@ -74,8 +126,10 @@ def main() -> int:
     if args.cli:
         for row in rows:
             row["cliSeconds"] = cli_seconds(str(row["stack"]))
+    scaled = [] if args.no_scaling else scaling(args.repeat)
     if args.json:
-        print(json.dumps({"coldSeconds": round(cold, 3), "repeat": args.repeat, "stacks": rows}, indent=2))
+        document = {"coldSeconds": round(cold, 3), "repeat": args.repeat, "stacks": rows, "scaling": scaled}
+        print(json.dumps(document, indent=2))
     else:
         table = Table(title=f"mlplat plan: best of {args.repeat} (first synthesis in the process: {cold:.2f} s)")
         columns = ["stack", "resources", "seconds", "median s", "resources/s", "target s"]
@@ -95,7 +149,26 @@ def main() -> int:
                 style=style,
             )
         Console().print(table)
-    return 0 if all(row["withinTarget"] for row in rows) else 1
+        if scaled:
+            Console().print(_scaling_table(scaled))
+    return 0 if all(row["withinTarget"] for row in [*rows, *scaled]) else 1
+
+
+def _scaling_table(rows: list[dict[str, float | int | str | bool]]) -> Table:
+    table = Table(title="scaling: prod copies by endpoint count (ms per resource as a ratio to 1 endpoint)")
+    for column in ("endpoints", "resources", "seconds", "ms/resource", "ratio", "target s"):
+        table.add_column(column, justify="right")
+    for row in rows:
+        table.add_row(
+            str(row["endpoints"]),
+            str(row["resources"]),
+            f"{row['seconds']:.2f}",
+            f"{row['msPerResource']:.2f}",
+            f"{row['perResourceRatio']:.2f}x",
+            str(row["targetSeconds"]),
+            style="" if row["withinTarget"] else "red",
+        )
+    return table
 
 
 if __name__ == "__main__":

@@ -30,6 +30,8 @@ from pathlib import Path
 
 import httpx
 
+from contracts.registry import model_uri
+
 REPO = Path(__file__).resolve().parents[1]
 HOST = "127.0.0.1"
 TARGET_RATIO, TARGET_P99_MS, TARGET_BATCH_MS = 6.0, 5.0, 10.0
@@ -74,7 +76,7 @@ def register_model(work: Path, tracking_uri: str) -> str:
     from serving_models import register_abalone_model  # type: ignore[import-not-found]
 
     register_abalone_model(tracking_uri, "mlplat-bench", work / "artifacts")
-    return "models:/mlplat-bench@champion"
+    return model_uri("mlplat-bench")
 
 
 def start(argv: list[str], port: int, log: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:

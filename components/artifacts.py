@@ -10,14 +10,7 @@ import pulumi
 import pulumi_aws as aws
 
 from components import iam
-
-# The bucket's layout (see ARCHITECTURE.md), one prefix per duty.
-MLFLOW_PREFIX = "mlflow/"
-DATASETS_PREFIX = "datasets/"
-CHECKPOINTS_PREFIX = "checkpoints/"
-# Training jobs write model.tar.gz under models/<model>/<version>/, where endpoints read it.
-MODELS_PREFIX = "models/"
-DATA_CAPTURE_PREFIX = "data-capture/"
+from contracts.bucket import CHECKPOINTS_PREFIX
 
 
 @dataclass(frozen=True)

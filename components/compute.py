@@ -135,20 +135,13 @@ class GpuCompute(pulumi.ComponentResource):
         self.cluster_endpoint = cluster.endpoint
         self.oidc_provider_arn = cluster.oidc_provider_arn
         self.team_namespaces = [t.namespace for t in self.teams.values()]
-        self.register_outputs(
-            {
-                "clusterName": self.cluster_name,
-                "clusterEndpoint": self.cluster_endpoint,
-                "oidcProviderArn": self.oidc_provider_arn,
-                "teamNamespaces": self.team_namespaces,
-            }
-        )
+        self.register_outputs(self.stack_outputs())
 
     def stack_outputs(self) -> dict[str, object]:
-        """The stack outputs this compute contributes (`pulumi stack output clusterName` etc.)."""
+        """The stack outputs this compute contributes, by `StackOutputs` field (`clusterName` etc. once exported)."""
         return {
-            "clusterName": self.cluster_name,
-            "clusterEndpoint": self.cluster_endpoint,
-            "oidcProviderArn": self.oidc_provider_arn,
-            "teamNamespaces": self.team_namespaces,
+            "cluster_name": self.cluster_name,
+            "cluster_endpoint": self.cluster_endpoint,
+            "oidc_provider_arn": self.oidc_provider_arn,
+            "team_namespaces": self.team_namespaces,
         }

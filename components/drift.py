@@ -31,17 +31,17 @@ import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
 from components import iam, images
-from components.artifacts import DATA_CAPTURE_PREFIX, MLFLOW_PREFIX, MODELS_PREFIX, ArtifactStore
+from components.artifacts import ArtifactStore
 from components.cluster import irsa_trust_policy
 from components.k8s_objects import container_security_context, create_objects, pod_security_context
+from contracts import bucket as layout
+from contracts.bucket import MLFLOW_PREFIX, PROFILE_FILE
 
-MONITORING_PREFIX = "monitoring/"
 PROCESSING_TARGET = "arn:aws:scheduler:::aws-sdk:sagemaker:createProcessingJob"
 MONITOR_COMMAND = ("python", "-m", "mlplat.monitor")
 PROCESSING_OUTPUT = "/opt/ml/processing/output"
 PROCESSING_CAPTURE = "/opt/ml/processing/input/capture"
 PROCESSING_PROFILE = "/opt/ml/processing/input/profile"
-PROFILE_FILE = "reference_profile.json"
 # EventBridge Scheduler replaces this in the target input on every invocation: each job gets a unique name.
 EXECUTION_ID = "<aws.scheduler.execution-id>"
 ROLE_ARN_ANNOTATION = "eks.amazonaws.com/role-arn"
@@ -223,7 +223,7 @@ def processing_job_request(
     tags: Mapping[str, str],
 ) -> dict[str, Any]:
     """The CreateProcessingJob request the schedule sends (plain values; the job name gets the execution id)."""
-    capture_uri = f"s3://{bucket}/{DATA_CAPTURE_PREFIX}{endpoint}/"
+    capture_uri = layout.s3_uri(bucket, layout.capture_prefix(endpoint))
     if network_isolation:
         capture, profile = PROCESSING_CAPTURE, f"{PROCESSING_PROFILE}/{PROFILE_FILE}"
     else:
@@ -266,7 +266,7 @@ def processing_job_request(
                 {
                     "OutputName": "report",
                     "S3Output": {
-                        "S3Uri": f"s3://{bucket}/{MONITORING_PREFIX}{endpoint}/",
+                        "S3Uri": layout.s3_uri(bucket, layout.monitoring_prefix(endpoint)),
                         "LocalPath": PROCESSING_OUTPUT,
                         "S3UploadMode": "EndOfJob",
                     },
@@ -289,7 +289,7 @@ def processing_job_request(
             {
                 "InputName": "profile",
                 "S3Input": {
-                    "S3Uri": f"s3://{bucket}/{MODELS_PREFIX}{model_name}/{model_version}/{PROFILE_FILE}",
+                    "S3Uri": layout.s3_uri(bucket, layout.profile_key(model_name, model_version)),
                     "LocalPath": PROCESSING_PROFILE,
                     "S3DataType": "S3Prefix",
                     "S3InputMode": "File",
@@ -424,7 +424,7 @@ class DriftMonitor(pulumi.ComponentResource):
         store = args.artifacts
         image_uri = images.image_uri(args.image, args.region, account)
         window = schedule_window(args.schedule)
-        capture_prefix = f"{DATA_CAPTURE_PREFIX}{args.endpoint}/"
+        capture_prefix = layout.capture_prefix(args.endpoint)
 
         topic = aws.sns.Topic(f"{name}-topic", kms_master_key_id=store.key_arn, opts=child)
         for i, email in enumerate(args.alarm_emails):
@@ -437,7 +437,7 @@ class DriftMonitor(pulumi.ComponentResource):
             # The profile is an artifact of the model version's run, and the drift run logs its report beside it.
             *store.read_statements(MLFLOW_PREFIX),
             *store.write_statements(MLFLOW_PREFIX),
-            *store.write_statements(f"{MONITORING_PREFIX}{args.endpoint}/"),
+            *store.write_statements(layout.monitoring_prefix(args.endpoint)),
             *store.kms_statements(),
             {
                 "Sid": "UseTrackingServer",
@@ -450,7 +450,7 @@ class DriftMonitor(pulumi.ComponentResource):
         if args.runner == "sagemaker":
             assert args.vpc_arn is not None
             if args.network_isolation:
-                statements += store.read_statements(f"{MODELS_PREFIX}{args.model_name}/{args.model_version}/")
+                statements += store.read_statements(layout.model_prefix(args.model_name, args.model_version))
             statements += [
                 *self._log_statements(args.region, account, arn_partition),
                 *images.ecr_pull_statements([args.image], args.region, account, arn_partition),

@@ -11,13 +11,13 @@ import pulumi
 import pulumi_aws as aws
 
 from components import iam, images
-from components.artifacts import (
+from components.artifacts import ArtifactStore
+from contracts.bucket import (
     CHECKPOINTS_PREFIX,
     DATA_CAPTURE_PREFIX,
     DATASETS_PREFIX,
     MLFLOW_PREFIX,
     MODELS_PREFIX,
-    ArtifactStore,
 )
 
 TRAINING_LOG_GROUP = "/aws/sagemaker/TrainingJobs"

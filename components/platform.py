@@ -6,7 +6,7 @@ from typing import Any
 import pulumi
 
 from components import iam, images, tagging
-from components.artifacts import DATA_CAPTURE_PREFIX, MLFLOW_PREFIX, MODELS_PREFIX, ArtifactStore, ArtifactStoreArgs
+from components.artifacts import ArtifactStore, ArtifactStoreArgs
 from components.budget import BudgetAlerts, BudgetAlertsArgs
 from components.compute import GpuCompute, GpuComputeArgs
 from components.config import EndpointConfig, StackConfig
@@ -14,8 +14,11 @@ from components.drift import DriftMonitor, platform_drift_args
 from components.endpoint import InferenceEndpoint, InferenceEndpointArgs
 from components.identity import Identity, IdentityArgs
 from components.network import Network, NetworkArgs
+from components.outputs import StackOutputs
 from components.team import team_role_statements
 from components.tracking import TrackingServer, TrackingServerArgs
+from contracts import bucket as layout
+from contracts.bucket import MLFLOW_PREFIX
 
 
 @dataclass(frozen=True)
@@ -28,7 +31,7 @@ class MlPlatformArgs:
 
 def model_data_key(endpoint: EndpointConfig) -> str:
     """Where an endpoint's model archive lives in the bucket: `models/<model>/<version>/model.tar.gz`."""
-    return f"{MODELS_PREFIX}{endpoint.model}/{endpoint.model_version}/model.tar.gz"
+    return layout.model_archive_key(endpoint.model, endpoint.model_version)
 
 
 class MlPlatform(pulumi.ComponentResource):
@@ -81,7 +84,7 @@ class MlPlatform(pulumi.ComponentResource):
             f"{name}-tracking",
             TrackingServerArgs(
                 region=config.region,
-                artifact_store_uri=self.artifacts.uri(MLFLOW_PREFIX.rstrip("/")),
+                artifact_store_uri=self.artifacts.uri(layout.mlflow_artifacts_key()),
                 artifact_statements=[
                     *self.artifacts.read_statements(MLFLOW_PREFIX),
                     *self.artifacts.write_statements(MLFLOW_PREFIX),
@@ -140,7 +143,7 @@ class MlPlatform(pulumi.ComponentResource):
                     subnet_ids=self.network.private_subnet_ids,
                     security_group_ids=[self.network.workload_security_group_id],
                     kms_key_arn=self.artifacts.key_arn,
-                    data_capture_uri=self.artifacts.uri(f"{DATA_CAPTURE_PREFIX}{endpoint.name}/"),
+                    data_capture_uri=self.artifacts.uri(layout.capture_prefix(endpoint.name)),
                 ),
                 self._child("endpoint"),
             )
@@ -176,21 +179,21 @@ class MlPlatform(pulumi.ComponentResource):
 
     def stack_outputs(self) -> dict[str, Any]:
         """What the program exports, by output name."""
-        return {
-            "vpcId": self.network.vpc_id,
-            "privateSubnetIds": self.network.private_subnet_ids,
-            "workloadSecurityGroupId": self.network.workload_security_group_id,
-            "bucketName": self.artifacts.bucket_name,
-            "bucketArn": self.artifacts.bucket_arn,
-            "kmsKeyArn": self.artifacts.key_arn,
-            "trackingServerArn": self.tracking.arn,
-            "trackingServerUrl": self.tracking.url,
-            "trainingRoleArn": self.identity.training_role_arn,
-            "servingRoleArn": self.identity.serving_role_arn,
-            "endpointNames": [e.endpoint_name for e in self.endpoints],
-            "driftAlarmTopicArns": [m.topic_arn for m in self.drift_monitors],
-            "budgetName": self.budget.budget_name,
+        return StackOutputs.exports(
+            vpc_id=self.network.vpc_id,
+            private_subnet_ids=self.network.private_subnet_ids,
+            workload_security_group_id=self.network.workload_security_group_id,
+            bucket_name=self.artifacts.bucket_name,
+            bucket_arn=self.artifacts.bucket_arn,
+            kms_key_arn=self.artifacts.key_arn,
+            tracking_server_arn=self.tracking.arn,
+            tracking_server_url=self.tracking.url,
+            training_role_arn=self.identity.training_role_arn,
+            serving_role_arn=self.identity.serving_role_arn,
+            endpoint_names=[e.endpoint_name for e in self.endpoints],
+            drift_alarm_topic_arns=[m.topic_arn for m in self.drift_monitors],
+            budget_name=self.budget.budget_name,
             **(self.compute.stack_outputs() if self.compute is not None else {}),
-            "region": self.config.region,
-            "environment": self.config.environment,
-        }
+            region=self.config.region,
+            environment=self.config.environment,
+        )

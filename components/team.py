@@ -16,11 +16,12 @@ import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
 from components import iam
-from components.artifacts import CHECKPOINTS_PREFIX, DATASETS_PREFIX, MLFLOW_PREFIX, ArtifactStore
+from components.artifacts import ArtifactStore
 from components.cluster import irsa_trust_policy
 from components.k8s_objects import create_objects
 from components.nodepool import GPU_RESOURCE
 from components.tracking import TrackingServer
+from contracts.bucket import CHECKPOINTS_PREFIX, DATASETS_PREFIX, MLFLOW_PREFIX
 
 SERVICE_ACCOUNT = "workload"
 ROLE_ARN_ANNOTATION = "eks.amazonaws.com/role-arn"

@@ -21,7 +21,7 @@ from rich.console import Console
 
 from components.config import ConfigError, display_path, stack_file
 from mlplat import policy as policy_check
-from mlplat import synth
+from mlplat import policy_config, synth
 
 EXIT_REFUSED = 1
 EXIT_FAILED = 1
@@ -67,8 +67,8 @@ def apply_config(stack: auto.Stack, config: Mapping[str, Any]) -> list[str]:
 
 def write_policy_config(report: policy_check.PolicyReport, directory: Path) -> Path:
     """The environment's policy config plus the peak estimate, as the engine's `--policy-pack-config` file."""
-    base = policy_check.load_pack_config(policy_check.config_path(report.environment))
-    merged = policy_check.with_estimate(base, report.estimated_peak_usd or 0.0)
+    base = policy_config.load_pack_config(policy_config.config_path(report.environment))
+    merged = policy_config.with_estimate(base, report.estimated_peak_usd or 0.0)
     path = directory / f"policy-{report.stack}.json"
     path.write_text(json.dumps(merged, indent=2) + "\n")
     return path
@@ -90,11 +90,11 @@ def run(
         )
     with tempfile.TemporaryDirectory(prefix="mlplat-deploy-") as tmp:
         pack_config = write_policy_config(report, Path(tmp))
-        stack = auto.create_or_select_stack(stack_name=stack_name, work_dir=str(policy_check.REPO_ROOT))
+        stack = auto.create_or_select_stack(stack_name=stack_name, work_dir=str(policy_config.REPO_ROOT))
         for key in apply_config(stack, _stack_config(path)):
             on_output(f"config: set {key} from {display_path(path)}")
         options: dict[str, Any] = {
-            "policy_packs": [str(policy_check.POLICY_PACK_DIR)],
+            "policy_packs": [str(policy_config.POLICY_PACK_DIR)],
             "policy_pack_configs": [str(pack_config)],
             "on_output": on_output,
             "color": "never",
@@ -135,7 +135,7 @@ def deploy(
     except DeployRefused as exc:
         errors.print(str(exc), markup=False, highlight=False, soft_wrap=True)
         raise typer.Exit(EXIT_REFUSED) from None
-    except (ConfigError, policy_check.PolicyConfigError, synth.SynthesisError) as exc:
+    except (ConfigError, policy_config.PolicyConfigError, synth.SynthesisError) as exc:
         for line in str(exc).splitlines():
             errors.print(line, markup=False, highlight=False, soft_wrap=True)
         raise typer.Exit(EXIT_USAGE) from None

@@ -11,9 +11,10 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 import typer
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import ValidationError
 
 from components.config import STACKS_DIR
+from components.outputs import StackOutputs
 
 PROJECT_DIR = STACKS_DIR.parent
 
@@ -32,28 +33,6 @@ class OutputsError(CloudError):
     """The stack's outputs cannot be read or do not hold what the command needs."""
 
 
-class StackOutputs(BaseModel):
-    """The outputs `MlPlatform.stack_outputs()` exports, typed (cluster keys only when the stack has a cluster)."""
-
-    model_config = ConfigDict(extra="ignore", frozen=True, populate_by_name=True)
-
-    environment: str
-    region: str
-    vpc_id: str = Field(alias="vpcId")
-    private_subnet_ids: list[str] = Field(alias="privateSubnetIds", min_length=1)
-    bucket_name: str = Field(alias="bucketName", min_length=3)
-    bucket_arn: str = Field(alias="bucketArn")
-    kms_key_arn: str = Field(alias="kmsKeyArn")
-    tracking_server_arn: str = Field(alias="trackingServerArn")
-    tracking_server_url: str = Field(alias="trackingServerUrl")
-    training_role_arn: str = Field(alias="trainingRoleArn")
-    serving_role_arn: str = Field(alias="servingRoleArn")
-    workload_security_group_id: str = Field(alias="workloadSecurityGroupId")
-    endpoint_names: list[str] = Field(alias="endpointNames")
-    budget_name: str = Field(alias="budgetName")
-    cluster_name: str | None = Field(None, alias="clusterName")
-
-
 def check_tracking_uri(uri: str) -> str:
     """The tracking URI; CloudError when it is a SageMaker MLflow ARN and the plugin that signs requests is missing."""
     import importlib.util
@@ -66,13 +45,9 @@ def check_tracking_uri(uri: str) -> str:
     return uri
 
 
-def _required_keys() -> list[str]:
-    return [f.alias or n for n, f in StackOutputs.model_fields.items() if f.is_required()]
-
-
 def parse_outputs(raw: Mapping[str, Any], stack: str, source: str) -> StackOutputs:
     """Validate raw outputs (`{"bucketName": ..., ...}`) of `stack`; raise OutputsError naming every bad key."""
-    missing = [key for key in _required_keys() if raw.get(key) in (None, "", [])]
+    missing = [key for key in StackOutputs.required_outputs() if raw.get(key) in (None, "", [])]
     if missing:
         raise OutputsError(f"stack {stack!r} outputs ({source}) are missing {', '.join(missing)}")
     try:

@@ -11,6 +11,7 @@ from rich.tree import Tree
 
 from components.config import ConfigError, stack_file
 from mlplat import synth
+from mlplat.plan_record import walk
 
 EXIT_CONFIG_ERROR = 2
 EXIT_SYNTHESIS_ERROR = 1
@@ -69,7 +70,7 @@ def plan(
 def _tree(record: synth.PlanRecord) -> Tree:
     root = Tree(f"[bold]{record.project}-{record.stack}[/] (pulumi:pulumi:Stack)")
     nodes = {record.stack_urn: root}
-    for _, resource in synth.walk(record):
+    for _, resource in walk(record):
         parent = nodes.get(resource.parent, root)
         style = "" if resource.custom else "bold cyan"
         label = (

@@ -19,24 +19,15 @@ from pulumi_policy.proxy import UnknownValueError, unknown_checking_proxy
 from rich.console import Console
 from rich.markup import escape
 
-from components.config import ConfigError, display_path, stack_file
+from components.config import ConfigError, display_path
 from mlplat import synth
 from mlplat.cost.estimate import Estimate, estimate
+from mlplat.policy_config import COST_POLICY, ESTIMATE_KEY, PolicyConfigError, config_path, load_pack_config
 from policies import registry
 from policies.base import StackResource
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-POLICY_PACK_DIR = REPO_ROOT / "policies"
-POLICY_CONFIG_DIR = POLICY_PACK_DIR / "config"
-COST_POLICY = "budget-covers-peak-cost"
-ESTIMATE_KEY = "estimatedPeakMonthlyUsd"
-
 EXIT_VIOLATIONS = 1
 EXIT_USAGE = 2
-
-
-class PolicyConfigError(ValueError):
-    """A policy pack config file that cannot be used."""
 
 
 @dataclass(frozen=True)
@@ -102,39 +93,6 @@ class PolicyReport:
             "notes": list(self.notes),
             ESTIMATE_KEY: self.estimated_peak_usd,
         }
-
-
-def config_path(environment: str) -> Path:
-    """The shipped policy config of an environment: `policies/config/<environment>.json`."""
-    return POLICY_CONFIG_DIR / f"{environment}.json"
-
-
-def load_pack_config(path: Path) -> dict[str, Any]:
-    """Read a `--policy-pack-config` document and check it against the registry."""
-    shown = display_path(path)
-    if not path.is_file():
-        raise PolicyConfigError(f"{shown}: no such policy config file")
-    try:
-        doc = json.loads(path.read_text())
-    except ValueError as exc:
-        raise PolicyConfigError(f"{shown}: not valid JSON ({exc})") from None
-    if not isinstance(doc, dict):
-        raise PolicyConfigError(f"{shown}: must be a JSON object keyed by policy name")
-    problems = registry.validate_pack_config(doc)
-    if problems:
-        raise PolicyConfigError("\n".join(f"{shown}: {p}" for p in problems))
-    return doc
-
-
-def with_estimate(pack_config: Mapping[str, Any], peak_usd: float) -> dict[str, Any]:
-    """The policy config plus the peak estimate for the budget policy (what CI hands to `pulumi preview`)."""
-    merged = json.loads(json.dumps(pack_config))
-    entry = merged.get(COST_POLICY)
-    if not isinstance(entry, dict):
-        entry = {"enforcementLevel": entry} if isinstance(entry, str) else {}
-    entry[ESTIMATE_KEY] = round(peak_usd, 2)
-    merged[COST_POLICY] = entry
-    return merged
 
 
 def _stack_resources(record: synth.PlanRecord) -> list[StackResource]:
@@ -207,39 +165,6 @@ def evaluate(
     )
 
 
-def load_plan(path: Path) -> synth.PlanRecord:
-    """A plan record written by `mlplat plan --json`."""
-    doc = json.loads(path.read_text())
-    resources = [
-        synth.ResourceRecord(
-            urn=r["urn"],
-            type=r["type"],
-            name=r["name"],
-            parent=r.get("parent", ""),
-            custom=bool(r.get("custom")),
-            inputs=r.get("inputs") or {},
-        )
-        for r in doc["resources"]
-    ]
-    stack = str(doc["stack"])
-    return synth.PlanRecord(
-        stack=stack,
-        stack_file=str(doc.get("stackFile", "")),
-        config=doc.get("config") or {},
-        resources=resources,
-        outputs=doc.get("outputs") or {},
-        stack_urn=f"urn:pulumi:{stack}::{doc.get('project', synth.PROJECT)}::pulumi:pulumi:Stack::"
-        f"{doc.get('project', synth.PROJECT)}-{stack}",
-    )
-
-
-def plan_record(stack: str, stack_file_path: Path | None = None, plan_path: Path | None = None) -> synth.PlanRecord:
-    """The plan of a stack: read from `plan_path`, or synthesized from its stack file."""
-    if plan_path is not None:
-        return load_plan(plan_path)
-    return synth.synthesize(stack_file_path or stack_file(stack), stack)
-
-
 def check_stack(
     stack: str,
     stack_file_path: Path | None = None,
@@ -247,7 +172,7 @@ def check_stack(
     policy_config_path: Path | None = None,
 ) -> PolicyReport:
     """Plan (or load) a stack, price it, and evaluate the pack with its environment's policy config."""
-    record = plan_record(stack, stack_file_path, plan_path)
+    record = synth.plan_or_load(stack, stack_file_path, plan_path)
     path = policy_config_path or config_path(str(record.config.get("environment", stack)))
     pack_config = load_pack_config(path)
     return evaluate(record, pack_config, display_path(path), estimate(record))

@@ -33,12 +33,13 @@ import typer
 import yaml
 
 from components import config as stack_config
+from contracts import bucket as layout
+from contracts.bucket import MODEL_ARCHIVE
+from contracts.registry import CHAMPION, TAG_ARTIFACT_PREFIX
 from mlplat.outputs import CloudError, StackOutputs, check_tracking_uri, fail, load_outputs
 
-MODEL_ARCHIVE = "model.tar.gz"
 SHA256_METADATA = "sha256"  # S3 user metadata key: x-amz-meta-sha256
 SHA256_TAG = "mlplat.sha256"
-ARTIFACT_TAG_PREFIX = "mlplat.artifact."  # + environment: where that stack's copy lives
 _CHUNK = 1024 * 1024
 
 
@@ -63,7 +64,7 @@ class ReleaseResult:
 
 def artifact_key(model: str, version: int) -> str:
     """Where a model version's archive lives in a stack's bucket."""
-    return f"models/{model}/{version}/{MODEL_ARCHIVE}"
+    return layout.model_archive_key(model, version)
 
 
 def sha256_file(path: Path) -> str:
@@ -141,11 +142,11 @@ def resolve_version(tracking_uri: str, model: str, alias: str | None, version: i
         if version is not None:
             found = client.get_model_version(model, str(version))
         else:
-            found = client.get_model_version_by_alias(model, alias or "champion")
+            found = client.get_model_version_by_alias(model, alias or CHAMPION)
     except MlflowException as exc:
         if not _not_found(exc) and "alias" not in str(exc.message).lower():
             raise ReleaseError(f"cannot read model {model!r} from {where}: {exc.message}") from None
-        what = f"version {version}" if version is not None else f"alias {alias or 'champion'!r}"
+        what = f"version {version}" if version is not None else f"alias {alias or CHAMPION!r}"
         raise ReleaseError(f"model {model!r} has no {what} in {where}") from None
     return RegistryVersion(name=model, version=int(found.version), run_id=found.run_id, source=str(found.source))
 
@@ -168,7 +169,7 @@ def tag_version(tracking_uri: str, found: RegistryVersion, sha256: str, environm
     """Record the archive's checksum, and where this stack's copy lives, on the registry version."""
     client = _client(tracking_uri)
     client.set_model_version_tag(found.name, str(found.version), SHA256_TAG, sha256)
-    client.set_model_version_tag(found.name, str(found.version), ARTIFACT_TAG_PREFIX + environment, artifact)
+    client.set_model_version_tag(found.name, str(found.version), TAG_ARTIFACT_PREFIX + environment, artifact)
 
 
 # --- the bucket ---------------------------------------------------------------------------------------------------

@@ -38,6 +38,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from contracts import capture as rec
+
 log = logging.getLogger("serving.capture")
 
 DESTINATION_ENV = "MLPLAT_CAPTURE_DESTINATION"
@@ -117,30 +119,30 @@ def _side(body: bytes, content_type: str, mode: str) -> dict[str, str]:
     encoding = "CSV" if kind == "text/csv" else "JSON" if kind.endswith("json") else None
     if encoding is not None:
         try:
-            return {"observedContentType": content_type, "mode": mode, "data": body.decode(), "encoding": encoding}
+            return {rec.CONTENT_TYPE: content_type, rec.MODE: mode, rec.DATA: body.decode(), rec.ENCODING: encoding}
         except UnicodeDecodeError:
             pass
     import base64
 
     data = base64.b64encode(body).decode("ascii")
-    return {"observedContentType": content_type, "mode": mode, "data": data, "encoding": "BASE64"}
+    return {rec.CONTENT_TYPE: content_type, rec.MODE: mode, rec.DATA: data, rec.ENCODING: rec.ENCODING_BASE64}
 
 
 def capture_record(item: _Invocation) -> dict[str, Any]:
     """One invocation as a SageMaker data-capture record (mlplat's model name and version in eventMetadata)."""
     stamp = datetime.fromtimestamp(item.time, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-    meta: dict[str, Any] = {"eventId": str(uuid.uuid4()), "inferenceTime": stamp}
+    meta: dict[str, Any] = {rec.EVENT_ID: str(uuid.uuid4()), rec.INFERENCE_TIME: stamp}
     if item.model_name:
-        meta["modelName"] = item.model_name
+        meta[rec.MODEL_NAME] = item.model_name
     if item.model_version:
-        meta["modelVersion"] = item.model_version
+        meta[rec.MODEL_VERSION] = item.model_version
     return {
-        "captureData": {
-            "endpointInput": _side(item.request, item.request_type, "INPUT"),
-            "endpointOutput": _side(item.response, item.response_type, "OUTPUT"),
+        rec.CAPTURE_DATA: {
+            rec.ENDPOINT_INPUT: _side(item.request, item.request_type, rec.MODE_INPUT),
+            rec.ENDPOINT_OUTPUT: _side(item.response, item.response_type, rec.MODE_OUTPUT),
         },
-        "eventMetadata": meta,
-        "eventVersion": "0",
+        rec.EVENT_METADATA: meta,
+        rec.EVENT_VERSION: rec.RECORD_VERSION,
     }
 
 

@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 from mlplat import synth
 from mlplat.cli import app
 from mlplat.cost.estimate import estimate
-from mlplat.policy import load_plan
+from mlplat.plan_record import load_plan
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

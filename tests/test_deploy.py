@@ -11,7 +11,7 @@ import pytest
 from pulumi import automation as auto
 from typer.testing import CliRunner
 
-from mlplat import deploy
+from mlplat import deploy, policy_config
 from mlplat import policy as policy_check
 from mlplat.cli import app
 
@@ -98,7 +98,7 @@ def test_preview_selects_the_stack_and_runs_the_pack_with_the_environment_config
     assert stack.policy_config is not None
     estimate = stack.policy_config["budget-covers-peak-cost"]["estimatedPeakMonthlyUsd"]
     assert estimate > 0
-    assert stack.policy_config == policy_check.with_estimate(shipped, estimate)
+    assert stack.policy_config == policy_config.with_estimate(shipped, estimate)
     assert "preview of the stack, streamed" in result.output
     assert "preview of dev: create 57" in result.output
 

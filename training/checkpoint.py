@@ -28,6 +28,7 @@ from typing import Any
 import orjson
 import torch
 
+from contracts import bucket as layout
 from training import storage
 from training.errors import InputError
 from training.storage import S3Location
@@ -63,7 +64,7 @@ def s3_prefix(uri: str | None, job_name: str) -> S3Location | None:
         return None
     location = S3Location.parse(uri)
     if not location.key.strip("/"):
-        return S3Location(location.bucket, f"checkpoints/{job_name}/")
+        return S3Location(location.bucket, layout.checkpoint_prefix(job_name))
     return S3Location(location.bucket, location.key.rstrip("/") + "/")
 
 

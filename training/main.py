@@ -21,6 +21,8 @@ from pathlib import Path
 from types import FrameType
 from typing import Any, TypeVar
 
+from contracts.registry import TAG_TEST_RMSE
+from contracts.result import result_line
 from training import config
 from training.config import Settings
 from training.errors import (
@@ -36,7 +38,6 @@ from training.errors import (
 
 log = logging.getLogger("training")
 T = TypeVar("T")
-RESULT_PREFIX = "MLPLAT_RESULT "
 UNSENT_METRICS = "unsent-metrics.jsonl"
 # Logged to MLflow every epoch. metrics.json and the curves also have the validation loss (val_rmse² in standardised
 # units, so redundant here) and each epoch's duration: every metric row costs the tracking server CPU.
@@ -198,7 +199,7 @@ class Job:
         if finished is not None:
             if self.runtime.is_main:
                 log.info("job %s already finished; its result follows", settings.job_name)
-                print(RESULT_PREFIX + json.dumps(finished), flush=True)
+                print(result_line(finished), flush=True)
             return EXIT_OK
         checkpoint = self.runtime.broadcast(self._load_checkpoint() if self.runtime.is_main else None)
         return self._train(table, splits, checkpoint)
@@ -568,7 +569,7 @@ class Job:
         version_tags = {
             "mlplat.decision": decision.decision,
             "mlplat.decision_reason": decision.reason,
-            "mlplat.test_rmse": repr(final["test_rmse"]),
+            TAG_TEST_RMSE: repr(final["test_rmse"]),
             "mlplat.rmse_ratio_to_mean": repr(final["rmse_ratio_to_mean"]),
             "mlplat.dataset_sha256": table.sha256,
         }
@@ -619,7 +620,7 @@ class Job:
         self.store.write_result(result)
         self.store.wait(30.0)
         self.sink = None
-        print(RESULT_PREFIX + json.dumps(result), flush=True)
+        print(result_line(result), flush=True)
         return EXIT_OK
 
     def _gate(self, name: str, version: Any, test_rmse: float, splits: Any) -> Any:

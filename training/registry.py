@@ -17,12 +17,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from contracts.registry import CHALLENGER, CHAMPION, TAG_TEST_RMSE
+
 log = logging.getLogger(__name__)
 
 PYFUNC_CODE = Path(__file__).with_name("pyfunc_model.py")
 MODEL_NAME = "model"
-CHAMPION = "champion"
-CHALLENGER = "challenger"
 
 
 @dataclass(frozen=True)
@@ -125,6 +125,6 @@ def score_version(name: str, version: Any, frame: pd.DataFrame, truth: np.ndarra
         prediction = np.asarray(model.predict(frame), dtype=np.float64).reshape(-1)
         return float(np.sqrt(np.mean((prediction - truth.astype(np.float64)) ** 2)))
     except Exception as exc:
-        recorded = (version.tags or {}).get("mlplat.test_rmse")
+        recorded = (version.tags or {}).get(TAG_TEST_RMSE)
         log.warning("could not score champion version %s (%s); using its recorded test RMSE", version.version, exc)
         return float(recorded) if recorded is not None else None

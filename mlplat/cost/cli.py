@@ -11,8 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from components.config import ConfigError, display_path
-from mlplat import policy as policy_cmd
-from mlplat import synth
+from mlplat import policy_config, synth
 from mlplat.cost.chart import write_chart
 from mlplat.cost.estimate import Estimate, estimate
 
@@ -78,7 +77,7 @@ def _verdict(result: Estimate) -> str:
 
 def stack_estimate(stack: str, stack_file_path: Path | None, plan_path: Path | None, today: date) -> Estimate:
     """Plan (or load) a stack and price it."""
-    return estimate(policy_cmd.plan_record(stack, stack_file_path, plan_path), today=today)
+    return estimate(synth.plan_or_load(stack, stack_file_path, plan_path), today=today)
 
 
 def cost(
@@ -120,11 +119,11 @@ def cost(
         result = stack_estimate(stack, stack_file_path, plan_path, today)
         other = stack_estimate(compare, None, None, today) if compare else None
         if policy_config_out is not None:
-            base = policy_cmd.load_pack_config(policy_cmd.config_path(result.environment))
+            base = policy_config.load_pack_config(policy_config.config_path(result.environment))
             policy_config_out.parent.mkdir(parents=True, exist_ok=True)
-            merged = policy_cmd.with_estimate(base, result.peak_total)
+            merged = policy_config.with_estimate(base, result.peak_total)
             policy_config_out.write_text(json.dumps(merged, indent=2) + "\n")
-    except (ConfigError, policy_cmd.PolicyConfigError) as exc:
+    except (ConfigError, policy_config.PolicyConfigError) as exc:
         for line in str(exc).splitlines():
             errors.print(line, markup=False, highlight=False, soft_wrap=True)
         raise typer.Exit(EXIT_USAGE) from None

@@ -8,13 +8,16 @@ import contextlib
 import fcntl
 import json
 import os
+import signal
 import tempfile
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from contracts import bucket as layout
 from mlplat.local import services
+from mlplat.local.report import StopResult
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 HOME_ENV = "MLPLAT_HOME"
@@ -236,6 +239,21 @@ def discover(home: Path | None = None, require_healthy: bool = True) -> LocalEnd
         serving_url=state.url("serving"),
         model_name=state.model.get("name"),
         model_uri=state.model.get("uri"),
-        data_capture_uri=f"s3://{state.bucket}/data-capture/{endpoint}/" if endpoint else None,
+        data_capture_uri=layout.s3_uri(state.bucket, layout.capture_prefix(endpoint)) if endpoint else None,
         aws_env=aws_env,
     )
+
+
+def stop_part(part: Part, timeout: float = 20.0) -> StopResult:
+    """Stop a recorded part's session: `stopped`, `already stopped`, or `skipped` (its pid is someone else's now)."""
+    sig = signal.Signals[part.stop_signal]
+    if part.is_alive():
+        signalled = services.stop_session(part.pid, timeout=timeout, sig=sig)
+        return StopResult(part.name, part.pid, "stopped", signalled)
+    if services.process_fingerprint(part.pid) is None and services.session_members(part.pid):
+        # The leader died but workers of its session live on; the session id cannot have been reused meanwhile.
+        signalled = services.stop_session(part.pid, timeout=timeout, sig=sig)
+        return StopResult(part.name, part.pid, "stopped", signalled)
+    if services.process_fingerprint(part.pid) is not None:
+        return StopResult(part.name, part.pid, "skipped", [])
+    return StopResult(part.name, part.pid, "already stopped", [])

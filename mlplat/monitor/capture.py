@@ -29,7 +29,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-CAPTURE_PREFIX = "data-capture"
+from contracts import capture as rec
+
 _HOUR_PATH = re.compile(r"(?:^|/)(\d{4})/(\d{2})/(\d{2})/(\d{2})/[^/]+\.jsonl$")
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
@@ -114,12 +115,12 @@ def _custom_attributes(value: Any) -> dict[str, str]:
 
 
 def _payload(value: Any) -> CapturePayload | None:
-    if not isinstance(value, Mapping) or not isinstance(value.get("data"), str):
+    if not isinstance(value, Mapping) or not isinstance(value.get(rec.DATA), str):
         return None
     return CapturePayload(
-        data=value["data"],
-        encoding=str(value.get("encoding") or "BASE64"),
-        content_type=str(value.get("observedContentType") or ""),
+        data=value[rec.DATA],
+        encoding=str(value.get(rec.ENCODING) or rec.ENCODING_BASE64),
+        content_type=str(value.get(rec.CONTENT_TYPE) or ""),
     )
 
 
@@ -131,22 +132,22 @@ def parse_record(line: str) -> CaptureRecord | None:
         return None
     if not isinstance(document, Mapping):
         return None
-    capture = document.get("captureData")
-    meta = document.get("eventMetadata")
+    capture = document.get(rec.CAPTURE_DATA)
+    meta = document.get(rec.EVENT_METADATA)
     if not isinstance(capture, Mapping) or not isinstance(meta, Mapping):
         return None
-    request = _payload(capture.get("endpointInput"))
-    time = _parse_time(meta.get("inferenceTime") or meta.get("inferenceTimestamp"))
+    request = _payload(capture.get(rec.ENDPOINT_INPUT))
+    time = _parse_time(meta.get(rec.INFERENCE_TIME) or meta.get("inferenceTimestamp"))
     if request is None or time is None:
         return None
-    custom = _custom_attributes(meta.get("customAttributes"))
-    name = meta.get("modelName") or custom.get("model-name")
-    version = meta.get("modelVersion") or custom.get("model-version")
+    custom = _custom_attributes(meta.get(rec.CUSTOM_ATTRIBUTES))
+    name = meta.get(rec.MODEL_NAME) or custom.get("model-name")
+    version = meta.get(rec.MODEL_VERSION) or custom.get("model-version")
     return CaptureRecord(
-        event_id=str(meta.get("eventId") or ""),
+        event_id=str(meta.get(rec.EVENT_ID) or ""),
         time=time,
         request=request,
-        response=_payload(capture.get("endpointOutput")),
+        response=_payload(capture.get(rec.ENDPOINT_OUTPUT)),
         model_name=str(name) if name else None,
         model_version=str(version) if version is not None and version != "" else None,
     )

@@ -7,15 +7,13 @@ Locally it is the training entrypoint as a subprocess against the local platform
 
 import os
 import re
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
+from contracts import bucket as layout
 from mlplat.monitor.run import Target
 
-DATASETS_PREFIX = "datasets"
 _VERSION = re.compile(r"^v?(\d+)$")
 
 
@@ -25,7 +23,7 @@ class RetrainError(RuntimeError):
 
 def newest_dataset_version(client: Any, bucket: str, dataset: str) -> str:
     """The highest `datasets/<dataset>/<vN or N>/` prefix in the bucket, as written (`v3` or `3`)."""
-    prefix = f"{DATASETS_PREFIX}/{dataset}/"
+    prefix = layout.dataset_root(dataset)
     pages = client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix, Delimiter="/")
     versions: list[tuple[int, str]] = []
     for page in pages:
@@ -45,65 +43,43 @@ def retrain_local(
     """Train on the newest local data set version; returns the training job's result (run id, version, ...)."""
     import boto3
 
-    from mlplat.local import platform
+    # Imported here: this module ships in the training image for the drift job, which never retrains locally.
+    from mlplat.local import launcher
 
     if target.bucket is None or target.tracking_uri is None:
         raise RetrainError("the local platform's bucket or tracking server is unknown")
-    env = {**os.environ, **target.env, "MLFLOW_TRACKING_URI": target.tracking_uri}
-    s3 = boto3.client("s3", endpoint_url=env.get("AWS_ENDPOINT_URL"))
+    s3_url = target.env.get("AWS_ENDPOINT_URL") or os.environ.get("AWS_ENDPOINT_URL") or ""
+    s3 = boto3.client("s3", endpoint_url=s3_url or None)
     version = newest_dataset_version(s3, target.bucket, model)
-    data = f"s3://{target.bucket}/{DATASETS_PREFIX}/{model}/{version}/"
-    job = f"{model}-retrain-{time.strftime('%Y%m%d-%H%M%S')}"
-    work = log.parent / job
-    dirs = {name: work / name for name in ("model", "output", "checkpoints")}
-    for directory in dirs.values():
-        directory.mkdir(parents=True, exist_ok=True)
-    # An empty SageMaker hyperparameters file: the flags say everything, a stray /opt/ml one on this machine must not.
-    hyperparameters = work / "hyperparameters.json"
-    hyperparameters.write_text("{}\n")
-    argv = [
-        sys.executable, "-m", "training",
-        "--data", data,
-        "--model-dir", str(dirs["model"]),
-        "--output-data-dir", str(dirs["output"]),
-        "--checkpoint-dir", str(dirs["checkpoints"]),
-        "--hyperparameters", str(hyperparameters),
-        "--registered-model-name", model,
-        "--promote",
-        "--experiment-name", f"mlplat-local-{target.stack or 'local'}",
-        "--job-name", job,
-    ]  # fmt: skip
-    if epochs is not None:
-        argv += ["--epochs", str(epochs)]
-    log.parent.mkdir(parents=True, exist_ok=True)
-    with log.open("ab") as out:
-        offset = out.tell()
-        try:
-            code = subprocess.run(
-                argv, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=work, timeout=timeout
-            ).returncode
-        except subprocess.TimeoutExpired:
-            raise RetrainError(f"the retraining run did not finish within {timeout:.0f} s; see {log}") from None
-    if code != 0:
-        reason = platform.last_error_line(log, offset) or "no output"
-        raise RetrainError(f"the retraining run exited with status {code}: {reason}; see {log}")
-    result = platform.parse_result(log, offset)
-    if result is None or "version" not in result:
-        raise RetrainError(f"the retraining run printed no result line; see {log}")
-    return {"where": "local", "job": job, "dataset": data, "log": str(log), **result}
+    name = f"{model}-retrain-{time.strftime('%Y%m%d-%H%M%S')}"
+    job = launcher.LocalTrainingJob(
+        bucket=target.bucket,
+        dataset=model,
+        dataset_version=version,
+        model_name=model,
+        experiment=f"mlplat-local-{target.stack or 'local'}",
+        job_name=name,
+        tracking_uri=target.tracking_uri,
+        s3_url=s3_url,
+        work=log.parent / name,
+        log=log,
+        epochs=epochs,
+        timeout=timeout,
+        env=target.env,
+    )
+    try:
+        result = launcher.run(job, what="the retraining run")
+    except launcher.LaunchError as error:
+        raise RetrainError(f"{error.reason}; see {log}") from None
+    return {"where": "local", "job": name, "dataset": job.data_uri, "log": str(log), **result.to_json()}
 
 
 def retrain_stack(target: Target, model: str, outputs_file: Path | None) -> dict[str, Any]:
     """A SageMaker training job on the newest data set version of the stack's bucket, followed to registration."""
-    try:
-        from mlplat import cloud_train
-    except ImportError:
-        raise RetrainError(
-            "this install has no SageMaker training launcher (mlplat.cloud_train); run `mlplat train --stack` instead"
-        ) from None
     import boto3
 
     from components.config import load_stack
+    from mlplat.cloud import common, sagemaker
     from mlplat.outputs import CloudError, load_outputs
 
     assert target.stack is not None
@@ -112,20 +88,20 @@ def retrain_stack(target: Target, model: str, outputs_file: Path | None) -> dict
         cfg = load_stack(target.stack)
         session = boto3.Session(region_name=outputs.region)
         version = newest_dataset_version(session.client("s3"), outputs.bucket_name, model)
-        job = cloud_train.plan_sagemaker_job(
+        job = sagemaker.plan_sagemaker_job(
             outputs,
             cfg,
             model=model,
             dataset=model,
             dataset_version=version,
-            job_name=cloud_train.default_job_name(f"mlplat-{cfg.environment}-retrain", model),
+            job_name=common.default_job_name(f"mlplat-{cfg.environment}-retrain", model),
             tracking_uri=outputs.tracking_server_arn,
         )
-        done = cloud_train.run_sagemaker(
+        done = sagemaker.run_sagemaker(
             job,
             outputs,
             outputs.tracking_server_arn,
-            cloud_train.DEFAULT_EXPERIMENT,
+            common.DEFAULT_EXPERIMENT,
             model,
             timeout=6 * 3600,
             poll_interval=30,

@@ -7,14 +7,15 @@ server). Every failure to find something becomes a `MonitorInputError` naming wh
 
 from pathlib import Path
 
-from mlplat.monitor.capture import CAPTURE_PREFIX, split_s3_uri
+from contracts import bucket as layout
+from mlplat.monitor.capture import split_s3_uri
 from mlplat.monitor.drift import Thresholds
 from mlplat.monitor.run import MonitorInputError, Target
 
 
 def capture_uri(bucket: str, endpoint: str) -> str:
     """`s3://<bucket>/data-capture/<endpoint>/`: the artifact bucket's capture prefix of one endpoint."""
-    return f"s3://{bucket}/{CAPTURE_PREFIX}/{endpoint}/"
+    return layout.s3_uri(bucket, layout.capture_prefix(endpoint))
 
 
 def stack_thresholds(stack: str) -> Thresholds:

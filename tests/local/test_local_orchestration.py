@@ -114,7 +114,7 @@ def test_a_failed_training_job_fails_step_4_with_its_error_line_and_log(
 
 def test_a_busy_serving_port_asked_for_explicitly_is_a_clear_error(standin: Platform) -> None:
     serving = recorded_pids(standin.home)["serving"]
-    LocalPlatform(standin.home)._stop_part(st.load(standin.home).parts["serving"])  # type: ignore[union-attr]
+    st.stop_part(st.load(standin.home).parts["serving"])  # type: ignore[union-attr]
     assert not session_alive(serving)
 
     with socket.socket() as squatter:

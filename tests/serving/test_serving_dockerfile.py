@@ -73,8 +73,20 @@ def test_hadolint_finds_nothing() -> None:
 
 
 STANDARD = set(sys.stdlib_module_names)
-# What serving/requirements.txt provides, by import name.
-PROVIDED = {"numpy", "orjson", "torch", "uvicorn", "prometheus_client", "yaml", "mlflow", "pandas", "boto3", "serving"}
+# What serving/requirements.txt provides, by import name, and the shared contracts package the image carries.
+PROVIDED = {
+    "numpy",
+    "orjson",
+    "torch",
+    "uvicorn",
+    "prometheus_client",
+    "yaml",
+    "mlflow",
+    "pandas",
+    "boto3",
+    "serving",
+    "contracts",
+}
 
 
 def test_the_package_imports_only_the_standard_library_and_its_own_requirements() -> None:

@@ -67,6 +67,7 @@ def test_image_ships_code_and_pinned_requirements_but_not_the_data() -> None:
     assert copies == [
         "training/requirements.txt /app/training/requirements.txt",
         "training/*.py /app/training/",
+        "contracts/*.py /app/contracts/",
         "mlplat/__init__.py /app/mlplat/__init__.py",
         "mlplat/monitor/ /app/mlplat/monitor/",
     ]

@@ -1,0 +1,1 @@
+"""Cloud training launchers behind `mlplat train`: SageMaker, EKS, and registering what a job produced."""

@@ -1,0 +1,94 @@
+"""The EKS training launcher: the torchrun manifests of `components.training_job` for a stack, applied.
+
+`--on eks` renders the torchrun `TrainingJob` manifests of `components.training_job` for the stack (ranks, GPU
+pool, team namespace, image) and applies them with the Kubernetes client when a kubeconfig is present; `--dry-run`
+prints them.
+"""
+
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from components import config as stack_config
+from contracts import bucket as layout
+from mlplat.cloud.common import TrainError, resolve_image
+from mlplat.outputs import StackOutputs
+
+
+def eks_manifests(
+    outputs: StackOutputs,
+    cfg: stack_config.StackConfig,
+    *,
+    model: str,
+    dataset: str,
+    dataset_version: str,
+    job_name: str,
+    tracking_uri: str,
+    ranks: int,
+    pool: str | None,
+    team: str | None,
+    gpus_per_rank: int,
+    image: str | None,
+    extra_args: Sequence[str] = (),
+) -> list[dict[str, Any]]:
+    """The torchrun Job and its rendezvous Service for this stack, from `components.training_job`."""
+    from components.training_job import TrainingJobSpec, render_training_job
+
+    if cfg.cluster is None:
+        raise TrainError(f"stack {cfg.environment!r} has no EKS cluster (mlplat:cluster); use --on sagemaker")
+    pools = [p.name for p in cfg.gpu_pools]
+    chosen_pool = pool or next((p.name for p in cfg.gpu_pools if p.capacity_type == "SPOT"), None) or pools[0]
+    if chosen_pool not in pools:
+        raise TrainError(f"--pool {chosen_pool!r} is not a GPU pool of stack {cfg.environment!r} ({', '.join(pools)})")
+    teams = [t.name for t in cfg.teams]
+    if not teams:
+        raise TrainError(f"stack {cfg.environment!r} has no team namespace (mlplat:teams) to run the job in")
+    namespace = team or teams[0]
+    if namespace not in teams:
+        raise TrainError(f"--team {namespace!r} is not a team of stack {cfg.environment!r} ({', '.join(teams)})")
+    spec = TrainingJobSpec(
+        name=job_name,
+        namespace=namespace,
+        image=resolve_image(image or cfg.images.training, outputs),
+        data_uri=layout.s3_uri(outputs.bucket_name, layout.dataset_prefix(dataset, dataset_version)),
+        checkpoint_s3_uri=layout.s3_uri(outputs.bucket_name, layout.checkpoint_prefix(job_name)),
+        tracking_uri=tracking_uri,
+        registered_model_name=model,
+        ranks=ranks,
+        gpus_per_rank=gpus_per_rank,
+        pool=chosen_pool,
+        extra_args=tuple(extra_args),
+        env={"MLPLAT_JOB_NAME": job_name, "MLPLAT_ENVIRONMENT": cfg.environment},
+    )
+    try:
+        return render_training_job(spec)
+    except ValueError as exc:
+        raise TrainError(str(exc)) from None
+
+
+def default_kubeconfig() -> Path:
+    """`$KUBECONFIG` (its first entry) or `~/.kube/config`."""
+    env = os.environ.get("KUBECONFIG", "")
+    return Path(env.split(os.pathsep)[0]) if env else Path.home() / ".kube" / "config"
+
+
+def apply_manifests(manifests: Sequence[Mapping[str, Any]], kubeconfig: Path, context: str | None) -> list[str]:
+    """Create the objects with the Kubernetes client; returns `Kind namespace/name` of each."""
+    from kubernetes import config, utils
+
+    api = config.new_client_from_config(config_file=str(kubeconfig), context=context)
+    created = []
+    for manifest in manifests:
+        try:
+            utils.create_from_dict(api, dict(manifest))
+        except utils.FailToCreateError as exc:
+            reasons = "; ".join(getattr(e, "reason", str(e)) for e in exc.api_exceptions)
+            raise TrainError(f"the cluster refused {_describe(manifest)}: {reasons}") from None
+        created.append(_describe(manifest))
+    return created
+
+
+def _describe(manifest: Mapping[str, Any]) -> str:
+    meta = manifest.get("metadata") or {}
+    return f"{manifest.get('kind')} {meta.get('namespace')}/{meta.get('name')}"

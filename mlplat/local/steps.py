@@ -1,0 +1,492 @@
+"""The six steps of `mlplat up --local`, run in order by one `UpRun`, which rolls back what it started on failure."""
+
+import contextlib
+import os
+import secrets
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from contracts import bucket as layout
+from contracts.registry import CHAMPION, model_uri
+from mlplat.local import launcher, services
+from mlplat.local import state as st
+from mlplat.local.bucket import (
+    DATASET_NAME,
+    DATASET_VERSION,
+    ensure_bucket,
+    reference_data,
+    restore_bucket,
+    s3_client,
+    sample_request,
+)
+from mlplat.local.files import display
+from mlplat.local.registry import champion_info, served_version, wait_for_version
+from mlplat.local.report import STEPS, Reporter, StepFailed, UpReport
+from mlplat.local.state import Part, State
+
+DEFAULT_SERVING_PORT = 8080
+SERVING_POLL_SECONDS = 2
+# How long a reused serving server may take to hot-swap to a new champion before it is restarted.
+SWAP_WAIT = 30.0
+# A handful of epochs reaches a real model (well under the mean-predictor's error) in seconds on two cores.
+DEFAULT_EPOCHS = 15
+
+
+@dataclass(frozen=True)
+class UpOptions:
+    """What `mlplat up --local` was asked for."""
+
+    stack: str = "dev"
+    db: str = "sqlite"
+    epochs: int = DEFAULT_EPOCHS
+    port: int | None = None
+    retrain: bool = False
+    start_timeout: float = 120.0
+    train_timeout: float = 900.0
+    # The commands of the training job and the serving server, before their flags (tests swap in stand-ins).
+    training_command: tuple[str, ...] = launcher.TRAINING_COMMAND
+    serving_command: tuple[str, ...] = (sys.executable, "-m", "serving")
+
+
+@dataclass
+class Step:
+    """The step in progress: its log (a step may switch logs as it goes) and what it reports when done."""
+
+    log: Path | None
+    details: list[str] = field(default_factory=list)
+
+    def __call__(self, detail: str) -> None:
+        self.details.append(detail)
+
+
+class UpRun:
+    """One invocation of `up`: what it started (to roll back on failure) and what it found."""
+
+    def __init__(
+        self,
+        home: Path,
+        reporter: Reporter,
+        current: State,
+        options: UpOptions,
+        model_name: str,
+        endpoint: str,
+        capture_percent: float,
+        began: float,
+    ) -> None:
+        self.home = home
+        self.logs = home / "logs"
+        self.reporter = reporter
+        self.state = current
+        self.options = options
+        self.model_name = model_name
+        self.endpoint = endpoint
+        self.capture_percent = capture_percent
+        self.began = began
+        self.started: list[str] = []
+        self.reused: list[str] = []
+        self.training: subprocess.Popen[bytes] | None = None
+        self.spawned_mlflow: services.Service | None = None
+        self.spawned_serving: services.Service | None = None
+        self.timings: dict[str, float] = {}
+        # Ports of parts found dead: a restarted part takes its old port when free, so URLs stay put.
+        self.previous_ports: dict[str, int] = {}
+        self.first_prediction_at = 0.0
+        self.umask = 0o077
+
+    # ---- bookkeeping ----
+
+    def save(self) -> None:
+        st.save(self.home, self.state)
+
+    def record(self, service: services.Service, health_url: str, upstream: str = "", url: str = "") -> Part:
+        part = Part.from_service(service, url or service.url, health_url, time.time(), upstream=upstream)
+        self.state.parts[service.name] = part
+        self.started.append(service.name)
+        self.save()
+        return part
+
+    def rollback(self) -> None:
+        """Stop what this invocation started (and a training job in flight), newest first."""
+        if self.training is not None and self.training.poll() is None:
+            services.stop_session(self.training.pid, timeout=10.0)
+        for name in reversed(self.started):
+            part = self.state.parts.pop(name, None)
+            if part is not None:
+                st.stop_part(part)
+        if self.state.parts:
+            self.save()
+        else:
+            st.clear(self.home)
+
+    @contextlib.contextmanager
+    def step(self, index: int, log: Path | None = None) -> Iterator["Step"]:
+        key, title = STEPS[index - 1]
+        self.reporter.begin(index, key, title)
+        began = time.monotonic()
+        with self.attributed(index, log) as current:
+            yield current
+        self.timings[key] = round(time.monotonic() - began, 2)
+        self.reporter.end(index, "; ".join(current.details))
+
+    @contextlib.contextmanager
+    def attributed(self, index: int, log: Path | None = None) -> Iterator["Step"]:
+        """Turn what goes wrong inside into StepFailed for step `index` (also for work started ahead of it)."""
+        key = STEPS[index - 1][0]
+        current = Step(log)
+        try:
+            yield current
+        except StepFailed:
+            raise
+        except services.ServiceError as exc:
+            raise StepFailed(index, key, str(exc), current.log) from exc
+        except (OSError, httpx.HTTPError, RuntimeError, ValueError) as exc:
+            raise StepFailed(index, key, f"{type(exc).__name__}: {exc}", current.log) from exc
+
+    def healthy_part(self, name: str, upstream: str = "") -> Part | None:
+        """The recorded part when it is our live, healthy process wired to `upstream`; else it is stopped."""
+        part = self.state.parts.get(name)
+        if part is None:
+            return None
+        if part.is_healthy() and part.upstream == upstream:
+            if name not in self.reused and name not in self.started:
+                self.reused.append(name)
+            return part
+        why = "is not healthy" if part.upstream == upstream else f"points at {part.upstream}, not {upstream}"
+        self.reporter.note(f"{name} (pid {part.pid}) {why}; restarting it")
+        st.stop_part(part)
+        self.previous_ports[name] = part.port
+        del self.state.parts[name]
+        self.save()
+        return None
+
+    def port_for(self, name: str, preferred: int | None, explicit: bool = False) -> int:
+        """`preferred` when free; else a free port, or a clear error when the user asked for that exact port."""
+        if preferred is not None and services.port_is_free(preferred):
+            return preferred
+        if preferred is not None and explicit:
+            raise services.ServiceError(f"port {preferred} on {services.LOOPBACK} is busy; choose another --port")
+        port = services.free_port()
+        if preferred is not None:
+            self.reporter.note(f"port {preferred} is busy; {name} uses port {port}")
+        return port
+
+    def log(self, name: str) -> Path:
+        return self.logs / f"{name}.log"
+
+    def workdir(self) -> Path:
+        """The processes' working directory: empty, so nothing in it shadows a package (`python -m training`)."""
+        work = self.home / "work"
+        work.mkdir(mode=0o700, exist_ok=True)
+        return work
+
+    # ---- the steps ----
+
+    def execute(self) -> UpReport:
+        s3, fresh_store, restored = self.step_store()
+        mlflow = self.step_tracking()
+        # The serving server imports for seconds and retries the registry until the champion exists: starting it
+        # now overlaps its start-up with the upload and the training job.
+        with self.attributed(5, self.log("serving")):
+            self.prespawn_serving(s3, mlflow)
+        self.step_data(s3)
+        # A fresh store holds what the last `down` saved; a model trained after that (the store then died) is gone.
+        stale = restored is None or restored < float(self.state.model.get("trained_at", 0.0))
+        champion, trained = self.step_train(s3, mlflow, must_train=fresh_store and stale)
+        serving = self.step_serve(s3, mlflow, champion)
+        prediction = self.step_predict(serving)
+        elapsed = time.monotonic() - self.began
+        self.state.model = champion
+        self.save()
+        parts = self.state.parts
+        return UpReport(
+            home=self.home,
+            stack=self.state.stack,
+            db=self.state.db,
+            bucket=self.state.bucket,
+            urls={name: part.url for name, part in self.state.ordered_parts()},
+            pids={name: part.pid for name, part in self.state.ordered_parts()},
+            started=list(self.started),
+            reused=list(self.reused),
+            trained=trained,
+            model=champion,
+            prediction=prediction,
+            seconds_to_first_prediction=elapsed,
+            step_seconds=dict(self.timings),
+            first_prediction_at=self.first_prediction_at,
+            logs={name: display(Path(part.log)) for name, part in parts.items()}
+            | ({"train": display(self.log("train"))} if trained else {}),
+        )
+
+    def step_store(self) -> tuple[Part, bool, float | None]:
+        """1: moto's server mode, the bucket and its prefixes; a fresh store gets the last snapshot back."""
+        log = self.log("s3")
+        with self.step(1, log) as detail:
+            part = self.healthy_part("s3")
+            fresh = part is None
+            restored: float | None = None
+            service = None
+            if part is None:
+                port = self.port_for("s3", self.previous_ports.get("s3"))
+                service = services.spawn_s3(port, log, umask=self.umask, cwd=self.workdir())
+                part = self.record(service, services.s3_health_url(service.url))
+            # MLflow imports for seconds and needs the store only when artifacts move: start it meanwhile.
+            with self.attributed(2, self.log("mlflow")):
+                self.prespawn_tracking(part.url)
+            if service is not None:
+                services.wait_healthy(part.health_url, service.process, self.options.start_timeout, "s3 (moto server)")
+            client = s3_client(part.url)
+            ensure_bucket(client, self.state.bucket)
+            if fresh:
+                restored = restore_bucket(client, self.state.bucket, self.home / "s3" / self.state.bucket)
+            detail(f"{part.url} bucket {self.state.bucket}" + (" (restored)" if restored is not None else ""))
+        return part, fresh, restored
+
+    def prespawn_tracking(self, s3_url: str) -> None:
+        if self.state.db != "sqlite" or self.healthy_part("mlflow", upstream=s3_url) is not None:
+            return
+        self.spawned_mlflow = self.spawn_mlflow(f"sqlite:///{self.home / 'mlflow.db'}", s3_url)
+
+    def spawn_mlflow(self, backend: str, s3_url: str) -> services.Service:
+        port = self.port_for("mlflow", self.previous_ports.get("mlflow"))
+        service = services.spawn_mlflow(
+            port,
+            self.log("mlflow"),
+            backend,
+            layout.s3_uri(self.state.bucket, layout.mlflow_artifacts_key()),
+            s3_url,
+            umask=self.umask,
+            cwd=self.workdir(),
+        )
+        self.record(service, services.mlflow_health_url(service.url), upstream=s3_url)
+        return service
+
+    def step_tracking(self) -> Part:
+        """2: (PostgreSQL and) `mlflow server`, artifacts proxied to s3://<bucket>/mlflow."""
+        log = self.log("mlflow")
+        with self.step(2, log) as detail:
+            s3 = self.state.parts["s3"]
+            service = self.spawned_mlflow
+            if service is None and self.state.db == "postgres":
+                detail.log = self.log("postgres")
+                backend = self.ensure_postgres()
+                detail.log = log
+                if self.healthy_part("mlflow", upstream=s3.url) is None:
+                    service = self.spawn_mlflow(backend, s3.url)
+            if service is not None:
+                services.wait_healthy(
+                    services.mlflow_health_url(service.url),
+                    service.process,
+                    self.options.start_timeout,
+                    name="mlflow server",
+                )
+            part = self.state.parts["mlflow"]
+            detail(part.url)
+        return part
+
+    def ensure_postgres(self) -> str:
+        pg_home = self.home / "postgres"
+        password_file = pg_home / "password"
+        pg_home.mkdir(mode=0o700, parents=True, exist_ok=True)
+        if password_file.exists():
+            password = password_file.read_text().strip()
+        else:
+            password = secrets.token_urlsafe(24)
+            fd = os.open(password_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w") as out:
+                out.write(password + "\n")
+        part = self.healthy_part("postgres")
+        if part is None:
+            port = self.port_for("postgres", self.previous_ports.get("postgres"))
+            service = services.start_postgres(
+                port, pg_home / "data", self.log("postgres"), password, timeout=self.options.start_timeout
+            )
+            part = self.record(
+                service, f"tcp://{services.LOOPBACK}:{port}", url=f"postgresql://{services.LOOPBACK}:{port}/mlflow"
+            )
+        return services.postgres_uri(part.port, password)
+
+    def step_data(self, s3: Part) -> None:
+        """3: the reference data set under datasets/abalone/v1/ (skipped when the same bytes are there)."""
+        with self.step(3) as detail:
+            source = reference_data()
+            key = layout.dataset_prefix(DATASET_NAME, DATASET_VERSION) + source.name
+            client = s3_client(s3.url)
+            body = source.read_bytes()
+            try:
+                head = client.head_object(Bucket=self.state.bucket, Key=key)
+                same = int(head["ContentLength"]) == len(body)
+            except client.exceptions.ClientError:
+                same = False
+            if not same:
+                client.put_object(Bucket=self.state.bucket, Key=key, Body=body)
+            detail(f"s3://{self.state.bucket}/{key}")
+
+    def step_train(self, s3: Part, mlflow: Part, must_train: bool) -> tuple[dict[str, Any], bool]:
+        """4: the training entrypoint as a process; registers the model and promotes it to champion.
+
+        Skipped when the registry already has a champion whose artifacts are in the store (unless --retrain).
+        """
+        log = self.log("train")
+        with self.step(4, log) as detail:
+            champion = champion_info(mlflow.url, self.model_name)
+            if champion is not None and not must_train and not self.options.retrain:
+                if self.state.model.get("version") == champion["version"]:
+                    known = {k: v for k, v in champion.items() if v not in (None, "", {})}
+                    champion = {**self.state.model, **known}
+                detail(f"{self.model_name} v{champion['version']} is already champion (--retrain to train again)")
+                return self.with_endpoint(champion), False
+            result = self.run_training(s3, mlflow, log)
+            champion = champion_info(mlflow.url, self.model_name)
+            if champion is None:
+                raise StepFailed(4, "train", f"the job finished but {self.model_name}@{CHAMPION} does not exist", log)
+            job_version = str(result.get("version"))
+            rmse = f"test RMSE {float(result.get('test_rmse', 'nan')):.3f}"
+            if job_version == champion["version"]:
+                merged = {**champion, **{k: v for k, v in result.items() if k not in ("aliases", "version")}}
+                detail(f"run {result.get('run_id')} → {self.model_name} v{job_version} (champion); {rmse}")
+            else:
+                # The promotion gate kept the current champion: serve it, and say what became of the new one.
+                merged = {**champion, "last_job": result}
+                detail(
+                    f"run {result.get('run_id')} → {self.model_name} v{job_version} ({result.get('decision')}), "
+                    f"{rmse}; v{champion['version']} stays champion"
+                )
+        return self.with_endpoint(merged), True
+
+    def with_endpoint(self, model: dict[str, Any]) -> dict[str, Any]:
+        return {
+            **model,
+            "name": self.model_name,
+            "alias": CHAMPION,
+            "uri": model_uri(self.model_name),
+            "endpoint_name": self.endpoint,
+        }
+
+    def run_training(self, s3: Part, mlflow: Part, log: Path) -> dict[str, Any]:
+        job = launcher.LocalTrainingJob(
+            bucket=self.state.bucket,
+            dataset=DATASET_NAME,
+            dataset_version=DATASET_VERSION,
+            model_name=self.model_name,
+            experiment=f"mlplat-local-{self.state.stack}",
+            job_name=f"{self.model_name}-local-{time.strftime('%Y%m%d-%H%M%S')}",
+            tracking_uri=mlflow.url,
+            s3_url=s3.url,
+            work=self.home / "job",
+            log=log,
+            epochs=self.options.epochs,
+            timeout=self.options.train_timeout,
+            command=self.options.training_command,
+            cwd=self.workdir(),
+        )
+        try:
+            result = launcher.run(job, on_start=self.started_training)
+        except launcher.LaunchError as error:
+            raise StepFailed(4, "train", error.reason, error.log) from None
+        return {**result.to_json(), "trained_at": time.time()}
+
+    def started_training(self, process: "subprocess.Popen[bytes]") -> None:
+        self.training = process
+
+    def serving_upstream(self, s3: Part, mlflow: Part) -> str:
+        return f"{mlflow.url} {s3.url}"
+
+    def serving_port(self) -> int:
+        """8080 (or the asked port); a free port when 8080 is busy; a clear error when the asked port is busy."""
+        explicit = self.options.port is not None
+        return self.port_for("serving", self.options.port or DEFAULT_SERVING_PORT, explicit=explicit)
+
+    def prespawn_serving(self, s3: Part, mlflow: Part) -> None:
+        if self.healthy_part("serving", upstream=self.serving_upstream(s3, mlflow)) is not None:
+            return
+        if self.options.port is not None and not services.port_is_free(self.options.port):
+            return  # step 5 reports the busy port
+        self.spawned_serving = self.spawn_serving(self.serving_port(), s3, mlflow)
+
+    def spawn_serving(self, port: int, s3: Part, mlflow: Part) -> services.Service:
+        service = services.spawn_serving(
+            port,
+            self.log("serving"),
+            tracking_uri=mlflow.url,
+            model_uri=model_uri(self.model_name),
+            env=self.serving_env(s3),
+            command=list(self.options.serving_command),
+            cwd=self.workdir(),
+            umask=self.umask,
+        )
+        self.record(service, services.serving_health_url(service.url), upstream=self.serving_upstream(s3, mlflow))
+        return service
+
+    def step_serve(self, s3: Part, mlflow: Part, champion: dict[str, Any]) -> Part:
+        """5: the serving server on 127.0.0.1:8080 (or a free port), loading models:/<name>@champion.
+
+        It captures invocations to s3://<bucket>/data-capture/<endpoint>/ at the stack's capture percentage, as the
+        cloud endpoint does, so the drift monitor reads the same layout locally. A reused server that still serves
+        an older version gets SWAP_WAIT seconds to hot-swap to the new champion (it polls the alias), then is
+        restarted.
+        """
+        log = self.log("serving")
+        wanted = str(champion["version"])
+        with self.step(5, log) as detail:
+            service = self.spawned_serving
+            if service is None and self.healthy_part("serving", self.serving_upstream(s3, mlflow)) is None:
+                service = self.spawn_serving(self.serving_port(), s3, mlflow)
+            part = self.state.parts["serving"]
+            if service is not None:
+                services.wait_healthy(part.health_url, service.process, self.options.start_timeout, "serving server")
+            if not wait_for_version(part.url, wanted, SWAP_WAIT):
+                self.reporter.note(f"serving (pid {part.pid}) still serves an older model; restarting it")
+                if "serving" in self.reused:
+                    self.reused.remove("serving")
+                st.stop_part(part)
+                del self.state.parts["serving"]
+                self.save()
+                port = part.port if services.port_is_free(part.port) else self.serving_port()
+                service = self.spawn_serving(port, s3, mlflow)
+                part = self.state.parts["serving"]
+                services.wait_healthy(part.health_url, service.process, self.options.start_timeout, "serving server")
+            detail(f"{part.url} serving {self.model_name} v{served_version(part.url)}")
+        return part
+
+    def serving_env(self, s3: Part) -> dict[str, str]:
+        env = {
+            "MLPLAT_MODEL_CACHE": str(self.home / "model-cache"),
+            "MLPLAT_ENDPOINT_NAME": self.endpoint,
+            "AWS_ENDPOINT_URL": s3.url,
+            # Poll the alias often: the first load follows the training job within seconds, and so does a swap.
+            "MLPLAT_MODEL_POLL_INTERVAL": str(SERVING_POLL_SECONDS),
+        }
+        if self.capture_percent > 0:
+            env["MLPLAT_CAPTURE_DESTINATION"] = layout.s3_uri(self.state.bucket, layout.capture_prefix(self.endpoint))
+            env["MLPLAT_CAPTURE_PERCENT"] = f"{self.capture_percent:g}"
+        return env
+
+    def step_predict(self, serving: Part) -> dict[str, Any]:
+        """6: a real request to /invocations with a row of the reference data."""
+        with self.step(6, Path(serving.log)) as detail:
+            body, truths = sample_request(reference_data())
+            response = httpx.post(f"{serving.url}/invocations", json=body, timeout=30.0)
+            if response.status_code != 200:
+                raise StepFailed(
+                    6, "predict", f"/invocations answered {response.status_code}: {response.text[:200]}", None
+                )
+            predictions = response.json().get("predictions")
+            if not isinstance(predictions, list) or not predictions:
+                raise StepFailed(6, "predict", "/invocations answered without predictions", None)
+            value = predictions[0]
+            self.first_prediction_at = time.time()
+            prediction = {
+                "url": f"{serving.url}/invocations",
+                "input": dict(zip(body["dataframe_split"]["columns"], body["dataframe_split"]["data"][0], strict=True)),
+                "prediction": value,
+                "actual": float(truths[0]),
+            }
+            detail(f"predicted {value} (actual {truths[0]})")
+        return prediction
