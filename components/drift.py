@@ -384,6 +384,8 @@ def render_cronjob(
                                 {
                                     "name": CONTAINER,
                                     "image": image,
+                                    # A tag may be moved; Always re-resolves it on every pass (a digest never moves).
+                                    "imagePullPolicy": "Always",
                                     "command": list(MONITOR_COMMAND),
                                     "args": list(arguments),
                                     "env": env,
