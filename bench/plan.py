@@ -156,18 +156,13 @@ def main() -> int:
 
 def _scaling_table(rows: list[dict[str, float | int | str | bool]]) -> Table:
     table = Table(title="scaling: prod copies by endpoint count (ms per resource as a ratio to 1 endpoint)")
+    formats = {"endpoints": "{}", "resources": "{}", "seconds": "{:.2f}", "msPerResource": "{:.2f}"}
+    formats |= {"perResourceRatio": "{:.2f}x", "targetSeconds": "{}"}
     for column in ("endpoints", "resources", "seconds", "ms/resource", "ratio", "target s"):
         table.add_column(column, justify="right")
     for row in rows:
-        table.add_row(
-            str(row["endpoints"]),
-            str(row["resources"]),
-            f"{row['seconds']:.2f}",
-            f"{row['msPerResource']:.2f}",
-            f"{row['perResourceRatio']:.2f}x",
-            str(row["targetSeconds"]),
-            style="" if row["withinTarget"] else "red",
-        )
+        cells = [fmt.format(row[key]) for key, fmt in formats.items()]
+        table.add_row(*cells, style="" if row["withinTarget"] else "red")
     return table
 
 

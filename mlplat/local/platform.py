@@ -16,6 +16,7 @@ from mlplat.local import services
 from mlplat.local import state as st
 from mlplat.local.bucket import bucket_name, s3_client, snapshot_bucket
 from mlplat.local.files import display, private_umask
+from mlplat.local.registry import served_model
 from mlplat.local.report import (
     STEPS,
     PartStatus,
@@ -82,7 +83,11 @@ class LocalPlatform:
     # ---- queries ------------------------------------------------------------------------------------------
 
     def state(self) -> State | None:
-        return st.load(self.home)
+        """The recorded state, its model as serving serves it now (a retrain hot-swaps serving behind our back)."""
+        current = st.load(self.home)
+        if current is not None:
+            current.model = served_model(current)
+        return current
 
     def status(self) -> list[PartStatus]:
         """Each recorded part, probed now; [] when the platform is not running here."""
@@ -115,7 +120,7 @@ class LocalPlatform:
         """
         if not self.home.exists():
             return []
-        with private_umask(), st.locked(self.home):
+        with st.home_errors(self.home), private_umask(), st.locked(self.home):
             current = self.state()
             results: list[StopResult] = []
             if current is not None:
@@ -148,7 +153,7 @@ class LocalPlatform:
         model_name = stack_cfg.endpoints[0].model if stack_cfg.endpoints else DEFAULT_MODEL_NAME
         endpoint_name = stack_cfg.endpoints[0].name if stack_cfg.endpoints else f"{model_name}-local"
         capture_percent = stack_cfg.endpoints[0].data_capture_percent if stack_cfg.endpoints else 0.0
-        with private_umask(), st.locked(self.home):
+        with st.home_errors(self.home), private_umask(), st.locked(self.home):
             current = self.state()
             running = current is not None and any(p.is_alive() for p in current.parts.values())
             if current is not None and running and (current.stack, current.db) != (options.stack, options.db):

@@ -1,11 +1,14 @@
 """What the local tracking server and serving server say about the model: the champion, and the version served."""
 
 import time
+from pathlib import Path
 from typing import Any
 
 import httpx
 
 from contracts.registry import CHAMPION
+from mlplat.local.bucket import sample_request
+from mlplat.local.state import State
 
 
 def champion_info(tracking_uri: str, model_name: str, alias: str = CHAMPION) -> dict[str, Any] | None:
@@ -50,3 +53,41 @@ def served_version(serving_url: str) -> str | None:
         return str(response.json().get("version")) if response.status_code == 200 else None
     except (httpx.HTTPError, ValueError):
         return None
+
+
+def predict_once(serving_url: str, data: Path) -> dict[str, Any]:
+    """One real request to /invocations with the first row of `data`; ValueError naming what the server answered."""
+    body, truths = sample_request(data)
+    response = httpx.post(f"{serving_url}/invocations", json=body, timeout=30.0)
+    if response.status_code != 200:
+        raise ValueError(f"/invocations answered {response.status_code}: {response.text[:200]}")
+    predictions = response.json().get("predictions")
+    if not isinstance(predictions, list) or not predictions:
+        raise ValueError("/invocations answered without predictions")
+    split = body["dataframe_split"]
+    return {
+        "url": f"{serving_url}/invocations",
+        "input": dict(zip(split["columns"], split["data"][0], strict=True)),
+        "prediction": predictions[0],
+        "actual": float(truths[0]),
+    }
+
+
+def served_model(state: State) -> dict[str, Any]:
+    """The recorded model, with the version the live serving server reports (and that version's run and metrics
+    when it is the champion); the recorded model unchanged when serving does not answer or serves the same."""
+    serving = state.parts.get("serving")
+    served = served_version(serving.url) if serving is not None and serving.is_alive() else None
+    if served is None or served == str(state.model.get("version")):
+        return state.model
+    # What the job reported (run, metrics, gate) described the recorded version; only the endpoint's facts carry over.
+    model: dict[str, Any] = {k: state.model[k] for k in ("name", "alias", "uri", "endpoint_name") if k in state.model}
+    mlflow = state.parts.get("mlflow")
+    name = state.model.get("name")
+    try:
+        champion = champion_info(mlflow.url, str(name)) if mlflow is not None and name else None
+    except httpx.HTTPError:
+        champion = None
+    if champion is not None and champion["version"] == served:
+        model |= champion
+    return {**model, "version": served}

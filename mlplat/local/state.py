@@ -174,6 +174,18 @@ def clear(home: Path) -> None:
 
 
 @contextlib.contextmanager
+def home_errors(home: Path) -> Iterator[None]:
+    """A filesystem error on the home (read-only, not a directory, full) as one StateError line naming the path."""
+    try:
+        yield
+    except OSError as exc:
+        where = exc.filename or home
+        raise StateError(
+            f"{where}: {exc.strerror or exc} (the local platform's home must be a writable directory)"
+        ) from None
+
+
+@contextlib.contextmanager
 def locked(home: Path) -> Iterator[None]:
     """Hold `.mlplat/lock` so two `up`/`down` commands never interleave on one home."""
     ensure_home(home)

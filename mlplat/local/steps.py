@@ -1,8 +1,6 @@
 """The six steps of `mlplat up --local`, run in order by one `UpRun`, which rolls back what it started on failure."""
 
 import contextlib
-import os
-import secrets
 import subprocess
 import sys
 import time
@@ -24,10 +22,9 @@ from mlplat.local.bucket import (
     reference_data,
     restore_bucket,
     s3_client,
-    sample_request,
 )
 from mlplat.local.files import display
-from mlplat.local.registry import champion_info, served_version, wait_for_version
+from mlplat.local.registry import champion_info, predict_once, served_version, wait_for_version
 from mlplat.local.report import STEPS, Reporter, StepFailed, UpReport
 from mlplat.local.state import Part, State
 
@@ -292,15 +289,7 @@ class UpRun:
 
     def ensure_postgres(self) -> str:
         pg_home = self.home / "postgres"
-        password_file = pg_home / "password"
-        pg_home.mkdir(mode=0o700, parents=True, exist_ok=True)
-        if password_file.exists():
-            password = password_file.read_text().strip()
-        else:
-            password = secrets.token_urlsafe(24)
-            fd = os.open(password_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            with os.fdopen(fd, "w") as out:
-                out.write(password + "\n")
+        password = services.postgres_password(pg_home)
         part = self.healthy_part("postgres")
         if part is None:
             port = self.port_for("postgres", self.previous_ports.get("postgres"))
@@ -399,9 +388,11 @@ class UpRun:
         return f"{mlflow.url} {s3.url}"
 
     def serving_port(self) -> int:
-        """8080 (or the asked port); a free port when 8080 is busy; a clear error when the asked port is busy."""
+        """The asked port, else the port a revived server had, else 8080; a free port when that is busy; a clear
+        error when the asked port is busy. Clients keep the endpoint they were given."""
         explicit = self.options.port is not None
-        return self.port_for("serving", self.options.port or DEFAULT_SERVING_PORT, explicit=explicit)
+        preferred = self.options.port or self.previous_ports.get("serving") or DEFAULT_SERVING_PORT
+        return self.port_for("serving", preferred, explicit=explicit)
 
     def prespawn_serving(self, s3: Part, mlflow: Part) -> None:
         if self.healthy_part("serving", upstream=self.serving_upstream(s3, mlflow)) is not None:
@@ -471,22 +462,10 @@ class UpRun:
     def step_predict(self, serving: Part) -> dict[str, Any]:
         """6: a real request to /invocations with a row of the reference data."""
         with self.step(6, Path(serving.log)) as detail:
-            body, truths = sample_request(reference_data())
-            response = httpx.post(f"{serving.url}/invocations", json=body, timeout=30.0)
-            if response.status_code != 200:
-                raise StepFailed(
-                    6, "predict", f"/invocations answered {response.status_code}: {response.text[:200]}", None
-                )
-            predictions = response.json().get("predictions")
-            if not isinstance(predictions, list) or not predictions:
-                raise StepFailed(6, "predict", "/invocations answered without predictions", None)
-            value = predictions[0]
+            try:
+                prediction = predict_once(serving.url, reference_data())
+            except ValueError as error:
+                raise StepFailed(6, "predict", str(error), None) from None
             self.first_prediction_at = time.time()
-            prediction = {
-                "url": f"{serving.url}/invocations",
-                "input": dict(zip(body["dataframe_split"]["columns"], body["dataframe_split"]["data"][0], strict=True)),
-                "prediction": value,
-                "actual": float(truths[0]),
-            }
-            detail(f"predicted {value} (actual {truths[0]})")
+            detail(f"predicted {prediction['prediction']} (actual {prediction['actual']:g})")
         return prediction

@@ -1,14 +1,6 @@
 """Reading endpoint data capture: SageMaker's JSON Lines layout, from a local directory or an S3 prefix.
 
-One line is one invocation:
-
-    {"captureData": {"endpointInput": {"observedContentType": "text/csv", "mode": "INPUT", "data": "...",
-                                       "encoding": "CSV"},
-                     "endpointOutput": {"observedContentType": "application/json", "mode": "OUTPUT",
-                                        "data": "...", "encoding": "JSON"}},
-     "eventMetadata": {"eventId": "...", "inferenceTime": "2025-01-01T10:00:00Z",
-                       "modelName": "abalone", "modelVersion": "3"},
-     "eventVersion": "0"}
+One line is one invocation, a record of SageMaker's format (its fields are named in `contracts.capture`).
 
 Files live under `data-capture/<endpoint>/[<variant>/]YYYY/MM/DD/HH/*.jsonl`; SageMaker adds the variant directory,
 mlplat's own serving writer does not, and both are read. mlplat's writer keeps the model name and version in

@@ -9,13 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from mlplat.local import services
+from mlplat.local import processes, services
 
 
 def _wait_gone(pid: int, timeout: float = 10.0) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        services._reap(pid)
+        processes._reap(pid)
         if services.process_fingerprint(pid) is None:
             return True
         time.sleep(0.05)
