@@ -55,3 +55,8 @@ def gpus_per_node(instance_type: str) -> int:
     if instance_type in GPU_INSTANCES:
         return GPU_INSTANCES[instance_type].gpus
     return 1 if is_gpu_instance(instance_type) else 0
+
+
+def types_in_families(families: list[str]) -> list[str]:
+    """The catalogued types of the given families, in catalogue order."""
+    return [t for t in GPU_INSTANCES if instance_family(t) in families]
