@@ -138,6 +138,7 @@ def mock_state(typ: str, name: str, urn: str, inputs: dict[str, Any], region: st
             },
             "identities": [{"oidcs": [{"issuer": f"https://oidc.eks.{region}.amazonaws.com/id/{h.upper()}"}]}],
             "clusterSecurityGroupId": f"sg-{h[::-1]}",
+            "vpcConfig": {**(inputs.get("vpcConfig") or {}), "clusterSecurityGroupId": f"sg-{h[::-1]}"},
             "version": inputs.get("version", "1.33"),
             "status": "ACTIVE",
         }
