@@ -18,6 +18,7 @@ from mlplat.local.bucket import bucket_name, s3_client, snapshot_bucket
 from mlplat.local.files import display, private_umask
 from mlplat.local.registry import served_model
 from mlplat.local.report import (
+    DEFAULT_EPOCHS,
     STEPS,
     PartStatus,
     PlatformError,
@@ -25,10 +26,11 @@ from mlplat.local.report import (
     SilentReporter,
     StepFailed,
     StopResult,
+    UpOptions,
     UpReport,
 )
 from mlplat.local.state import State
-from mlplat.local.steps import DEFAULT_EPOCHS, UpOptions, UpRun
+from mlplat.local.steps import UpRun
 
 __all__ = [
     "DEFAULT_EPOCHS",

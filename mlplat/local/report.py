@@ -1,9 +1,11 @@
-"""What `mlplat up|status|down --local` report: the six steps, progress, results, and the failures they raise."""
+"""What `mlplat up|status|down --local` are asked for and report: options, the six steps, results, failures."""
 
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from mlplat.local import launcher
 from mlplat.local.files import display
 
 STEPS: tuple[tuple[str, str], ...] = (
@@ -14,6 +16,26 @@ STEPS: tuple[tuple[str, str], ...] = (
     ("serve", "serving endpoint"),
     ("predict", "first prediction"),
 )
+
+
+# A handful of epochs reaches a real model (well under the mean-predictor's error) in seconds on two cores.
+DEFAULT_EPOCHS = 15
+
+
+@dataclass(frozen=True)
+class UpOptions:
+    """What `mlplat up --local` was asked for."""
+
+    stack: str = "dev"
+    db: str = "sqlite"
+    epochs: int = DEFAULT_EPOCHS
+    port: int | None = None
+    retrain: bool = False
+    start_timeout: float = 120.0
+    train_timeout: float = 900.0
+    # The commands of the training job and the serving server, before their flags (tests swap in stand-ins).
+    training_command: tuple[str, ...] = launcher.TRAINING_COMMAND
+    serving_command: tuple[str, ...] = (sys.executable, "-m", "serving")
 
 
 class PlatformError(RuntimeError):

@@ -2,7 +2,6 @@
 
 import contextlib
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -25,31 +24,13 @@ from mlplat.local.bucket import (
 )
 from mlplat.local.files import display
 from mlplat.local.registry import champion_info, predict_once, served_version, wait_for_version
-from mlplat.local.report import STEPS, Reporter, StepFailed, UpReport
+from mlplat.local.report import STEPS, Reporter, StepFailed, UpOptions, UpReport
 from mlplat.local.state import Part, State
 
 DEFAULT_SERVING_PORT = 8080
 SERVING_POLL_SECONDS = 2
 # How long a reused serving server may take to hot-swap to a new champion before it is restarted.
 SWAP_WAIT = 30.0
-# A handful of epochs reaches a real model (well under the mean-predictor's error) in seconds on two cores.
-DEFAULT_EPOCHS = 15
-
-
-@dataclass(frozen=True)
-class UpOptions:
-    """What `mlplat up --local` was asked for."""
-
-    stack: str = "dev"
-    db: str = "sqlite"
-    epochs: int = DEFAULT_EPOCHS
-    port: int | None = None
-    retrain: bool = False
-    start_timeout: float = 120.0
-    train_timeout: float = 900.0
-    # The commands of the training job and the serving server, before their flags (tests swap in stand-ins).
-    training_command: tuple[str, ...] = launcher.TRAINING_COMMAND
-    serving_command: tuple[str, ...] = (sys.executable, "-m", "serving")
 
 
 @dataclass
