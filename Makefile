@@ -31,3 +31,4 @@ test: lint
 
 clean:
 	rm -rf $(VENV) .mlplat .pytest_cache .mypy_cache .ruff_cache
+	rm -rf build cost*.png drift.json *-outputs.json plan*.json out.json mlflow.db mlruns

@@ -28,6 +28,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import benchkit
 import httpx
 
 REPO = Path(__file__).resolve().parents[1]
@@ -184,8 +185,10 @@ def main(argv: list[str] | None = None) -> int:
     cores = os.cpu_count() or 1
     parser.add_argument("--workers", type=int, default=max(1, cores - 1), help="our server's workers")
     parser.add_argument("--mlflow-workers", type=int, default=cores, help="mlflow models serve's workers")
-    parser.add_argument("--json", action="store_true", help="also print the results as JSON")
-    args = parser.parse_args(argv)
+    return benchkit.run(parser, run_bench, argv)
+
+
+def run_bench(args: argparse.Namespace) -> benchkit.Report:
     levels = [int(level) for level in args.connections.split(",")]
 
     sys.path.insert(0, str(REPO / "tests" / "serving"))
@@ -231,11 +234,14 @@ def main(argv: list[str] | None = None) -> int:
                 results[name]["batch"] = measure(port, batch, 1, args.batch_requests, args.max_seconds)
             finally:
                 stop(process)
-    report(results, levels, args.requests)
-    if args.json:
-        print(json.dumps({name: {key: summary(res) for key, res in by.items()} for name, by in results.items()}))
+    bench = benchkit.Report(
+        results={name: {key: summary(res) for key, res in by.items()} for name, by in results.items()}
+    )
+    report(results, levels, args.requests, bench)
     errors = sum(res.errors for by in results.values() for res in by.values())
-    return 1 if errors else 0
+    if errors:
+        bench.failed = f"{errors} requests failed"
+    return bench
 
 
 def summary(result: Result) -> dict[str, float]:
@@ -248,7 +254,7 @@ def summary(result: Result) -> dict[str, float]:
     }
 
 
-def report(results: dict[str, dict[str, Result]], levels: list[int], requests: int) -> None:
+def report(results: dict[str, dict[str, Result]], levels: list[int], requests: int, bench: benchkit.Report) -> None:
     ours, theirs = results["ours"], results["mlflow"]
     print()
     print(f"single-row requests ({requests} per cell; latency in ms)")
@@ -273,13 +279,9 @@ def report(results: dict[str, dict[str, Result]], levels: list[int], requests: i
         ratio = ours["8"].rps / theirs["8"].rps if theirs["8"].rps else float("inf")
         p99 = ours["8"].percentile(0.99)
         batch_p50 = statistics.median(ours["batch"].latencies_ms) if ours["batch"].latencies_ms else float("nan")
-        print()
-        print(
-            f"targets at 8 connections: throughput {ratio:.1f}x mlflow (>= {TARGET_RATIO:g}x: "
-            f"{'met' if ratio >= TARGET_RATIO else 'MISSED'}), p99 {p99:.2f} ms (<= {TARGET_P99_MS:g} ms: "
-            f"{'met' if p99 <= TARGET_P99_MS else 'MISSED'}); 1,000-row batch p50 {batch_p50:.2f} ms "
-            f"(<= {TARGET_BATCH_MS:g} ms: {'met' if batch_p50 <= TARGET_BATCH_MS else 'MISSED'})"
-        )
+        bench.target("throughput at 8 connections vs mlflow", ratio, ">=", TARGET_RATIO, "x")
+        bench.target("p99 at 8 connections", p99, "<=", TARGET_P99_MS, " ms")
+        bench.target("1,000-row batch p50", batch_p50, "<=", TARGET_BATCH_MS, " ms")
 
 
 if __name__ == "__main__":
