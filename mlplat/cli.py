@@ -15,7 +15,6 @@ clikit.pipe_safe_help()
 
 app = typer.Typer(
     name="mlplat",
-    help="Plan, check, price, deploy and run the mlplat ML platform, in the cloud or on one machine.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,

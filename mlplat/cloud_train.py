@@ -688,7 +688,7 @@ def train_command(
     client: Annotated[
         Client, typer.Option("--client", help="SageMaker: submit with the SDK (`cloud` extra), boto3, or auto")
     ] = Client.auto,
-    as_json: Annotated[bool, typer.Option("--json", help="print the result as JSON")] = False,
+    as_json: clikit.JsonFlag = False,
 ) -> None:
     """Launch the training container in the cloud with everything the stack provides, and follow it to the end."""
     try:

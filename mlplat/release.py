@@ -482,7 +482,7 @@ def release_command(
             "--tracking-uri", help="MLflow registry (http URL or SageMaker ARN)", envvar="MLFLOW_TRACKING_URI"
         ),
     ] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="print the result as JSON")] = False,
+    as_json: clikit.JsonFlag = False,
 ) -> None:
     """Pack a registered model version, put it in the stack's bucket with its SHA-256, and pin the stack's endpoints.
 

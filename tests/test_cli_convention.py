@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -461,3 +462,12 @@ def test_a_pipe_console_is_wide_and_plain(monkeypatch: pytest.MonkeyPatch) -> No
     monkeypatch.setattr(clikit, "is_terminal", lambda stderr=False: False)
     console = clikit.console()
     assert (console.width, console.no_color) == (clikit.PIPE_WIDTH, True)
+
+
+def test_up_outside_a_terminal_prints_plain_step_lines_and_whole_cells(local_platform: Any) -> None:
+    assert local_platform.up_exit_code == 0, local_platform.up_stderr
+    steps = [line for line in local_platform.up_stderr.splitlines() if re.match(r"^[1-6]/6 ", line)]
+    assert [line.split(" ", 1)[0] for line in steps if not line.endswith(" ...")] == [f"{i}/6" for i in range(1, 7)]
+    assert not set(SPINNER_FRAMES + "✓") & set(local_platform.up_stderr)
+    assert "…" not in local_platform.up_stdout
+    assert re.search(r"test RMSE +│ [0-9.]+ \([0-9.]+ of the mean\)", local_platform.up_stdout)

@@ -377,7 +377,7 @@ def test_a_sagemaker_tracking_arn_without_its_plugin_is_refused(
 
     code, output = release(stack)
 
-    assert code == 1
+    assert code == 2  # a missing extra is bad input (the environment), like missing credentials
     assert output == (
         f"error: the tracking server {stack.outputs['trackingServerArn']} is a SageMaker MLflow ARN: "
         "pip install 'mlplat[sagemaker]' (the sagemaker-mlflow plugin signs its requests) or pass --tracking-uri URL\n"
