@@ -16,7 +16,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic.alias_generators import to_camel
 
-from components import catalog
+from components import aws_enums, catalog
 
 NAMESPACE = "mlplat"
 STACKS_DIR = Path(__file__).resolve().parents[1] / "stacks"
@@ -326,7 +326,7 @@ def validate(raw: Mapping[str, Any], source: str) -> StackConfig:
         problems = [_describe(e) for e in exc.errors()]
         problems += _problems_beyond(raw, exc, problems)
         raise ConfigError([f"{source}: {p}" for p in problems]) from None
-    problems = _semantic_problems(cfg)
+    problems = _semantic_problems(cfg) + aws_enums.problems(cfg)
     if problems:
         raise ConfigError([f"{source}: {p}" for p in problems])
     return cfg
@@ -358,7 +358,8 @@ def _problems_beyond(raw: Mapping[str, Any], exc: ValidationError, reported: lis
             errors = again.errors()
             continue
         dropped = [_key_path(tuple(e["loc"])) for e in exc.errors()]
-        return [p for p in _semantic_problems(cfg) if not any(p.startswith(d) for d in dropped) and p not in reported]
+        beyond = _semantic_problems(cfg) + aws_enums.problems(cfg)
+        return [p for p in beyond if not any(p.startswith(d) for d in dropped) and p not in reported]
     return []
 
 
