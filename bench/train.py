@@ -14,7 +14,6 @@ Targets (from the issue): the fused loop >= 10x the textbook loop; tracking over
 """
 
 import argparse
-import math
 import os
 import statistics
 import sys
@@ -23,6 +22,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import benchkit
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
@@ -146,14 +146,8 @@ def full_loop(
     return loop, loop_cpu, time.perf_counter() - started
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--epochs", type=int, default=20, help="epochs per throughput measurement")
-    parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--overhead-epochs", type=int, default=600, help="epochs per tracking-overhead run")
-    args = parser.parse_args()
-
+def measure(args: argparse.Namespace) -> benchkit.Report:
+    report = benchkit.Report()
     with tempfile.TemporaryDirectory(prefix="bench-train-") as scratch:
         work = Path(scratch)
         train, val, encoding = load_split(work)
@@ -182,7 +176,8 @@ def main() -> int:
         ):
             print(f"  {label} {wall:>10,.0f} {cpu:>11,.0f}   {wall / book[0]:4.1f}x / {cpu / book[1]:4.1f}x")
         speedup = fused[0] / book[0]
-        print(f"  target >= {TARGET_SPEEDUP:.0f}x (wall): {'PASS' if speedup >= TARGET_SPEEDUP else 'FAIL'}")
+        report.results["speedup"] = speedup
+        report.target("loop speedup over the textbook loop (wall)", speedup, ">=", TARGET_SPEEDUP, "x")
         print(f"\ntracking overhead, wall seconds of {args.overhead_epochs} epochs (best of {args.repeats}):")
         service = services.start_mlflow(
             port=services.free_port(),
@@ -233,11 +228,20 @@ def main() -> int:
                 f"  overhead {flushed * 100:+.1f} % wall when the final flush is counted too (in a job it overlaps "
                 "the model export that follows the loop)"
             )
-            verdict = "PASS" if overhead <= TARGET_OVERHEAD else "FAIL"
-            print(f"  target <= {TARGET_OVERHEAD * 100:.0f} % (wall): {verdict}")
+            report.results.update(overhead=overhead, cpu_overhead=cpu_overhead, median_overhead=typical)
+            report.target("tracking overhead (wall, best of)", overhead * 100, "<=", TARGET_OVERHEAD * 100, " %")
         finally:
             service.stop()
-    return 0 if speedup >= TARGET_SPEEDUP and overhead <= TARGET_OVERHEAD and not math.isnan(overhead) else 1
+    return report
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--epochs", type=int, default=20, help="epochs per throughput measurement")
+    parser.add_argument("--batch-size", type=int, default=64, help="minibatch size of every loop")
+    parser.add_argument("--repeats", type=int, default=3, help="runs per measurement; the best counts")
+    parser.add_argument("--overhead-epochs", type=int, default=600, help="epochs per tracking-overhead run")
+    return benchkit.run(parser, measure, argv)
 
 
 if __name__ == "__main__":
