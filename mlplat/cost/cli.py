@@ -10,13 +10,19 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from components.config import ConfigError, display_path
+from components.config import ConfigError, display_path, load_stack_file, stack_file
 from mlplat import policy as policy_cmd
 from mlplat import synth
-from mlplat.cost.chart import write_chart
+from mlplat.cost import idle as idle_mod
+from mlplat.cost.actual import ActualError, ActualReport, Row, actual_report, window
+from mlplat.cost.chart import write_actual_chart, write_chart
 from mlplat.cost.estimate import Estimate, estimate
+from mlplat.cost.prices import default_table
 
 EXIT_USAGE = 2
+EXIT_FAILED = 1
+# Cost Explorer answers from one region whatever the stack's.
+COST_EXPLORER_REGION = "us-east-1"
 TODAY_ENV = "MLPLAT_TODAY"
 
 
@@ -76,6 +82,37 @@ def _verdict(result: Estimate) -> str:
     return f"{result.stack}: peak {_usd(result.peak_total)} is {share:.1f}% of the {budget} budget ({state})"
 
 
+def _actual_table(report: ActualReport, title: str, rows: tuple[Row, ...]) -> Table:
+    table = Table(
+        title=f"{report.stack}: estimate vs actual per {title}, {report.start} to {report.end} ({report.days} days)",
+        show_footer=True,
+    )
+    table.add_column(title, footer="total")
+    table.add_column("estimate idle", justify="right", footer=_usd(sum(r.idle_usd for r in rows)))
+    table.add_column("estimate peak", justify="right", footer=_usd(sum(r.peak_usd for r in rows)))
+    table.add_column("actual", justify="right", footer=_usd(sum(r.actual_usd for r in rows)))
+    for row in rows:
+        table.add_row(row.name, _usd(row.idle_usd), _usd(row.peak_usd), _usd(row.actual_usd))
+    return table
+
+
+def _idle_table(items: list[idle_mod.IdleItem], days: int) -> Table:
+    table = Table(title=f"Idle over the last {days} days", show_footer=True)
+    table.add_column("kind", footer="total")
+    table.add_column("name")
+    table.add_column("why")
+    table.add_column("monthly", justify="right", footer=_usd(sum(i.monthly_usd for i in items)))
+    for item in items:
+        table.add_row(item.kind, item.name, item.detail, _usd(item.monthly_usd))
+    return table
+
+
+def _client(service: str, region: str) -> Any:
+    import boto3
+
+    return boto3.client(service, region_name=region)
+
+
 def stack_estimate(stack: str, stack_file_path: Path | None, plan_path: Path | None, today: date) -> Estimate:
     """Plan (or load) a stack and price it."""
     return estimate(policy_cmd.plan_record(stack, stack_file_path, plan_path), today=today)
@@ -111,8 +148,24 @@ def cost(
             dir_okay=False,
         ),
     ] = None,
+    actual: Annotated[
+        bool,
+        typer.Option("--actual", help="Read actual spend from Cost Explorer, per component and per team."),
+    ] = False,
+    since: Annotated[str, typer.Option("--since", help="With --actual: the window, in days (e.g. 30d).")] = "30d",
+    idle: Annotated[
+        bool,
+        typer.Option("--idle", help="List endpoints with no invocations and GPU nodes with idle GPUs (CloudWatch)."),
+    ] = False,
+    idle_days: Annotated[int, typer.Option("--idle-days", help="With --idle: the window in days.", min=1)] = 7,
 ) -> None:
-    """Estimate the stack's monthly cost at idle (autoscalers at minimum) and at peak (at maximum)."""
+    """Estimate the stack's monthly cost at idle (autoscalers at minimum) and at peak (at maximum).
+
+    With --actual, set Cost Explorer's actual spend beside it; with --idle, list what costs money and does nothing.
+    """
+    if actual or idle:
+        _measured(stack, stack_file_path, plan_path, actual, since, idle, idle_days, as_json, chart)
+        return
     console = Console(stderr=as_json)
     errors = Console(stderr=True)
     today = _today()
@@ -152,6 +205,62 @@ def cost(
         console.print(f"wrote {display_path(chart)}", highlight=False)
     if policy_config_out is not None:
         console.print(f"wrote {display_path(policy_config_out)}", highlight=False)
+
+
+def _measured(
+    stack: str,
+    stack_file_path: Path | None,
+    plan_path: Path | None,
+    actual: bool,
+    since: str,
+    idle: bool,
+    idle_days: int,
+    as_json: bool,
+    chart: Path | None,
+) -> None:
+    """`--actual` and `--idle`: what the cloud says, beside the estimate."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    console, errors = Console(stderr=as_json), Console(stderr=True)
+    today = _today()
+    try:
+        config = load_stack_file(stack_file_path or stack_file(stack))
+        result = stack_estimate(stack, stack_file_path, plan_path, today)
+        start, end = window(since, today)
+    except (ConfigError, ActualError) as exc:
+        for line in str(exc).splitlines():
+            errors.print(line, markup=False, highlight=False, soft_wrap=True)
+        raise typer.Exit(EXIT_USAGE) from None
+    except synth.SynthesisError as exc:
+        errors.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
+        raise typer.Exit(EXIT_USAGE) from None
+    doc: dict[str, Any] = {"stack": stack}
+    try:
+        if actual:
+            report = actual_report(_client("ce", COST_EXPLORER_REGION), result, config.team, start, end)
+            doc["actual"] = report.to_json()
+            if chart is not None:
+                write_actual_chart(report, chart)
+            if not as_json:
+                console.print(_actual_table(report, "component", report.components))
+                console.print(_actual_table(report, "team", report.teams))
+        if idle:
+            begin, finish = idle_mod.idle_window(idle_days)
+            cloudwatch = _client("cloudwatch", config.region)
+            items = idle_mod.idle_endpoints(cloudwatch, config, result, begin, finish)
+            if config.cluster is not None:
+                cluster = f"mlplat-{config.environment}-compute-cluster"
+                items += idle_mod.idle_gpu_nodes(cloudwatch, cluster, default_table(), config.region, begin, finish)
+            doc["idle"] = {"days": idle_days, "items": [i.to_json() for i in items]}
+            if not as_json:
+                console.print(_idle_table(items, idle_days))
+    except (BotoCoreError, ClientError) as exc:
+        errors.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
+        raise typer.Exit(EXIT_FAILED) from None
+    if as_json:
+        typer.echo(json.dumps(doc, indent=2))
+    if chart is not None and actual:
+        console.print(f"wrote {display_path(chart)}", highlight=False)
 
 
 def register(app: typer.Typer) -> None:
