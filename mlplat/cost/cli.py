@@ -84,7 +84,8 @@ def _verdict(result: Estimate) -> str:
 
 def _actual_table(report: ActualReport, title: str, rows: tuple[Row, ...]) -> Table:
     table = Table(
-        title=f"{report.stack}: estimate vs actual per {title}, {report.start} to {report.end} ({report.days} days)",
+        title=f"{report.stack}: estimate vs actual per {title}",
+        caption=f"{report.start} to {report.end} ({report.days} days)",
         show_footer=True,
     )
     table.add_column(title, footer="total")
