@@ -130,7 +130,7 @@ def no_scale_to_zero(resource_type: str, props: Props, config: Config) -> list[s
     return found
 
 
-def _inference_components(resources: Sequence[StackResource]) -> dict[str, str]:
+def inference_components(resources: Sequence[StackResource]) -> dict[str, str]:
     """Inference component name -> its endpoint's name, from the Cloud Control resources that create them."""
     found: dict[str, str] = {}
     for resource in of_type(resources, CLOUDCONTROL):
@@ -159,7 +159,7 @@ def _scales(target: StackResource, endpoint: StackResource, resources: Sequence[
         return False
     if peek(target.props, "scalableDimension") == IC_DIMENSION:
         resource_id = peek(target.props, "resourceId")
-        owners = _inference_components(resources)
+        owners = inference_components(resources)
         component = resource_id.removeprefix("inference-component/") if isinstance(resource_id, str) else None
         return component is not None and owners.get(component) == peek(endpoint.props, "name")
     depends_on = target.dependencies.get("resourceId")
