@@ -340,7 +340,7 @@ def enforcer_statements(
             "Sid": "WriteOwnLogs",
             "Effect": "Allow",
             "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
-            "Resource": pulumi.Output.concat(log_group_arn, ":*"),
+            "Resource": [log_group_arn, pulumi.Output.concat(log_group_arn, ":log-stream:*")],
         },
     ]
     return statements

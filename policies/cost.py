@@ -129,9 +129,9 @@ def _stack_sagemaker_names(resources: Sequence[StackResource]) -> set[str]:
 
 
 def _wildcard(target: str) -> bool:
-    """A resource pattern that may match other stacks' resources (one named log group's streams, `:*`, may not)."""
-    if ":log-group:" in target and target.endswith(":*"):
-        group = target.split(":log-group:", 1)[1][:-2]
+    """A resource pattern that may match other stacks' resources (one named log group's streams may not)."""
+    if ":log-group:" in target:
+        group = target.split(":log-group:", 1)[1].removesuffix(":log-stream:*").removesuffix(":*")
         return not group or "*" in group
     return "*" in target
 

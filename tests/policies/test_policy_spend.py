@@ -145,7 +145,10 @@ STATEMENTS = [
         "Sid": "WriteOwnLogs",
         "Effect": "Allow",
         "Action": ["logs:PutLogEvents"],
-        "Resource": "arn:aws:logs:us-east-1:123456789012:log-group:/mlplat/shop-dev/enforcer:*",
+        "Resource": [
+            "arn:aws:logs:us-east-1:123456789012:log-group:/mlplat/shop-dev/enforcer",
+            "arn:aws:logs:us-east-1:123456789012:log-group:/mlplat/shop-dev/enforcer:log-stream:*",
+        ],
     },
 ]
 
