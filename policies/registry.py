@@ -407,7 +407,7 @@ POLICIES: tuple[PolicySpec, ...] = (
     _resource(
         "sagemaker-no-scale-to-zero",
         "SageMaker endpoints stay warm: no inference component scales to zero copies, no variant to zero instances, "
-        "no serverless variant (prod makes this mandatory; dev and staging scale to zero).",
+        "no serverless variant (mandatory in prod, advisory in staging, off in dev).",
         "sagemaker",
         "mandatory",
         "Set mlplat:endpoints[].minCapacity >= 1 and remove serverless.",

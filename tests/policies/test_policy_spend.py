@@ -84,10 +84,10 @@ def test_a_prod_endpoint_that_scales_to_zero_fails_prods_policy_check(tmp_path: 
     assert f"the inference component scales in to 0 copies (scale to zero); {REMEDY}" in result.output
 
 
-def test_dev_and_staging_leave_scale_to_zero_to_the_stack() -> None:
-    for env in ("dev", "staging"):
+def test_dev_scales_to_zero_freely_and_staging_is_warned() -> None:
+    for env, level in (("dev", "disabled"), ("staging", "advisory")):
         config = json.loads((REPO / "policies" / "config" / f"{env}.json").read_text())
-        assert config["sagemaker-no-scale-to-zero"]["enforcementLevel"] == "disabled"
+        assert config["sagemaker-no-scale-to-zero"]["enforcementLevel"] == level
 
 
 def _ic(name: str, endpoint: str) -> Any:
