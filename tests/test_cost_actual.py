@@ -72,15 +72,16 @@ def test_actual_json_has_per_component_and_per_team_rows(aws: None) -> None:
     actual = json.loads(result.stdout)["actual"]
     assert (actual["start"], actual["end"], actual["days"]) == ("2026-11-01", "2026-12-01", 30)
     components = {r["name"]: r["actualUsd"] for r in actual["components"]}
-    assert components == {
+    assert {k: v for k, v in components.items() if v} == {
         "compute": 4210.55,
         "tracking": 902.33,
         "endpoint": 402.12,
         "network": 381.01,
         "(untagged)": 12.44,
-        "artifacts": 0.0,
-        "budget": 0.0,
     }
+    # Components the estimate prices but Cost Explorer saw no spend for are listed at $0, not dropped.
+    estimated = {c for c, _, _ in estimate(synth.synthesize_stack("prod")).components()}
+    assert estimated <= set(components)
     assert {r["name"]: r["actualUsd"] for r in actual["teams"]} == {"ml-platform": 5895.99, "(untagged)": 12.46}
     assert actual["actualTotalUsd"] == 5908.45
 
