@@ -178,7 +178,7 @@ def follow_job(
                 pods, _own_events(events, name, pods, workloads), pools=pools, quotas=quotas, workloads=workloads,
                 namespace=namespace,
             )  # fmt: skip
-            reason = f"not running after {schedule_timeout:.0f} s: {diagnosis}"
+            reason = f"not running after {schedule_timeout:g} s: {diagnosis}"
             fail_job(kube, namespace, job, reason)
             say(f"finished: failed ({reason})")
             result.status, result.reason, result.diagnosis = "failed", reason, diagnosis

@@ -50,6 +50,9 @@ def guarded(call: Callable[[], T], namespace: str, verb: str, resource: str) -> 
         ) from None
     except HTTPError as exc:
         raise KubeError(f"cannot reach the cluster to {verb} {resource}: {exc}") from None
+    except ValueError as exc:  # the client's models refuse an answer they cannot read
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise KubeError(f"the cluster's answer to {verb} {resource} cannot be read: {first}") from None
 
 
 def _status_message(exc: Any) -> str:

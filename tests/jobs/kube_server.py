@@ -96,8 +96,12 @@ def _handler(cluster: Cluster) -> type[BaseHTTPRequestHandler]:
             if resource == "jobs" and verb == "list":
                 items = frame.get("jobs", [frame["job"]] if frame.get("job") else [])
                 return self._answer(200, {"kind": "JobList", "apiVersion": "batch/v1", "metadata": {}, "items": items})
-            if verb in ("create", "patch", "delete"):
-                return self._answer(201 if verb == "create" else 200, body or _status(200, "", ""))
+            if verb == "create":
+                return self._answer(201, body)
+            if verb == "patch":
+                return self._answer(200, frame.get("job") or body)
+            if verb == "delete":
+                return self._answer(200, {**_status(200, "", ""), "status": "Success"})
             if resource == "pods/log":
                 return self._answer(200, cluster.logs.get(args["name"], ""), "text/plain")
             if resource == "pods":
