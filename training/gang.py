@@ -28,7 +28,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     with tempfile.TemporaryDirectory(prefix="mlplat-gang-") as scratch:
         status_file = Path(scratch) / "exit-code"
-        child = subprocess.Popen(command, env={**os.environ, EXIT_CODE_FILE_ENV: str(status_file)})
+        try:
+            child = subprocess.Popen(command, env={**os.environ, EXIT_CODE_FILE_ENV: str(status_file)})
+        except OSError as exc:
+            print(f"error: cannot run {command[0]}: {exc.strerror}", file=sys.stderr)
+            return 127
 
         def forward(signum: int, _frame: FrameType | None) -> None:
             child.send_signal(signum)

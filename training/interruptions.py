@@ -162,7 +162,11 @@ def watch(environ: Mapping[str, str] = os.environ) -> None:
     NOTICE.capacity_type = environ.get(CAPACITY_TYPE_ENV, "")
     if environ.get(WATCH_SPOT_ENV) != "1" or _watcher is not None:
         return
-    imds = Imds(environ.get(IMDS_ENDPOINT_ENV) or DEFAULT_IMDS)
+    try:
+        imds = Imds(environ.get(IMDS_ENDPOINT_ENV) or DEFAULT_IMDS)
+    except ValueError as exc:
+        log.warning("not watching for spot notices: %s", exc)
+        return
     if not NOTICE.capacity_type:
         try:
             NOTICE.capacity_type = imds.capacity_type()
