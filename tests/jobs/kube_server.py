@@ -94,7 +94,11 @@ def _handler(cluster: Cluster) -> type[BaseHTTPRequestHandler]:
                     return self._answer(404, _status(404, "NotFound", f'jobs.batch "{args["name"]}" not found'))
                 return self._answer(200, job)
             if resource == "jobs" and verb == "list":
-                items = frame.get("jobs", [frame["job"]] if frame.get("job") else [])
+                items = [
+                    j
+                    for j in frame.get("jobs", [frame["job"]] if frame.get("job") else [])
+                    if j["metadata"].get("namespace") == args["ns"]
+                ]
                 return self._answer(200, {"kind": "JobList", "apiVersion": "batch/v1", "metadata": {}, "items": items})
             if verb == "create":
                 return self._answer(201, body)
