@@ -108,3 +108,21 @@ def test_following_a_reclaimed_gang_evicts_the_survivor_and_ends_succeeded(tmp_p
     assert patch == {"metadata": {"annotations": {"mlplat.io/attempt": "2", "mlplat.io/disruptions": "1"}}}
     assert "restarting the whole gang: rank 1 was disrupted (DeletionByTaintManager) (costs no retry)" in lines
     assert lines[-1] == "finished: succeeded"
+
+
+def test_following_with_last_attempt_on_demand_recreates_the_job_on_on_demand_capacity(tmp_path: Path) -> None:
+    crash = history("rank_crash")
+    done = history("spot_reclaim")[-1]
+    cluster = Cluster(frames=[crash[0], crash[1], {}, done])
+    with serve(cluster) as url:
+        kube = Kube.from_kubeconfig(kubeconfig(tmp_path / "config", url))
+        budget = restarts.Budget(max_retries=1, last_attempt_on_demand=True, manifest=crash[0]["job"])
+        result = follow_job(
+            kube, "research", "abalone-run-1", schedule_timeout=900, poll_interval=0, timeout=60, budget=budget,
+        )  # fmt: skip
+
+    assert (result.status, result.attempts, budget.counted) == ("succeeded", 2, 1)
+    assert [path for _, path, _ in cluster.calls("DELETE")] == ["/apis/batch/v1/namespaces/research/jobs/abalone-run-1"]
+    created = cluster.calls("POST", "/jobs")[0][2]
+    assert created["spec"]["template"]["spec"]["nodeSelector"]["karpenter.sh/capacity-type"] == "on-demand"
+    assert (created["spec"]["backoffLimit"], created["metadata"]["annotations"]["mlplat.io/attempt"]) == (0, "2")
