@@ -35,6 +35,34 @@ class JobRow:
     run: str
 
 
+def spot_history(described: Mapping[str, Any]) -> dict[str, str]:
+    """MLflow tags for a SageMaker job's managed-spot interruptions, from its `SecondaryStatusTransitions`.
+
+    Each `Interrupted` transition is one interruption and one more attempt; the time lost is from its start to the
+    start of the next `Training` transition (or to its end when training never resumed).
+    """
+    transitions = list(described.get("SecondaryStatusTransitions") or [])
+    lost = 0.0
+    last: dict[str, Any] | None = None
+    count = 0
+    for i, transition in enumerate(transitions):
+        if transition.get("Status") != "Interrupted":
+            continue
+        count += 1
+        start = transition.get("StartTime")
+        resumed = next((t.get("StartTime") for t in transitions[i + 1 :] if t.get("Status") == "Training"), None)
+        end = resumed or transition.get("EndTime")
+        if start is not None and end is not None:
+            lost += max(0.0, (end - start).total_seconds())
+        last = {"event": "interrupted", "time": start.isoformat() if start is not None else "", "kind": "spot",
+                "capacity_type": "spot", "detail": transition.get("StatusMessage", "")}  # fmt: skip
+    tags = {"mlplat.attempts": str(1 + count), "mlplat.interruptions": str(count)}
+    if last is not None:
+        tags["mlplat.last_interruption"] = json.dumps(last, sort_keys=True)
+        tags["mlplat.time_lost_seconds"] = f"{lost:.1f}"
+    return tags
+
+
 def sagemaker_rows(sm: Any, environment: str, limit: int) -> list[JobRow]:
     """The stack's SageMaker training jobs, newest first."""
     listed = sm.list_training_jobs(
@@ -43,8 +71,7 @@ def sagemaker_rows(sm: Any, environment: str, limit: int) -> list[JobRow]:
     rows = []
     for summary in listed.get("TrainingJobSummaries", []):
         described = sm.describe_training_job(TrainingJobName=summary["TrainingJobName"])
-        transitions = described.get("SecondaryStatusTransitions") or []
-        interruptions = sum(1 for t in transitions if t.get("Status") == "Interrupted")
+        interruptions = int(spot_history(described)["mlplat.interruptions"])
         rows.append(
             JobRow(
                 platform="sagemaker",

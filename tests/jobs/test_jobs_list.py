@@ -87,3 +87,33 @@ def test_the_table_names_each_jobs_state_and_last_failure(tmp_path: Path, aws_en
     failed = next(line for line in lines if "abalone-run-2" in line)
     assert failed.split()[:5] == ["eks", "research/abalone-run-2", "Failed", "1", "0"]
     assert failed.endswith(f"{REASON}  -")
+
+
+def test_a_sagemaker_spot_interruption_becomes_attempts_and_time_lost_on_the_run() -> None:
+    from datetime import UTC, datetime
+
+    from mlplat.jobs.listing import spot_history
+
+    def at(minute: int) -> datetime:
+        return datetime(2026, 12, 6, 3, minute, tzinfo=UTC)
+
+    message = "Training job interrupted due to a spot instance interruption."
+    described = {"SecondaryStatusTransitions": [
+        {"Status": "Starting", "StartTime": at(0), "EndTime": at(2), "StatusMessage": "Preparing the instances"},
+        {"Status": "Training", "StartTime": at(2), "EndTime": at(20), "StatusMessage": "Training in progress"},
+        {"Status": "Interrupted", "StartTime": at(20), "EndTime": at(21), "StatusMessage": message},
+        {"Status": "Starting", "StartTime": at(21), "EndTime": at(26), "StatusMessage": "Launching ML instances"},
+        {"Status": "Training", "StartTime": at(26), "EndTime": at(40), "StatusMessage": "Training in progress"},
+    ]}  # fmt: skip
+
+    tags = spot_history(described)
+
+    assert (tags["mlplat.attempts"], tags["mlplat.interruptions"], tags["mlplat.time_lost_seconds"]) == (
+        "2",
+        "1",
+        "360.0",
+    )
+    assert json.loads(tags["mlplat.last_interruption"]) == {
+        "event": "interrupted", "time": "2026-12-06T03:20:00+00:00", "kind": "spot", "capacity_type": "spot",
+        "detail": message,
+    }  # fmt: skip
