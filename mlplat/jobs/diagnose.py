@@ -80,23 +80,22 @@ class Diagnosis:
 
 
 def pool_offers(cfg: Any) -> list[PoolOffer]:
-    """The stack's GPU pools (`StackConfig.gpu_pools`) as offers."""
+    """The stack's GPU pools (`StackConfig.gpu_pools`, Karpenter NodePools) as offers."""
     from components import catalog
-    from components.config import pool_max_gpus
+    from components.config import pool_instance_types
 
     offers = []
     for pool in cfg.gpu_pools:
-        models = dict.fromkeys(
-            catalog.GPU_INSTANCES[t].gpu_model for t in pool.instance_types if t in catalog.GPU_INSTANCES
-        )
+        types = pool_instance_types(pool, cfg.allowed_gpu_instance_types)
+        models = dict.fromkeys(catalog.GPU_INSTANCES[t].gpu_model for t in types if t in catalog.GPU_INSTANCES)
         offers.append(
             PoolOffer(
                 name=pool.name,
-                instance_types=tuple(pool.instance_types),
-                gpus_per_node=max(catalog.gpus_per_node(t) for t in pool.instance_types),
+                instance_types=tuple(types),
+                gpus_per_node=max((catalog.gpus_per_node(t) for t in types), default=0),
                 gpu_models=tuple(models),
-                capacity_type=pool.capacity_type,
-                max_gpus=pool_max_gpus(pool),
+                capacity_type="/".join(pool.capacity_types),
+                max_gpus=pool.gpu_limit,
             )
         )
     return offers

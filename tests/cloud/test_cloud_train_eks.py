@@ -92,3 +92,13 @@ def test_without_a_kubeconfig_the_error_says_how_to_get_one(tmp_path: Path) -> N
         f"error: no kubeconfig at {tmp_path / 'none'}: run `aws eks update-kubeconfig --name mlplat-staging` "
         "or pass --dry-run to print the manifests\n"
     )
+
+
+def test_dry_run_prints_the_job_suspended_for_the_teams_kueue_queue(tmp_path: Path) -> None:
+    code, output = train_eks(tmp_path, "prod", "--dry-run", "--json", "--team", "applied")
+
+    assert code == 0, output
+    job = json.loads(output)[1]
+    assert job["spec"]["suspend"] is True
+    assert job["metadata"]["labels"]["kueue.x-k8s.io/queue-name"] == "default"
+    assert job["spec"]["completionMode"] == "Indexed"

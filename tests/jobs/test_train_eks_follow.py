@@ -107,9 +107,10 @@ def test_a_job_no_pool_can_run_fails_after_the_schedule_timeout_with_the_reason_
 
     reason = (
         "not running after 0.2 s: no GPU pool can run rank 0 (pod abalone-run-1-0-h2x9q): it asks for 8 nvidia.com/gpu "
-        "per node on pool train-spot; train-spot offers g5.2xlarge, g6.2xlarge (1 GPU per node: A10G, L4; SPOT; at "
-        "most 4 GPUs); eval offers g5.xlarge (1 GPU per node: A10G; ON_DEMAND; at most 2 GPUs). Fix: ask for at most "
-        "1 GPU per rank (--gpus-per-rank) and more ranks (--instances), pick another --pool, or add a pool with "
+        "per node on pool train-spot; train-spot offers g5.2xlarge, g6.2xlarge (1 GPU per node: A10G, L4; "
+        "spot/on-demand; at most 4 GPUs); eval offers g5.xlarge (1 GPU per node: A10G; on-demand; at most 2 GPUs). "
+        "Fix: ask for at most 1 GPU per rank (--gpus-per-rank) and more ranks (--instances), pick another --pool, "
+        "or add a pool with "
         "larger instances to mlplat:gpuPools"
     )
     assert code == 1, output
