@@ -117,3 +117,27 @@ def test_a_sagemaker_spot_interruption_becomes_attempts_and_time_lost_on_the_run
         "event": "interrupted", "time": "2026-12-06T03:20:00+00:00", "kind": "spot", "capacity_type": "spot",
         "detail": message,
     }  # fmt: skip
+
+
+def test_each_job_links_the_mlflow_run_named_after_it(tmp_path: Path, aws_env: Any, mlflow_server: Any) -> None:
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=mlflow_server.tracking_uri)
+    experiment = f"jobs-list-{tmp_path.name}"
+    experiment_id = client.create_experiment(experiment)
+    run_id = client.create_run(experiment_id, run_name="abalone-run-1").info.run_id
+    outputs = tmp_path / "outputs.json"
+    outputs.write_text(json.dumps(make_outputs("staging", "mlplat-staging-bucket", "arn:aws:kms:us-east-1:1:key/1")))
+    cluster = Cluster(frames=[{"jobs": eks_jobs()}])
+    with serve(cluster) as url:
+        result = runner.invoke(
+            app, ["jobs", "--stack", "staging", "--outputs", str(outputs), "--json", "--experiment", experiment,
+                  "--tracking-uri", mlflow_server.tracking_uri, "--kubeconfig", str(kubeconfig(tmp_path / "c", url))],
+        )  # fmt: skip
+
+    assert result.exit_code == 0, result.output
+    links = {r["name"]: r["run"] for r in json.loads(result.stdout) if r["platform"] == "eks"}
+    assert links == {
+        "research/abalone-run-1": f"{mlflow_server.tracking_uri}/#/experiments/{experiment_id}/runs/{run_id}",
+        "research/abalone-run-2": "",
+    }
