@@ -246,6 +246,12 @@ class MonitoringConfig(_Model):
     min_records: int = Field(50, ge=1)
 
 
+class TrainingConfig(_Model):
+    """How `mlplat train --on eks` watches a job: a rank that has not started within the timeout fails it."""
+
+    schedule_timeout_seconds: int = Field(900, gt=0)
+
+
 class StackConfig(_Model):
     """Everything a stack file says about the platform."""
 
@@ -264,6 +270,7 @@ class StackConfig(_Model):
     limits: LimitsConfig = LimitsConfig.model_construct()
     images: ImagesConfig = ImagesConfig()
     monitoring: MonitoringConfig = MonitoringConfig.model_construct()
+    training: TrainingConfig = TrainingConfig.model_construct()
 
     @property
     def max_gpus_per_pool(self) -> int:

@@ -8,6 +8,7 @@ import typer
 
 from mlplat import budget, clikit, cloud_train, config_cmd, deploy, plan, policy, release, transform
 from mlplat.cost import cli as cost_cli
+from mlplat.jobs import listing as jobs_cli
 from mlplat.local import cli as local_cli
 from mlplat.monitor import cli as monitor_cli
 
@@ -61,6 +62,7 @@ for module in (
     budget,
     deploy,
     cloud_train,
+    jobs_cli,
     release,
     transform,
     local_cli,
