@@ -37,13 +37,14 @@ os.environ.update({key: os.environ.get(key, value) for key, value in MLFLOW_ENV_
 from training import data, distributed  # noqa: E402
 from training.checkpoint import CheckpointStore, checkpoint_name, pack  # noqa: E402
 from training.loop import LoopConfig, Progress, Tensors, Trainer  # noqa: E402
-from training.main import EPOCH_METRICS  # noqa: E402
 from training.model import FlatAdamW, FlatParameters, MLPRegressor, StandardisedView, autograd_step  # noqa: E402
+from training.recipes import RegressionRecipe  # noqa: E402
 from training.tracking import AsyncMetricSink, MetricSink, NullSink  # noqa: E402
 
 TARGET_SPEEDUP = 10.0
 TARGET_OVERHEAD = 0.03
 HIDDEN = (64, 32)
+RECIPE = RegressionRecipe()
 
 
 def load_split(work: Path) -> tuple[Tensors, Tensors, data.Encoding]:
@@ -52,8 +53,8 @@ def load_split(work: Path) -> tuple[Tensors, Tensors, data.Encoding]:
     encoding = splits.encoding
 
     def tensors(name: str) -> Tensors:
-        y = torch.from_numpy(splits.y[name])
-        return Tensors(torch.from_numpy(splits.x[name]), ((y - encoding.target_mean) / encoding.target_std).float(), y)
+        # Row-major, as the loop gathers it: the bench measures the step, not the data's layout.
+        return RECIPE.tensors(splits.x[name].copy(order="C"), splits.y[name], encoding, torch.device("cpu"))
 
     return tensors("train"), tensors("val"), encoding
 
@@ -83,7 +84,7 @@ def best_rates(runs: list[Callable[[], tuple[float, float]]], samples: int, repe
 def textbook(train: Tensors, encoding: data.Encoding, epochs: int, batch_size: int) -> tuple[float, float]:
     net = new_net(encoding)
     optimizer = torch.optim.AdamW(net.parameters(), lr=3e-3, weight_decay=1e-4)
-    loader = DataLoader(TensorDataset(train.x, train.y_std), batch_size=batch_size, shuffle=True)
+    loader = DataLoader(TensorDataset(train.x, train.y_fit.squeeze(1)), batch_size=batch_size, shuffle=True)
     loss_fn = nn.MSELoss()
     started = time.perf_counter(), time.thread_time()
     for _ in range(epochs):
@@ -101,7 +102,9 @@ def ours(
     net = new_net(encoding)
     flat = FlatParameters(net)
     optimizer = FlatAdamW(flat, 3e-3, 1e-4)
-    trainer = Trainer(net, flat, optimizer, runtime(), LoopConfig(epochs, batch_size, 0, 42), train, val, lambda: 0)
+    trainer = Trainer(
+        net, flat, optimizer, runtime(), LoopConfig(epochs, batch_size, 0, 42), train, val, lambda: 0, RECIPE
+    )
     if not fused:
         view = StandardisedView(net)
         trainer.step = lambda x, y, total: autograd_step(view, flat, optimizer, x, y, total)
@@ -124,7 +127,9 @@ def full_loop(
     net = new_net(encoding)
     flat = FlatParameters(net)
     optimizer = FlatAdamW(flat, 3e-3, 1e-4)
-    trainer = Trainer(net, flat, optimizer, runtime(), LoopConfig(epochs, batch_size, 0, 42), train, val, lambda: 0)
+    trainer = Trainer(
+        net, flat, optimizer, runtime(), LoopConfig(epochs, batch_size, 0, 42), train, val, lambda: 0, RECIPE
+    )
     store = CheckpointStore(work, None)
     store.prepare()
 
@@ -136,7 +141,7 @@ def full_loop(
         store.save(pack(meta, tensors), checkpoint_name(progress.epochs_done, progress.batches_done), urgent)
 
     def on_epoch(metrics: dict[str, float], epoch: int) -> None:
-        sink.log_metrics({key: metrics[key] for key in EPOCH_METRICS}, epoch)
+        sink.log_metrics({key: metrics[key] for key in RECIPE.epoch_metrics}, epoch)
 
     started, cpu = time.perf_counter(), time.process_time()
     trainer.run(Progress(), on_epoch, save)
