@@ -10,13 +10,19 @@
 2. Tracking overhead: the whole epoch loop of the entrypoint (training, validation, a checkpoint every epoch),
    once with no tracking and once logging every epoch's metrics to a real `mlflow server` (SQLite, started here)
    including the final flush; runs alternate and each side keeps its fastest.
-Targets (from the issue): the fused loop >= 10x the textbook loop; tracking overhead <= 3 %.
+3. Memory: `python -m training` for one epoch on abalone, then on a generated CSV of `--memory-mb` MB (abalone's
+   rows repeated), each as its own process; the peak RSS of the large run above the abalone run's, as a multiple of
+   the file's size (the process's fixed cost, torch and mlflow, cancels out).
+Targets (from the issues): the fused loop >= 10x the textbook loop; tracking overhead <= 3 %; memory <= 2x the file.
+`--json` prints the figures as one JSON object instead of the table.
 """
 
 import argparse
+import json
 import math
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -43,6 +49,7 @@ from training.tracking import AsyncMetricSink, MetricSink, NullSink  # noqa: E40
 
 TARGET_SPEEDUP = 10.0
 TARGET_OVERHEAD = 0.03
+TARGET_MEMORY_RATIO = 2.0
 HIDDEN = (64, 32)
 RECIPE = RegressionRecipe()
 
@@ -151,13 +158,61 @@ def full_loop(
     return loop, loop_cpu, time.perf_counter() - started
 
 
+def generate_csv(path: Path, megabytes: int) -> int:
+    """Abalone's rows repeated until the file holds `megabytes` MB; returns its size in bytes."""
+    source = (REPO / "training" / "data" / "abalone.csv").read_bytes()
+    header, _, body = source.partition(b"\n")
+    with path.open("wb") as handle:
+        handle.write(header + b"\n")
+        while handle.tell() < megabytes * 1_000_000:
+            handle.write(body if body.endswith(b"\n") else body + b"\n")
+    return path.stat().st_size
+
+
+def peak_rss(data: Path, work: Path, tracking_uri: str) -> int:
+    """Peak resident set size in bytes of one `python -m training` job (one small epoch) on `data`."""
+    env = {**os.environ, "MLFLOW_TRACKING_URI": tracking_uri, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
+    name = data.stem.replace("_", "-")
+    command = [
+        sys.executable, "-m", "training", "--data", str(data), "--epochs", "1", "--hidden", "16",
+        "--batch-size", "1024", "--job-name", f"bench-{name}", "--registered-model-name", f"bench-{name}",
+        "--model-dir", str(work / name / "model"), "--output-data-dir", str(work / name / "output"),
+        "--checkpoint-dir", str(work / name / "checkpoints"),
+    ]  # fmt: skip
+    process = subprocess.Popen(command, env=env, cwd=work, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(process.pid, 0)
+    if os.waitstatus_to_exitcode(status) != 0:
+        assert process.stderr is not None
+        raise RuntimeError(f"training on {data} failed: {process.stderr.read().decode()[-500:]}")
+    return int(usage.ru_maxrss) * 1024  # kilobytes on Linux
+
+
+def memory_row(work: Path, megabytes: int, tracking_uri: str) -> dict[str, float]:
+    large = work / "large.csv"
+    size = generate_csv(large, megabytes)
+    baseline = peak_rss(REPO / "training" / "data" / "abalone.csv", work, tracking_uri)
+    peak = peak_rss(large, work, tracking_uri)
+    large.unlink()
+    return {
+        "file_mb": size / 1e6,
+        "abalone_peak_rss_mb": baseline / 1e6,
+        "large_peak_rss_mb": peak / 1e6,
+        "ratio_to_file": (peak - baseline) / size,
+    }
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--epochs", type=int, default=20, help="epochs per throughput measurement")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--overhead-epochs", type=int, default=600, help="epochs per tracking-overhead run")
+    parser.add_argument("--memory-mb", type=int, default=200, help="size of the memory row's CSV (0: skip the row)")
+    parser.add_argument("--json", action="store_true", help="print the figures as one JSON object")
     args = parser.parse_args()
+    if args.json:
+        # The table goes to stderr, the JSON alone to stdout.
+        sys.stdout = sys.stderr
 
     with tempfile.TemporaryDirectory(prefix="bench-train-") as scratch:
         work = Path(scratch)
@@ -240,9 +295,31 @@ def main() -> int:
             )
             verdict = "PASS" if overhead <= TARGET_OVERHEAD else "FAIL"
             print(f"  target <= {TARGET_OVERHEAD * 100:.0f} % (wall): {verdict}")
+            memory: dict[str, float] = {}
+            if args.memory_mb:
+                memory = memory_row(work, args.memory_mb, service.url)
+                print(
+                    f"\nmemory, one epoch of python -m training: abalone peak RSS {memory['abalone_peak_rss_mb']:.0f} "
+                    f"MB; {memory['file_mb']:.0f} MB CSV peak RSS {memory['large_peak_rss_mb']:.0f} MB; above abalone "
+                    f"{memory['ratio_to_file']:.2f}x the file"
+                )
+                memory_ok = memory["ratio_to_file"] <= TARGET_MEMORY_RATIO
+                print(f"  target <= {TARGET_MEMORY_RATIO:.0f}x the file: {'PASS' if memory_ok else 'FAIL'}")
         finally:
             service.stop()
-    return 0 if speedup >= TARGET_SPEEDUP and overhead <= TARGET_OVERHEAD and not math.isnan(overhead) else 1
+    passed = speedup >= TARGET_SPEEDUP and overhead <= TARGET_OVERHEAD and not math.isnan(overhead)
+    passed = passed and (not memory or memory["ratio_to_file"] <= TARGET_MEMORY_RATIO)
+    if args.json:
+        figures = {
+            "speedup": speedup,
+            "samples_per_second": {"textbook": book[0], "autograd": slicing[0], "fused": fused[0]},
+            "tracking_overhead": overhead,
+            "tracking_overhead_cpu": cpu_overhead,
+            "memory": memory,
+            "passed": passed,
+        }
+        print(json.dumps(figures), file=sys.__stdout__)
+    return 0 if passed else 1
 
 
 if __name__ == "__main__":

@@ -45,7 +45,7 @@ class MlplatModel(PythonModel):
     # TypeFromExample: mlflow hands predict() the input converted to the logged example's type (a DataFrame).
     def predict(
         self, context: PythonModelContext, model_input: TypeFromExample, params: dict[str, Any] | None = None
-    ) -> pd.Series | pd.DataFrame:
+    ) -> pd.Series | pd.DataFrame | list[Any]:
         frame = model_input if isinstance(model_input, pd.DataFrame) else pd.DataFrame(model_input)
         features = torch.from_numpy(encode(frame, self.spec))
         if self.spec.get("task") == "classification":
@@ -56,7 +56,7 @@ class MlplatModel(PythonModel):
             output = output * float(self.spec["target_std"]) + float(self.spec["target_mean"])
         return pd.Series(output, name=self.spec["target"])
 
-    def _classify(self, features: torch.Tensor, output: str) -> pd.Series | pd.DataFrame:
+    def _classify(self, features: torch.Tensor, output: str) -> list[Any] | pd.DataFrame:
         if output not in {"labels", "probabilities"}:
             raise ValueError(f"params output must be 'labels' or 'probabilities' (got {output!r})")
         with torch.no_grad():
@@ -64,7 +64,8 @@ class MlplatModel(PythonModel):
         classes = self.spec["classes"]
         if output == "probabilities":
             return pd.DataFrame(probabilities, columns=[str(label) for label in classes])
-        return pd.Series([classes[int(index)] for index in probabilities.argmax(axis=1)], name=self.spec["target"])
+        # A plain list: labels are str or int, and a list is what every JSON writer takes as it is.
+        return [classes[int(index)] for index in probabilities.argmax(axis=1)]
 
 
 mlflow.models.set_model(MlplatModel())
