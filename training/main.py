@@ -64,6 +64,10 @@ class StopSignals:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one training job; returns the exit status."""
     arguments = list(sys.argv[1:] if argv is None else argv)
+    from training import script
+
+    if script.requested(arguments, os.environ):
+        return script.run(arguments, os.environ)
     signals = StopSignals()
     signals.install()
     try:
