@@ -72,6 +72,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--model-dir", default=os.environ.get("SM_MODEL_DIR", f"{SM_ROOT}/model"))
     parser.add_argument("--output-data-dir", default=os.environ.get("SM_OUTPUT_DATA_DIR", f"{SM_ROOT}/output/data"))
     parser.add_argument("--checkpoint-dir", default=os.environ.get("MLPLAT_CHECKPOINT_DIR", f"{SM_ROOT}/checkpoints"))
+    parser.add_argument("--rdzv-timeout", type=float, default=600.0, help="seconds to wait for every host to join")
     parser.add_argument("--data", action="append", default=[], metavar="NAME=PATH", help="a channel (repeatable)")
     return parser
 
@@ -107,8 +108,14 @@ def run(argv: Sequence[str], environ: Mapping[str, str]) -> int:
     if tracking is not None:
         env.update(tracking.exported())
     nproc = options.nproc_per_node or max(1, int(env["SM_NUM_GPUS"]))
-    launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}"]
-    argv_script = [*(launcher if nproc > 1 else [sys.executable]), *command, *_as_arguments(hyperparameters), *extra]
+    try:
+        launcher = launch_command(nproc, env, options.rdzv_timeout, options.job_name or "mlplat-script")
+    except InputError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        if tracking is not None:
+            tracking.end("FAILED", str(exc))
+        return EXIT_BAD_INPUT
+    argv_script = [*launcher, *command, *_as_arguments(hyperparameters), *extra]
     child = lifecycle.Child(argv_script, env, code, options.grace_seconds)
     child.install_signal_handlers()
     status = child.wait()
@@ -120,6 +127,47 @@ def run(argv: Sequence[str], environ: Mapping[str, str]) -> int:
         tracking.end(outcome, child.failure_text() if outcome == "FAILED" else "")
     shutil.rmtree(workdir, ignore_errors=True)
     return status
+
+
+RDZV_PORT = 29400
+RESOURCE_CONFIG = f"{SM_ROOT}/input/config/resourceconfig.json"
+
+
+def hosts_of(environ: Mapping[str, str]) -> tuple[list[str], int]:
+    """The job's hosts and this host's index: SageMaker's resourceconfig.json or SM_HOSTS, or an Indexed Job's env.
+
+    An Indexed Job (EKS) sets `JOB_COMPLETION_INDEX`; `MLPLAT_NNODES` and `MLPLAT_RDZV_HOST` (the first pod's DNS
+    name behind the headless Service) complete it.
+    """
+    config = _read_json(Path(environ.get("MLPLAT_RESOURCE_CONFIG", RESOURCE_CONFIG)))
+    hosts = [str(host) for host in config.get("hosts", [])] or json.loads(environ.get("SM_HOSTS", "[]") or "[]")
+    current = str(config.get("current_host") or environ.get("SM_CURRENT_HOST", ""))
+    if len(hosts) > 1:
+        if current not in hosts:
+            raise InputError(f"this host {current!r} is not one of the job's hosts ({', '.join(hosts)})")
+        return sorted(hosts), sorted(hosts).index(current)
+    if environ.get("JOB_COMPLETION_INDEX") and int(environ.get("MLPLAT_NNODES", "1")) > 1:
+        nodes = int(environ["MLPLAT_NNODES"])
+        rendezvous = environ.get("MLPLAT_RDZV_HOST", "")
+        if not rendezvous:
+            raise InputError("an Indexed Job of several nodes needs MLPLAT_RDZV_HOST (the first pod's address)")
+        return [rendezvous, *[f"node-{index}" for index in range(1, nodes)]], int(environ["JOB_COMPLETION_INDEX"])
+    return hosts[:1], 0
+
+
+def launch_command(nproc: int, environ: Mapping[str, str], rdzv_timeout: float, job: str) -> list[str]:
+    """`python` for one process; `torchrun --standalone` for several on one host; c10d rendezvous across hosts."""
+    hosts, index = hosts_of(environ)
+    if len(hosts) <= 1:
+        if nproc <= 1:
+            return [sys.executable]
+        return [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}"]
+    return [
+        sys.executable, "-m", "torch.distributed.run",
+        f"--nnodes={len(hosts)}", f"--node-rank={index}", f"--nproc-per-node={nproc}",
+        "--rdzv-backend=c10d", f"--rdzv-endpoint={hosts[0]}:{RDZV_PORT}", f"--rdzv-id={job}",
+        f"--rdzv-conf=join_timeout={int(rdzv_timeout)}",
+    ]  # fmt: skip
 
 
 def _hyperparameters(path: Path) -> dict[str, str]:

@@ -138,3 +138,43 @@ def test_a_requirement_that_does_not_install_is_bad_input_naming_it(tmp_path: Pa
     assert finished.stderr_lines[-1] == (
         "error: requirements.txt of the source did not install: mlplat-no-such-package-xyz==9.9"
     )
+
+
+def test_several_sagemaker_hosts_launch_torchrun_with_a_c10d_rendezvous_on_the_first(tmp_path: Path) -> None:
+    import sys
+
+    from training.script import launch_command
+
+    config = tmp_path / "resourceconfig.json"
+    config.write_text(json.dumps({"current_host": "algo-2", "hosts": ["algo-2", "algo-1"]}))
+
+    command = launch_command(4, {"MLPLAT_RESOURCE_CONFIG": str(config)}, 120, "job-x")
+
+    assert command == [
+        sys.executable, "-m", "torch.distributed.run", "--nnodes=2", "--node-rank=1", "--nproc-per-node=4",
+        "--rdzv-backend=c10d", "--rdzv-endpoint=algo-1:29400", "--rdzv-id=job-x", "--rdzv-conf=join_timeout=120",
+    ]  # fmt: skip
+
+
+def test_an_indexed_job_pod_joins_the_rendezvous_of_the_first_pod(tmp_path: Path) -> None:
+    from training.script import launch_command
+
+    env = {
+        "MLPLAT_RESOURCE_CONFIG": str(tmp_path / "absent.json"),
+        "JOB_COMPLETION_INDEX": "2",
+        "MLPLAT_NNODES": "3",
+        "MLPLAT_RDZV_HOST": "job-0.job-rdzv",
+    }
+
+    command = launch_command(1, env, 600, "job")
+
+    assert command[3:7] == ["--nnodes=3", "--node-rank=2", "--nproc-per-node=1", "--rdzv-backend=c10d"]
+    assert command[7] == "--rdzv-endpoint=job-0.job-rdzv:29400"
+
+
+def test_one_host_and_one_process_runs_the_script_directly(tmp_path: Path) -> None:
+    import sys
+
+    from training.script import launch_command
+
+    assert launch_command(1, {"MLPLAT_RESOURCE_CONFIG": str(tmp_path / "absent.json")}, 600, "job") == [sys.executable]

@@ -256,14 +256,22 @@ def test_metric_sink_restores_metrics_carried_by_a_checkpoint() -> None:
     assert [(m.key, m.value, m.step, m.timestamp) for m in client.received] == [("val_rmse", 2.0, 3, carried[0][2])]
 
 
-def test_encoding_of_the_raw_frame_uses_training_categories_only() -> None:
-    frame = pd.DataFrame({"c": ["a", "b", "a", "b"], "x": [1.0, 2.0, 3.0, 4.0], "y": [0.0, 1.0, 0.0, 1.0]})
-    table = data.Table(frame, "y", ["x"], ["c"], "mem", ["mem"], "0")
+def test_categories_are_fitted_on_the_training_split_only() -> None:
+    rows = 20
+    only_in_test = int(data.split_indices(rows, 3, 0.2, 0.2)["test"][0])
+    codes = np.zeros(rows, dtype=np.int32)
+    codes[only_in_test] = 1
+    columns = {
+        "c": data.Column(codes, ["a", "b"]),
+        "x": data.Column(np.arange(rows, dtype=np.float32)),
+        "y": data.Column(np.arange(rows, dtype=np.float32)),
+    }
+    table = data.Table(columns, ["c", "x", "y"], "y", rows, "mem", ["mem"], "0")
 
-    encoding = data.fit_encoding(table, frame.iloc[:1])
+    splits = data.prepare(table, 3, 0.2, 0.2)
 
-    assert encoding.categorical == {"c": ["a"]}
-    assert encoding.encode(frame)[:, 1].tolist() == [1.0, 0.0, 1.0, 0.0]
+    assert splits.encoding.categorical == {"c": ["a"]}
+    assert splits.x["test"][:, 1].tolist().count(0.0) == 1  # the row of "b" encodes as all zeros
 
 
 def test_numeric_columns_are_read_as_float32_and_text_columns_as_codes(tmp_path: Path) -> None:
