@@ -72,6 +72,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--model-dir", default=os.environ.get("SM_MODEL_DIR", f"{SM_ROOT}/model"))
     parser.add_argument("--output-data-dir", default=os.environ.get("SM_OUTPUT_DATA_DIR", f"{SM_ROOT}/output/data"))
     parser.add_argument("--checkpoint-dir", default=os.environ.get("MLPLAT_CHECKPOINT_DIR", f"{SM_ROOT}/checkpoints"))
+    parser.add_argument("--registered-model-name", default=os.environ.get("MLPLAT_REGISTERED_MODEL_NAME", ""))
+    parser.add_argument("--promotion-metric", default="", metavar="NAME:min|max", help="the gate's run metric")
+    parser.add_argument("--promote", action="store_true", help="when the gate passes, move the champion alias too")
     parser.add_argument("--rdzv-timeout", type=float, default=600.0, help="seconds to wait for every host to join")
     parser.add_argument("--data", action="append", default=[], metavar="NAME=PATH", help="a channel (repeatable)")
     return parser
@@ -89,6 +92,7 @@ def run(argv: Sequence[str], environ: Mapping[str, str]) -> int:
     try:
         options = _parser().parse_args(arguments)
         hyperparameters = _hyperparameters(Path(options.hyperparameters))
+        gate = parse_gate(options.promotion_metric)
         entry = options.entry_point or environ.get("SAGEMAKER_PROGRAM") or hyperparameters.pop("sagemaker_program", "")
         source = (
             options.source_dir
@@ -124,9 +128,26 @@ def run(argv: Sequence[str], environ: Mapping[str, str]) -> int:
         lifecycle.write_failure(Path(options.failure_file), reason)
     if tracking is not None:
         outcome = "FINISHED" if status == 0 else ("KILLED" if child.signum else "FAILED")
+        if status == 0 and options.registered_model_name:
+            try:
+                tracking.register(options.registered_model_name, gate, options.promote)
+            except InputError as exc:
+                print(f"error: {exc}", file=sys.stderr)
+                outcome, status = "FAILED", 1
+                lifecycle.write_failure(Path(options.failure_file), str(exc))
         tracking.end(outcome, child.failure_text() if outcome == "FAILED" else "")
     shutil.rmtree(workdir, ignore_errors=True)
     return status
+
+
+def parse_gate(text: str) -> tuple[str, bool] | None:
+    """`NAME:min|max` → (metric, higher is better); empty → None."""
+    if not text:
+        return None
+    name, _, direction = text.rpartition(":")
+    if not name or direction not in {"min", "max"}:
+        raise InputError(f"--promotion-metric must be NAME:min or NAME:max (got {text!r})")
+    return name, direction == "max"
 
 
 RDZV_PORT = 29400
@@ -346,6 +367,38 @@ class _Tracking:
             "MLFLOW_EXPERIMENT_NAME": self.experiment,
             "MLFLOW_RUN_ID": self.run_id,
         }
+
+    def register(self, name: str, gate: tuple[str, bool] | None, promote: bool) -> None:
+        """Register the model the script logged and apply the promotion gate on the run's metric."""
+        import mlflow
+
+        from training import registry
+
+        run = self.client.get_run(self.run_id)
+        models = self.client.search_logged_models(
+            experiment_ids=[run.info.experiment_id], filter_string=f"source_run_id = '{self.run_id}'"
+        )
+        if not models:
+            raise InputError(f"--registered-model-name {name}: the script logged no model to run {self.run_id}")
+        existing = self.client.search_model_versions(f"name = '{name}' and run_id = '{self.run_id}'")
+        version = existing[0] if existing else mlflow.register_model(f"models:/{models[0].model_id}", name)
+        if gate is None:
+            decision = registry.decide(0.0, None, 0.0, promote)
+        else:
+            metric, higher = gate
+            if metric not in run.data.metrics:
+                raise InputError(f"--promotion-metric {metric}: the script logged no such metric")
+            champion = registry.champion_version(self.client, name)
+            champion_score = None
+            if champion is not None and str(champion.version) != str(version.version):
+                champion_score = self.client.get_run(champion.run_id).data.metrics.get(metric)
+            decision = registry.decide(run.data.metrics[metric], champion_score, 0.0, promote, metric, higher)
+        for alias in decision.aliases:
+            self.client.set_registered_model_alias(name, alias, version.version)
+        self.client.set_model_version_tag(name, version.version, "mlplat.decision", decision.decision)
+        self.client.set_model_version_tag(name, version.version, "mlplat.decision_reason", decision.reason)
+        self.client.set_tag(self.run_id, "mlplat.promotion_decision", decision.decision)
+        self.client.set_tag(self.run_id, "mlplat.model_version", str(version.version))
 
     def end(self, status: str, failure: str) -> None:
         if failure:

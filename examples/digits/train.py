@@ -21,7 +21,6 @@ from training import toolkit
 parser = argparse.ArgumentParser()
 parser.add_argument("--epochs", type=int, default=30)
 parser.add_argument("--lr", type=float, default=0.01)
-parser.add_argument("--registered-model-name", default="")
 args = parser.parse_args()
 
 distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
@@ -69,12 +68,7 @@ for epoch in range(start, args.epochs + 1):
     toolkit.save_checkpoint({"epoch": epoch, "model": model.state_dict(), "optimizer": optimizer.state_dict()})
 
 if toolkit.is_main_process():
-    mlflow.pytorch.log_model(
-        model,
-        name="model",
-        input_example=x[:2].numpy(),
-        registered_model_name=args.registered_model_name or None,
-    )
+    mlflow.pytorch.log_model(model, name="model", input_example=x[:2].numpy())
     mlflow.end_run()
 if distributed:
     dist.destroy_process_group()

@@ -9,7 +9,7 @@ sys.path.insert(0, str(REPO / "tests" / "training"))
 from training_support import run_training  # noqa: E402
 
 
-def test_two_process_torchrun_of_the_digits_example_converges_and_registers_its_model(
+def test_two_process_torchrun_of_the_digits_example_converges_and_the_runtime_promotes_its_model(
     tmp_path: Path, mlflow_server: Any, s3_server: Any
 ) -> None:
     from mlflow import MlflowClient
@@ -20,7 +20,8 @@ def test_two_process_torchrun_of_the_digits_example_converges_and_registers_its_
          "--job-name", "digits", "--experiment-name", "example-digits", "--model-dir", str(tmp_path / "model"),
          "--output-data-dir", str(tmp_path / "out"), "--checkpoint-dir", str(tmp_path / "ckpt"),
          "--failure-file", str(tmp_path / "failure"), "--hyperparameters", str(tmp_path / "none.json"),
-         "--", "--epochs", "8", "--registered-model-name", "example-digits"],
+         "--registered-model-name", "example-digits", "--promotion-metric", "test_accuracy:max", "--promote",
+         "--", "--epochs", "8"],
         env=env,
         timeout=600,
     )  # fmt: skip
