@@ -1,6 +1,6 @@
 """Plan wall time per shipped stack: how long `mlplat plan` takes to synthesize it, and resources per second.
 
-    python bench/plan.py [--repeat N] [--json] [--cli]
+    python bench/plan.py [--repeat N] [--json] [--strict] [--cli]
 
 The first synthesis in a process also pays for importing pulumi-aws and the program; it is reported apart
 (`coldSeconds`) from the best of the repeats (`seconds`). `--cli` also times the whole command,
@@ -9,7 +9,6 @@ Target: prod in 3 s or less.
 """
 
 import argparse
-import json
 import subprocess
 import sys
 import time
@@ -19,6 +18,8 @@ from rich.console import Console
 from rich.table import Table
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import benchkit
 
 from mlplat import synth
 
@@ -60,13 +61,8 @@ def cli_seconds(stack: str) -> float:
     return round(time.perf_counter() - start, 3)
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeat", type=int, default=3, help="Runs per stack; the best counts.")
-    parser.add_argument("--json", action="store_true", help="Print the results as JSON.")
-    parser.add_argument("--cli", action="store_true", help="Also time the command in a fresh process per stack.")
-    args = parser.parse_args()
-
+def measure_all(args: argparse.Namespace) -> benchkit.Report:
+    """Synthesize each stack `--repeat` times; the prod target is the best wall time."""
     start = time.perf_counter()
     synth.synthesize_stack("dev")
     cold = time.perf_counter() - start
@@ -74,9 +70,13 @@ def main() -> int:
     if args.cli:
         for row in rows:
             row["cliSeconds"] = cli_seconds(str(row["stack"]))
-    if args.json:
-        print(json.dumps({"coldSeconds": round(cold, 3), "repeat": args.repeat, "stacks": rows}, indent=2))
-    else:
+    report = benchkit.Report(results={"coldSeconds": round(cold, 3), "repeat": args.repeat, "stacks": rows})
+    for row in rows:
+        if row["targetSeconds"] != "":
+            report.target(
+                f"{row['stack']} plan seconds", float(row["seconds"]), "<=", float(row["targetSeconds"]), " s"
+            )
+    if not args.json:
         table = Table(title=f"mlplat plan: best of {args.repeat} (first synthesis in the process: {cold:.2f} s)")
         columns = ["stack", "resources", "seconds", "median s", "resources/s", "target s"]
         columns += ["cli s"] if args.cli else []
@@ -95,7 +95,14 @@ def main() -> int:
                 style=style,
             )
         Console().print(table)
-    return 0 if all(row["withinTarget"] for row in rows) else 1
+    return report
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=3, help="Runs per stack; the best counts.")
+    parser.add_argument("--cli", action="store_true", help="Also time the command in a fresh process per stack.")
+    return benchkit.run(parser, measure_all, argv)
 
 
 if __name__ == "__main__":

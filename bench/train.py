@@ -14,12 +14,9 @@
    rows repeated), each as its own process; the peak RSS of the large run above the abalone run's, as a multiple of
    the file's size (the process's fixed cost, torch and mlflow, cancels out).
 Targets (from the issues): the fused loop >= 10x the textbook loop; tracking overhead <= 3 %; memory <= 2x the file.
-`--json` prints the figures as one JSON object instead of the table.
 """
 
 import argparse
-import json
-import math
 import os
 import statistics
 import subprocess
@@ -29,6 +26,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import benchkit
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
@@ -49,9 +47,9 @@ from training.tracking import AsyncMetricSink, MetricSink, NullSink  # noqa: E40
 
 TARGET_SPEEDUP = 10.0
 TARGET_OVERHEAD = 0.03
-TARGET_MEMORY_RATIO = 2.0
 HIDDEN = (64, 32)
 RECIPE = RegressionRecipe()
+TARGET_MEMORY_RATIO = 2.0
 
 
 def load_split(work: Path) -> tuple[Tensors, Tensors, data.Encoding]:
@@ -109,9 +107,8 @@ def ours(
     net = new_net(encoding)
     flat = FlatParameters(net)
     optimizer = FlatAdamW(flat, 3e-3, 1e-4)
-    trainer = Trainer(
-        net, flat, optimizer, runtime(), LoopConfig(epochs, batch_size, 0, 42), train, val, lambda: 0, RECIPE
-    )
+    config = LoopConfig(epochs, batch_size, 0, 42)
+    trainer = Trainer(net, flat, optimizer, runtime(), config, train, val, lambda: 0, RECIPE)
     if not fused:
         view = StandardisedView(net)
         trainer.step = lambda x, y, total: autograd_step(view, flat, optimizer, x, y, total)
@@ -134,9 +131,8 @@ def full_loop(
     net = new_net(encoding)
     flat = FlatParameters(net)
     optimizer = FlatAdamW(flat, 3e-3, 1e-4)
-    trainer = Trainer(
-        net, flat, optimizer, runtime(), LoopConfig(epochs, batch_size, 0, 42), train, val, lambda: 0, RECIPE
-    )
+    config = LoopConfig(epochs, batch_size, 0, 42)
+    trainer = Trainer(net, flat, optimizer, runtime(), config, train, val, lambda: 0, RECIPE)
     store = CheckpointStore(work, None)
     store.prepare()
 
@@ -188,6 +184,7 @@ def peak_rss(data: Path, work: Path, tracking_uri: str) -> int:
 
 
 def memory_row(work: Path, megabytes: int, tracking_uri: str) -> dict[str, float]:
+    """Peak RSS of a job on a generated CSV above the abalone job's, as a multiple of the file's size."""
     large = work / "large.csv"
     size = generate_csv(large, megabytes)
     baseline = peak_rss(REPO / "training" / "data" / "abalone.csv", work, tracking_uri)
@@ -201,19 +198,8 @@ def memory_row(work: Path, megabytes: int, tracking_uri: str) -> dict[str, float
     }
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--epochs", type=int, default=20, help="epochs per throughput measurement")
-    parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--overhead-epochs", type=int, default=600, help="epochs per tracking-overhead run")
-    parser.add_argument("--memory-mb", type=int, default=200, help="size of the memory row's CSV (0: skip the row)")
-    parser.add_argument("--json", action="store_true", help="print the figures as one JSON object")
-    args = parser.parse_args()
-    if args.json:
-        # The table goes to stderr, the JSON alone to stdout.
-        sys.stdout = sys.stderr
-
+def measure(args: argparse.Namespace) -> benchkit.Report:
+    report = benchkit.Report()
     with tempfile.TemporaryDirectory(prefix="bench-train-") as scratch:
         work = Path(scratch)
         train, val, encoding = load_split(work)
@@ -242,7 +228,8 @@ def main() -> int:
         ):
             print(f"  {label} {wall:>10,.0f} {cpu:>11,.0f}   {wall / book[0]:4.1f}x / {cpu / book[1]:4.1f}x")
         speedup = fused[0] / book[0]
-        print(f"  target >= {TARGET_SPEEDUP:.0f}x (wall): {'PASS' if speedup >= TARGET_SPEEDUP else 'FAIL'}")
+        report.results["speedup"] = speedup
+        report.target("loop speedup over the textbook loop (wall)", speedup, ">=", TARGET_SPEEDUP, "x")
         print(f"\ntracking overhead, wall seconds of {args.overhead_epochs} epochs (best of {args.repeats}):")
         service = services.start_mlflow(
             port=services.free_port(),
@@ -293,33 +280,31 @@ def main() -> int:
                 f"  overhead {flushed * 100:+.1f} % wall when the final flush is counted too (in a job it overlaps "
                 "the model export that follows the loop)"
             )
-            verdict = "PASS" if overhead <= TARGET_OVERHEAD else "FAIL"
-            print(f"  target <= {TARGET_OVERHEAD * 100:.0f} % (wall): {verdict}")
-            memory: dict[str, float] = {}
+            report.results.update(overhead=overhead, cpu_overhead=cpu_overhead, median_overhead=typical)
+            report.target("tracking overhead (wall, best of)", overhead * 100, "<=", TARGET_OVERHEAD * 100, " %")
             if args.memory_mb:
                 memory = memory_row(work, args.memory_mb, service.url)
                 print(
                     f"\nmemory, one epoch of python -m training: abalone peak RSS {memory['abalone_peak_rss_mb']:.0f} "
-                    f"MB; {memory['file_mb']:.0f} MB CSV peak RSS {memory['large_peak_rss_mb']:.0f} MB; above abalone "
-                    f"{memory['ratio_to_file']:.2f}x the file"
+                    f"MB; {memory['file_mb']:.0f} MB CSV peak RSS {memory['large_peak_rss_mb']:.0f} MB"
                 )
-                memory_ok = memory["ratio_to_file"] <= TARGET_MEMORY_RATIO
-                print(f"  target <= {TARGET_MEMORY_RATIO:.0f}x the file: {'PASS' if memory_ok else 'FAIL'}")
+                report.results["memory"] = memory
+                report.target(
+                    "peak RSS above abalone's, per byte of CSV", memory["ratio_to_file"], "<=", TARGET_MEMORY_RATIO, "x"
+                )
         finally:
             service.stop()
-    passed = speedup >= TARGET_SPEEDUP and overhead <= TARGET_OVERHEAD and not math.isnan(overhead)
-    passed = passed and (not memory or memory["ratio_to_file"] <= TARGET_MEMORY_RATIO)
-    if args.json:
-        figures = {
-            "speedup": speedup,
-            "samples_per_second": {"textbook": book[0], "autograd": slicing[0], "fused": fused[0]},
-            "tracking_overhead": overhead,
-            "tracking_overhead_cpu": cpu_overhead,
-            "memory": memory,
-            "passed": passed,
-        }
-        print(json.dumps(figures), file=sys.__stdout__)
-    return 0 if passed else 1
+    return report
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--epochs", type=int, default=20, help="epochs per throughput measurement")
+    parser.add_argument("--batch-size", type=int, default=64, help="minibatch size of every loop")
+    parser.add_argument("--repeats", type=int, default=3, help="runs per measurement; the best counts")
+    parser.add_argument("--overhead-epochs", type=int, default=600, help="epochs per tracking-overhead run")
+    parser.add_argument("--memory-mb", type=int, default=200, help="size of the memory row's CSV (0: skip the row)")
+    return benchkit.run(parser, measure, argv)
 
 
 if __name__ == "__main__":

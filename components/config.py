@@ -220,6 +220,8 @@ class MonitoringConfig(_Model):
     p_value: float = Field(0.01, gt=0, lt=1)
     schedule: str = Field("rate(1 day)", pattern=r"^(rate|cron)\(.+\)$")
     runner: Literal["kubernetes", "sagemaker"] = "sagemaker"
+    # Fewer captured rows than this in the window give "not enough data" instead of a verdict.
+    min_records: int = Field(50, ge=1)
 
 
 class StackConfig(_Model):
@@ -388,11 +390,44 @@ def validate(raw: Mapping[str, Any], source: str) -> StackConfig:
     try:
         cfg = StackConfig.model_validate(dict(raw))
     except ValidationError as exc:
-        raise ConfigError([f"{source}: {_describe(e)}" for e in exc.errors()]) from None
+        problems = [_describe(e) for e in exc.errors()]
+        problems += _problems_beyond(raw, exc, problems)
+        raise ConfigError([f"{source}: {p}" for p in problems]) from None
     problems = _semantic_problems(cfg) + aws_enums.problems(cfg)
     if problems:
         raise ConfigError([f"{source}: {p}" for p in problems])
     return cfg
+
+
+def _problems_beyond(raw: Mapping[str, Any], exc: ValidationError, reported: list[str]) -> list[str]:
+    """The cross-field problems too, so every problem is reported at once: drop each key that failed its type
+    (its default stands in) and check the rest; a problem about a dropped key is not repeated."""
+    import copy
+
+    trimmed: Any = copy.deepcopy(dict(raw))
+    errors = exc.errors()
+    for _ in range(3):  # a dropped key can expose a required one beneath it; give up rather than guess
+        for error in errors:
+            loc = tuple(error["loc"])
+            if error["type"] == "missing" or not loc:
+                return []
+            parent = trimmed
+            try:
+                for part in loc[:-1]:
+                    parent = parent[part]
+            except (KeyError, IndexError, TypeError):  # a loc through a union member's tag: no key to drop
+                return []
+            if isinstance(parent, dict):
+                parent.pop(loc[-1], None)
+        try:
+            cfg = StackConfig.model_validate(trimmed)
+        except ValidationError as again:
+            errors = again.errors()
+            continue
+        dropped = [_key_path(tuple(e["loc"])) for e in exc.errors()]
+        beyond = _semantic_problems(cfg) + aws_enums.problems(cfg)
+        return [p for p in beyond if not any(p.startswith(d) for d in dropped) and p not in reported]
+    return []
 
 
 def raw_from_stack_yaml(document: Mapping[str, Any], source: str) -> dict[str, Any]:

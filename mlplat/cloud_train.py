@@ -52,7 +52,8 @@ import typer
 import yaml
 
 from components import config as stack_config
-from mlplat.outputs import CloudError, StackOutputs, check_tracking_uri, fail, load_outputs
+from mlplat import clikit
+from mlplat.outputs import CloudError, StackOutputs, check_tracking_uri, load_outputs
 
 CHANNEL = "train"
 CHECKPOINT_LOCAL_PATH = "/opt/ml/checkpoints"
@@ -640,7 +641,7 @@ def _status_line(described: Mapping[str, Any], started: float) -> str:
 
 
 def train_command(
-    stack: Annotated[str, typer.Option("--stack", help="the deployed stack to train on", envvar="MLPLAT_STACK")],
+    stack: clikit.StackOption = None,
     on: Annotated[Target, typer.Option("--on", help="where the job runs")] = Target.sagemaker,
     model: Annotated[
         str | None, typer.Option("--model", help="registry name [default: the model of the stack's first endpoint]")
@@ -660,7 +661,9 @@ def train_command(
     epochs: Annotated[int | None, typer.Option("--epochs", min=1, help="training epochs")] = None,
     hp: Annotated[list[str] | None, typer.Option("--hp", help="more hyperparameters, KEY=VALUE (repeatable)")] = None,
     experiment: Annotated[str, typer.Option("--experiment", help="MLflow experiment")] = DEFAULT_EXPERIMENT,
-    job_name: Annotated[str | None, typer.Option("--job-name", help="[default: mlplat-<env>-<model>-<time>]")] = None,
+    job_name: Annotated[
+        str | None, typer.Option("--job-name", help="the training job's name [default: mlplat-<env>-<model>-<time>]")
+    ] = None,
     image: Annotated[
         str | None, typer.Option("--image", help="training image [default: stack images.training]")
     ] = None,
@@ -668,15 +671,15 @@ def train_command(
     team: Annotated[str | None, typer.Option("--team", help="EKS: team namespace [default: the first team]")] = None,
     gpus_per_rank: Annotated[int, typer.Option("--gpus-per-rank", min=1, help="EKS: GPUs per rank")] = 1,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="print the request or manifests, create nothing")] = False,
-    kubeconfig: Annotated[Path | None, typer.Option("--kubeconfig", help="EKS: [default: $KUBECONFIG]")] = None,
-    context: Annotated[str | None, typer.Option("--context", help="EKS: kubeconfig context")] = None,
-    outputs: Annotated[
+    kubeconfig: Annotated[
         Path | None,
-        typer.Option("--outputs", help="the stack's outputs as JSON (else via Pulumi)", envvar="MLPLAT_OUTPUTS"),
+        typer.Option(
+            "--kubeconfig", help="EKS: the kubeconfig to apply the Job with [default: $KUBECONFIG or ~/.kube/config]"
+        ),
     ] = None,
-    stack_file: Annotated[
-        Path | None, typer.Option("--stack-file", help="[default: stacks/Pulumi.<stack>.yaml]")
-    ] = None,
+    context: Annotated[str | None, typer.Option("--context", help="EKS: kubeconfig context")] = None,
+    outputs: clikit.OutputsOption = None,
+    stack_file: clikit.StackFileOption = None,
     tracking_uri: Annotated[
         str | None,
         typer.Option("--tracking-uri", help="MLflow (URL or ARN) [default: the stack's]", envvar="MLFLOW_TRACKING_URI"),
@@ -686,7 +689,7 @@ def train_command(
     client: Annotated[
         Client, typer.Option("--client", help="SageMaker: submit with the SDK (`cloud` extra), boto3, or auto")
     ] = Client.auto,
-    as_json: Annotated[bool, typer.Option("--json", help="print the result as JSON")] = False,
+    as_json: clikit.JsonFlag = False,
     entry_point: Annotated[
         str | None, typer.Option("--entry-point", help="script mode: your script in --source-dir")
     ] = None,
@@ -694,9 +697,7 @@ def train_command(
 ) -> None:
     """Launch the training container in the cloud with everything the stack provides, and follow it to the end."""
     try:
-        path = stack_file or stack_config.stack_file(stack)
-        if not path.is_file():
-            raise TrainError(f"unknown stack {stack!r}: {stack_config.display_path(path)} does not exist")
+        stack, path = clikit.resolve_stack(stack, stack_file)
         cfg = stack_config.load_stack_file(path)
         stack_outputs = load_outputs(stack, outputs)
         model_name = model or (cfg.endpoints[0].model if cfg.endpoints else None)
@@ -759,7 +760,7 @@ def train_command(
             job, stack_outputs, uri, experiment, model_name, timeout, poll_interval, as_json, use_sdk
         )
     except (CloudError, stack_config.ConfigError) as exc:
-        fail(str(exc))
+        raise typer.Exit(clikit.report(exc)) from None
     if as_json:
         typer.echo(json.dumps(result.__dict__, indent=2))
         return
@@ -799,16 +800,15 @@ def _run_with_progress(
     quiet: bool,
     use_sdk: bool | None,
 ) -> TrainResult:
-    from rich.console import Console
 
-    console = Console(stderr=True, highlight=False)
+    console = clikit.console(stderr=True)
     started = time.monotonic()
 
     def on_submitted(backend: str) -> None:
         if not quiet:
             console.print(f"created training job {job.name} on {job.instance_count} x {job.instance_type} ({backend})")
 
-    with console.status(f"waiting for {job.name}", spinner="dots") as status:
+    with clikit.status(console, f"waiting for {job.name}") as status:
 
         def on_change(described: dict[str, Any]) -> None:
             line = _status_line(described, started)
@@ -874,4 +874,4 @@ def _train_on_eks(
 
 def register(app: typer.Typer) -> None:
     """Add `mlplat train` to the root app."""
-    app.command("train")(train_command)
+    clikit.command(app, "train", train_command, panel=clikit.CLOUD)

@@ -19,8 +19,8 @@ from pulumi_policy.proxy import UnknownValueError, unknown_checking_proxy
 from rich.console import Console
 from rich.markup import escape
 
-from components.config import ConfigError, display_path, stack_file
-from mlplat import synth
+from components.config import display_path, stack_file
+from mlplat import clikit, synth
 from mlplat.cost.estimate import Estimate, estimate
 from policies import registry
 from policies.base import StackResource
@@ -31,12 +31,13 @@ POLICY_CONFIG_DIR = POLICY_PACK_DIR / "config"
 COST_POLICY = "budget-covers-peak-cost"
 ESTIMATE_KEY = "estimatedPeakMonthlyUsd"
 
-EXIT_VIOLATIONS = 1
-EXIT_USAGE = 2
+EXIT_VIOLATIONS = clikit.EXIT_FAILED
 
 
 class PolicyConfigError(ValueError):
     """A policy pack config file that cannot be used."""
+
+    exit_status = 2  # bad input, in the command line's error path (mlplat.clikit)
 
 
 @dataclass(frozen=True)
@@ -207,36 +208,49 @@ def evaluate(
     )
 
 
-def load_plan(path: Path) -> synth.PlanRecord:
-    """A plan record written by `mlplat plan --json`."""
-    doc = json.loads(path.read_text())
-    resources = [
-        synth.ResourceRecord(
-            urn=r["urn"],
-            type=r["type"],
-            name=r["name"],
-            parent=r.get("parent", ""),
-            custom=bool(r.get("custom")),
-            inputs=r.get("inputs") or {},
+PLAN_HINT = "write one with `mlplat plan --stack <stack> --json-out PATH`"
+
+
+def load_plan(path: Path, stack: str | None = None) -> synth.PlanRecord:
+    """A plan record written by `mlplat plan --json`; BadInput when it is unreadable or of another stack."""
+    doc = clikit.read_json(path, "a plan record", PLAN_HINT)
+    if not isinstance(doc, dict) or not isinstance(doc.get("resources"), list) or "stack" not in doc:
+        raise clikit.BadInput(f"{path}: is not a plan record (no stack and resources); {PLAN_HINT}")
+    if stack is not None and str(doc["stack"]) != stack:
+        raise clikit.BadInput(
+            f"{path} is the plan of stack {doc['stack']!r}, not {stack!r}; pass --stack {doc['stack']} "
+            f"or the plan of {stack!r}"
         )
-        for r in doc["resources"]
-    ]
-    stack = str(doc["stack"])
+    try:
+        resources = [
+            synth.ResourceRecord(
+                urn=r["urn"],
+                type=r["type"],
+                name=r["name"],
+                parent=r.get("parent", ""),
+                custom=bool(r.get("custom")),
+                inputs=r.get("inputs") or {},
+            )
+            for r in doc["resources"]
+        ]
+    except (KeyError, TypeError, AttributeError):
+        raise clikit.BadInput(f"{path}: a resource lacks urn, type or name; {PLAN_HINT}") from None
+    plan_stack = str(doc["stack"])
     return synth.PlanRecord(
-        stack=stack,
+        stack=plan_stack,
         stack_file=str(doc.get("stackFile", "")),
         config=doc.get("config") or {},
         resources=resources,
         outputs=doc.get("outputs") or {},
-        stack_urn=f"urn:pulumi:{stack}::{doc.get('project', synth.PROJECT)}::pulumi:pulumi:Stack::"
-        f"{doc.get('project', synth.PROJECT)}-{stack}",
+        stack_urn=f"urn:pulumi:{plan_stack}::{doc.get('project', synth.PROJECT)}::pulumi:pulumi:Stack::"
+        f"{doc.get('project', synth.PROJECT)}-{plan_stack}",
     )
 
 
 def plan_record(stack: str, stack_file_path: Path | None = None, plan_path: Path | None = None) -> synth.PlanRecord:
-    """The plan of a stack: read from `plan_path`, or synthesized from its stack file."""
+    """The plan of a stack: read from `plan_path` (refused when it is another stack's), or synthesized."""
     if plan_path is not None:
-        return load_plan(plan_path)
+        return load_plan(plan_path, stack)
     return synth.synthesize(stack_file_path or stack_file(stack), stack)
 
 
@@ -278,11 +292,24 @@ def _print_report(report: PolicyReport, console: Console) -> None:
     )
 
 
+def policy_list() -> list[dict[str, str]]:
+    """The pack's policies as `--list --json` prints them."""
+    return [
+        {
+            "name": spec.name,
+            "domain": spec.domain,
+            "enforcement": spec.enforcement,
+            "kind": "stack" if spec.is_stack_policy else "resource",
+            "description": spec.description,
+        }
+        for spec in registry.POLICIES
+    ]
+
+
 def _print_list(console: Console) -> None:
-    for spec in registry.POLICIES:
-        kind = "stack" if spec.is_stack_policy else "resource"
+    for item in policy_list():
         console.print(
-            f"{spec.name:36} {spec.domain:10} {spec.enforcement:9} {kind:8} {spec.description}",
+            f"{item['name']:36} {item['domain']:10} {item['enforcement']:9} {item['kind']:8} {item['description']}",
             highlight=False,
             markup=False,
             soft_wrap=True,
@@ -290,18 +317,15 @@ def _print_list(console: Console) -> None:
 
 
 def policy(
-    stack: Annotated[
-        str | None,
-        typer.Option("--stack", "-s", help="Stack to check: dev, staging or prod.", envvar="MLPLAT_STACK"),
-    ] = None,
-    stack_file_path: Annotated[
-        Path | None,
-        typer.Option("--stack-file", help="Stack file instead of stacks/Pulumi.<stack>.yaml.", dir_okay=False),
-    ] = None,
+    stack: clikit.StackOption = None,
+    stack_file_path: clikit.StackFileOption = None,
     plan_path: Annotated[
         Path | None,
         typer.Option(
-            "--plan", help="Check a plan record written by `mlplat plan --json` instead of planning.", dir_okay=False
+            "--plan",
+            help="Check a plan record written by `mlplat plan --json-out PATH` instead of planning; "
+            "refused when it is another stack's plan.",
+            dir_okay=False,
         ),
     ] = None,
     policy_config_path: Annotated[
@@ -313,35 +337,29 @@ def policy(
             dir_okay=False,
         ),
     ] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+    as_json: clikit.JsonFlag = False,
+    json_out: clikit.JsonOutOption = None,
     list_policies: Annotated[bool, typer.Option("--list", help="List the pack's policies and exit.")] = False,
 ) -> None:
     """Evaluate the mlplat-guard policy pack on a stack's offline plan; exit 1 on any mandatory violation."""
-    console = Console()
-    errors = Console(stderr=True)
+    console = clikit.console(stderr=as_json)
     if list_policies:
-        _print_list(console)
+        if not as_json:
+            _print_list(console)
+        clikit.emit_json(policy_list(), as_json, json_out)
         return
-    if stack is None:
-        errors.print("error: --stack is required", highlight=False)
-        raise typer.Exit(EXIT_USAGE)
-    try:
-        report = check_stack(stack, stack_file_path, plan_path, policy_config_path)
-    except (ConfigError, PolicyConfigError) as exc:
-        for line in str(exc).splitlines():
-            errors.print(line, markup=False, highlight=False, soft_wrap=True)
-        raise typer.Exit(EXIT_USAGE) from None
-    except synth.SynthesisError as exc:
-        errors.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
-        raise typer.Exit(EXIT_USAGE) from None
-    if as_json:
-        typer.echo(json.dumps(report.to_json(), indent=2))
+    if plan_path is not None:  # the plan stands for the stack file; the name only checks it is this stack's
+        name, path = clikit.stack_name(stack, stack_file_path), stack_file_path
     else:
+        name, path = clikit.resolve_stack(stack, stack_file_path)
+    report = check_stack(name, path, plan_path, policy_config_path)
+    if not as_json:
         _print_report(report, console)
+    clikit.emit_json(report.to_json(), as_json, json_out)
     if report.mandatory:
         raise typer.Exit(EXIT_VIOLATIONS)
 
 
 def register(app: typer.Typer) -> None:
     """Add `mlplat policy` to the root app."""
-    app.command("policy")(policy)
+    clikit.command(app, "policy", policy, panel=clikit.GOVERNANCE)

@@ -73,6 +73,8 @@ PARTITION = "aws"
 class SynthesisError(RuntimeError):
     """The program failed under the mocks for a reason other than its config."""
 
+    exit_status = 1  # in the command line's error path (mlplat.clikit)
+
 
 @dataclass(frozen=True)
 class ResourceRecord:

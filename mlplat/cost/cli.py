@@ -7,16 +7,14 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-from components.config import ConfigError, display_path
+from components.config import display_path
+from mlplat import clikit
 from mlplat import policy as policy_cmd
-from mlplat import synth
 from mlplat.cost.chart import write_chart
 from mlplat.cost.estimate import Estimate, estimate
 
-EXIT_USAGE = 2
 TODAY_ENV = "MLPLAT_TODAY"
 
 
@@ -82,23 +80,22 @@ def stack_estimate(stack: str, stack_file_path: Path | None, plan_path: Path | N
 
 
 def cost(
-    stack: Annotated[
-        str, typer.Option("--stack", "-s", help="Stack to price: dev, staging or prod.", envvar="MLPLAT_STACK")
-    ],
-    stack_file_path: Annotated[
-        Path | None,
-        typer.Option("--stack-file", help="Stack file instead of stacks/Pulumi.<stack>.yaml.", dir_okay=False),
-    ] = None,
+    stack: clikit.StackOption = None,
+    stack_file_path: clikit.StackFileOption = None,
     plan_path: Annotated[
         Path | None,
         typer.Option(
-            "--plan", help="Price a plan record written by `mlplat plan --json` instead of planning.", dir_okay=False
+            "--plan",
+            help="Price a plan record written by `mlplat plan --json-out PATH` instead of planning; "
+            "refused when it is another stack's plan.",
+            dir_okay=False,
         ),
     ] = None,
     compare: Annotated[
         str | None, typer.Option("--compare", help="Another stack to compare with, component by component.")
     ] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the estimate as JSON.")] = False,
+    as_json: clikit.JsonFlag = False,
+    json_out: clikit.JsonOutOption = None,
     chart: Annotated[
         Path | None, typer.Option("--chart", help="Write a PNG bar chart of the breakdown here.", dir_okay=False)
     ] = None,
@@ -113,47 +110,42 @@ def cost(
     ] = None,
 ) -> None:
     """Estimate the stack's monthly cost at idle (autoscalers at minimum) and at peak (at maximum)."""
-    console = Console(stderr=as_json)
-    errors = Console(stderr=True)
+    console = clikit.console(stderr=as_json)
+    errors = clikit.console(stderr=True)
     today = _today()
-    try:
-        result = stack_estimate(stack, stack_file_path, plan_path, today)
-        other = stack_estimate(compare, None, None, today) if compare else None
-        if policy_config_out is not None:
-            base = policy_cmd.load_pack_config(policy_cmd.config_path(result.environment))
-            policy_config_out.parent.mkdir(parents=True, exist_ok=True)
-            merged = policy_cmd.with_estimate(base, result.peak_total)
-            policy_config_out.write_text(json.dumps(merged, indent=2) + "\n")
-    except (ConfigError, policy_cmd.PolicyConfigError) as exc:
-        for line in str(exc).splitlines():
-            errors.print(line, markup=False, highlight=False, soft_wrap=True)
-        raise typer.Exit(EXIT_USAGE) from None
-    except synth.SynthesisError as exc:
-        errors.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
-        raise typer.Exit(EXIT_USAGE) from None
-
+    if plan_path is not None:  # the plan stands for the stack file; the name only checks it is this stack's
+        name, path = clikit.stack_name(stack, stack_file_path), stack_file_path
+    else:
+        name, path = clikit.resolve_stack(stack, stack_file_path)
+    clikit.check_writable(chart, policy_config_out, json_out)
+    if compare is not None:
+        clikit.resolve_stack(compare, None)
+    result = stack_estimate(name, path, plan_path, today)
+    other = stack_estimate(compare, None, None, today) if compare else None
+    if policy_config_out is not None:
+        base = policy_cmd.load_pack_config(policy_cmd.config_path(result.environment))
+        merged = policy_cmd.with_estimate(base, result.peak_total)
+        clikit.write_text(policy_config_out, json.dumps(merged, indent=2) + "\n")
     if chart is not None:
         write_chart(result, chart, other)
-    if as_json:
-        doc: dict[str, Any] = result.to_json()
-        if other is not None:
-            doc["compare"] = other.to_json()
-        typer.echo(json.dumps(doc, indent=2))
-    else:
+    doc: dict[str, Any] = result.to_json()
+    if other is not None:
+        doc["compare"] = other.to_json()
+    if not as_json:
         console.print(_table(result))
         console.print(_lines(result))
         if other is not None:
             console.print(_comparison(result, other))
         for current in [result] if other is None else [result, other]:
             console.print(_verdict(current), highlight=False)
+    clikit.emit_json(doc, as_json, json_out)
     for warning in result.warnings:
         errors.print(f"warning: {warning}", markup=False, highlight=False, soft_wrap=True)
-    if chart is not None:
-        console.print(f"wrote {display_path(chart)}", highlight=False)
-    if policy_config_out is not None:
-        console.print(f"wrote {display_path(policy_config_out)}", highlight=False)
+    for written in (chart, policy_config_out, json_out):
+        if written is not None:
+            console.print(f"wrote {display_path(written)}", highlight=False)
 
 
 def register(app: typer.Typer) -> None:
     """Add `mlplat cost` to the root app."""
-    app.command("cost")(cost)
+    clikit.command(app, "cost", cost, panel=clikit.GOVERNANCE)

@@ -56,6 +56,8 @@ SWAP_WAIT = 30.0
 class PlatformError(RuntimeError):
     """The platform cannot be brought up or down as asked; the message says why and what to do."""
 
+    exit_status = 1  # in the command line's error path (mlplat.clikit)
+
 
 class StepFailed(PlatformError):
     """Step `index` of `up` failed; everything this invocation had started has been stopped."""

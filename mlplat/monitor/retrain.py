@@ -7,6 +7,7 @@ Locally it is the training entrypoint as a subprocess against the local platform
 
 import os
 import re
+import shutil
 import subprocess
 import sys
 import time
@@ -21,6 +22,8 @@ _VERSION = re.compile(r"^v?(\d+)$")
 
 class RetrainError(RuntimeError):
     """The retraining run could not be started or failed; the message says why and where the log is."""
+
+    exit_status = 1  # in the command line's error path (mlplat.clikit)
 
 
 def newest_dataset_version(client: Any, bucket: str, dataset: str) -> str:
@@ -75,6 +78,10 @@ def retrain_local(
     ]  # fmt: skip
     if epochs is not None:
         argv += ["--epochs", str(epochs)]
+    # The run's temporary files (MLflow stages the model there) stay under the home and go when it ends.
+    scratch = work / "tmp"
+    scratch.mkdir(exist_ok=True)
+    env.update(TMPDIR=str(scratch), TMP=str(scratch), TEMP=str(scratch))
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("ab") as out:
         offset = out.tell()
@@ -84,6 +91,8 @@ def retrain_local(
             ).returncode
         except subprocess.TimeoutExpired:
             raise RetrainError(f"the retraining run did not finish within {timeout:.0f} s; see {log}") from None
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
     if code != 0:
         reason = platform.last_error_line(log, offset) or "no output"
         raise RetrainError(f"the retraining run exited with status {code}: {reason}; see {log}")
