@@ -41,3 +41,4 @@ test: lint $(CHECKOV_STAMP)
 
 clean:
 	rm -rf $(VENV) $(CHECKOV_VENV) .mlplat .pytest_cache .mypy_cache .ruff_cache
+	rm -rf build cost*.png drift.json *-outputs.json plan*.json out.json mlflow.db mlruns

@@ -1,6 +1,6 @@
 """Benchmark `mlplat up --local`: seconds from the command's start to the first prediction, against the 60 s target.
 
-    .venv/bin/python bench/local_up.py [--runs 1] [--epochs N] [--db sqlite|postgres]
+    .venv/bin/python bench/local_up.py [--runs 1] [--epochs N] [--db sqlite|postgres] [--json] [--strict]
 
 Each run starts the real command line (`mlplat up --local --json`) in a fresh home on a free serving port, so it
 measures what a user waits for on a warm install: interpreter and imports, moto, `mlflow server` (its database
@@ -18,6 +18,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+import benchkit
 
 REPO = Path(__file__).resolve().parents[1]
 MLPLAT = [sys.executable, "-m", "mlplat"]
@@ -45,7 +47,7 @@ def up(home: Path, port: int, extra: list[str]) -> tuple[float, dict]:
     )
     if result.returncode != 0:
         sys.stderr.write(result.stderr)
-        raise SystemExit(f"mlplat up failed with status {result.returncode}")
+        raise RuntimeError(f"mlplat up failed with status {result.returncode}")
     report = json.loads(result.stdout)
     return report["first_prediction_at"] - started, report
 
@@ -54,14 +56,9 @@ def down(home: Path) -> None:
     subprocess.run([*MLPLAT, "down", "--local", "--home", str(home)], capture_output=True, cwd=REPO, check=False)
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=1)
-    parser.add_argument("--epochs", type=int, default=None, help="training epochs (default: the command's own)")
-    parser.add_argument("--db", choices=("sqlite", "postgres"), default="sqlite")
-    args = parser.parse_args()
+def measure(args: argparse.Namespace) -> benchkit.Report:
+    """Cold and warm `up` per run; the target is the cold median."""
     extra = ["--db", args.db] + (["--epochs", str(args.epochs)] if args.epochs else [])
-
     cold: list[float] = []
     warm: list[float] = []
     print(f"cpus={os.cpu_count()} load={os.getloadavg()[0]:.2f} target={TARGET_S:.0f}s")
@@ -83,9 +80,19 @@ def main() -> int:
     median_cold, median_warm = statistics.median(cold), statistics.median(warm)
     print(f"up -> first prediction (cold home): median {median_cold:.1f} s = {median_cold / TARGET_S:.2f} x target")
     print(f"up on a running platform (reuse):  median {median_warm:.1f} s = {median_cold / median_warm:.1f} x faster")
-    verdict = "PASS" if median_cold <= TARGET_S else "FAIL"
-    print(f"{verdict}: {median_cold:.1f} s {'<=' if verdict == 'PASS' else '>'} {TARGET_S:.0f} s")
-    return 0 if verdict == "PASS" else 1
+    result = benchkit.Report(
+        results={"cold_seconds": cold, "warm_seconds": warm, "median_cold": median_cold, "median_warm": median_warm}
+    )
+    result.target("up to the first prediction (cold median)", median_cold, "<=", TARGET_S, " s")
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=1, help="cold + warm runs; the medians count")
+    parser.add_argument("--epochs", type=int, default=None, help="training epochs (default: the command's own)")
+    parser.add_argument("--db", choices=("sqlite", "postgres"), default="sqlite", help="MLflow's backend store")
+    return benchkit.run(parser, measure, argv)
 
 
 if __name__ == "__main__":

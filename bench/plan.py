@@ -1,6 +1,6 @@
 """Plan wall time per shipped stack: how long `mlplat plan` takes to synthesize it, and resources per second.
 
-    python bench/plan.py [--repeat N] [--json] [--cli] [--no-scaling]
+    python bench/plan.py [--repeat N] [--json] [--strict] [--cli] [--no-scaling]
 
 The first synthesis in a process also pays for importing pulumi-aws and the program; it is reported apart
 (`coldSeconds`) from the best of the repeats (`seconds`). `--cli` also times the whole command,
@@ -14,7 +14,6 @@ planning is linear in the resources. Target: 100 endpoints in 5 s or less.
 
 import argparse
 import copy
-import json
 import subprocess
 import sys
 import tempfile
@@ -26,6 +25,8 @@ from rich.console import Console
 from rich.table import Table
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import benchkit
 
 from components.config import stack_file
 from mlplat import synth
@@ -111,14 +112,8 @@ def scaling(repeat: int) -> list[dict[str, float | int | str | bool]]:
     return rows
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeat", type=int, default=3, help="Runs per stack; the best counts.")
-    parser.add_argument("--json", action="store_true", help="Print the results as JSON.")
-    parser.add_argument("--cli", action="store_true", help="Also time the command in a fresh process per stack.")
-    parser.add_argument("--no-scaling", action="store_true", help="Skip the 1/10/100-endpoint scaling rows.")
-    args = parser.parse_args()
-
+def measure_all(args: argparse.Namespace) -> benchkit.Report:
+    """Synthesize each stack `--repeat` times; the prod target is the best wall time."""
     start = time.perf_counter()
     synth.synthesize_stack("dev")
     cold = time.perf_counter() - start
@@ -127,10 +122,23 @@ def main() -> int:
         for row in rows:
             row["cliSeconds"] = cli_seconds(str(row["stack"]))
     scaled = [] if args.no_scaling else scaling(args.repeat)
-    if args.json:
-        document = {"coldSeconds": round(cold, 3), "repeat": args.repeat, "stacks": rows, "scaling": scaled}
-        print(json.dumps(document, indent=2))
-    else:
+    results = {"coldSeconds": round(cold, 3), "repeat": args.repeat, "stacks": rows, "scaling": scaled}
+    report = benchkit.Report(results=results)
+    for row in rows:
+        if row["targetSeconds"] != "":
+            report.target(
+                f"{row['stack']} plan seconds", float(row["seconds"]), "<=", float(row["targetSeconds"]), " s"
+            )
+    for row in scaled:
+        if row["targetSeconds"] != "":
+            report.target(
+                f"{row['endpoints']} endpoints plan seconds",
+                float(row["seconds"]),
+                "<=",
+                float(row["targetSeconds"]),
+                " s",
+            )
+    if not args.json:
         table = Table(title=f"mlplat plan: best of {args.repeat} (first synthesis in the process: {cold:.2f} s)")
         columns = ["stack", "resources", "seconds", "median s", "resources/s", "target s"]
         columns += ["cli s"] if args.cli else []
@@ -151,7 +159,7 @@ def main() -> int:
         Console().print(table)
         if scaled:
             Console().print(_scaling_table(scaled))
-    return 0 if all(row["withinTarget"] for row in [*rows, *scaled]) else 1
+    return report
 
 
 def _scaling_table(rows: list[dict[str, float | int | str | bool]]) -> Table:
@@ -164,6 +172,14 @@ def _scaling_table(rows: list[dict[str, float | int | str | bool]]) -> Table:
         cells = [fmt.format(row[key]) for key, fmt in formats.items()]
         table.add_row(*cells, style="" if row["withinTarget"] else "red")
     return table
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=3, help="Runs per stack; the best counts.")
+    parser.add_argument("--cli", action="store_true", help="Also time the command in a fresh process per stack.")
+    parser.add_argument("--no-scaling", action="store_true", help="Skip the 1/10/100-endpoint scaling rows.")
+    return benchkit.run(parser, measure_all, argv)
 
 
 if __name__ == "__main__":

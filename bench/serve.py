@@ -28,6 +28,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import benchkit
 import httpx
 
 from contracts.registry import model_uri
@@ -221,8 +222,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=max(1, cores - 1), help="our server's workers")
     parser.add_argument("--mlflow-workers", type=int, default=cores, help="mlflow models serve's workers")
     parser.add_argument("--only", default="fast,generic,classifier,memory", help="which rows to measure")
-    parser.add_argument("--json", action="store_true", help="also print the results as JSON")
-    args = parser.parse_args(argv)
+    return benchkit.run(parser, run_bench, argv)
+
+
+def run_bench(args: argparse.Namespace) -> benchkit.Report:
     levels = [int(level) for level in args.connections.split(",")]
     only = set(args.only.split(","))
 
@@ -263,17 +266,22 @@ def main(argv: list[str] | None = None) -> int:
             rows[label] = run_pair(label, uri, body, counts, batch if with_batch else None, args, work, env)
         if "memory" in only:
             memory = measure_memory(model_uri, work, env)
-    if "fast" in rows:
-        report(rows["fast"], levels, args.requests)
-    report_rows(rows, memory)
-    if args.json:
-        document = {
-            label: {name: {key: summary(res) for key, res in by.items()} for name, by in results.items()}
-            for label, results in rows.items()
+    bench = benchkit.Report(
+        results={
+            **{
+                label: {name: {key: summary(res) for key, res in by.items()} for name, by in results.items()}
+                for label, results in rows.items()
+            },
+            "memory_mib": memory,
         }
-        print(json.dumps({**document, "memory_mib": memory}))
+    )
+    if "fast" in rows:
+        report(rows["fast"], levels, args.requests, bench)
+    report_rows(rows, memory, bench)
     errors = sum(res.errors for results in rows.values() for by in results.values() for res in by.values())
-    return 1 if errors else 0
+    if errors:
+        bench.failed = f"{errors} requests failed"
+    return bench
 
 
 def run_pair(
@@ -325,7 +333,9 @@ def measure_memory(model_uri: str, work: Path, env: dict[str, str]) -> dict[str,
         stop(process)
 
 
-def report_rows(rows: dict[str, dict[str, dict[str, Result]]], memory: dict[str, float]) -> None:
+def report_rows(
+    rows: dict[str, dict[str, dict[str, Result]]], memory: dict[str, float], bench: benchkit.Report
+) -> None:
     """The targets of each row, as ratios against `mlflow models serve` measured in this run."""
     print()
     targets = {"fast": TARGET_RATIO, "generic": TARGET_GENERIC_RATIO, "classifier": TARGET_RATIO}
@@ -337,9 +347,11 @@ def report_rows(rows: dict[str, dict[str, dict[str, Result]]], memory: dict[str,
         p99 = ours.percentile(0.99)
         target = targets[label]
         verdict = "met" if ratio >= target else "MISSED"
+        bench.target(f"{label}: throughput at 8 connections vs mlflow", ratio, ">=", target, "x")
         p99_note = ""
         if label != "generic":
             p99_note = f", p99 {p99:.2f} ms (<= {TARGET_P99_MS:g} ms: {'met' if p99 <= TARGET_P99_MS else 'MISSED'})"
+            bench.target(f"{label}: p99 at 8 connections", p99, "<=", TARGET_P99_MS, " ms")
         print(
             f"{label:>10} @ 8 connections: ours {ours.rps:,.0f} req/s, mlflow {theirs.rps:,.0f} req/s -> "
             f"{ratio:.1f}x (>= {target:g}x: {verdict}){p99_note}"
@@ -347,6 +359,7 @@ def report_rows(rows: dict[str, dict[str, dict[str, Result]]], memory: dict[str,
     if memory:
         supervisor = memory["supervisor"]
         verdict = "met" if supervisor <= TARGET_SUPERVISOR_MIB else "MISSED"
+        bench.target("supervisor RSS with 2 workers", supervisor, "<=", TARGET_SUPERVISOR_MIB, " MiB")
         workers = ", ".join(f"{rss:.0f}" for key, rss in memory.items() if key != "supervisor")
         print(
             f"memory, 2 workers: supervisor {supervisor:.0f} MiB (<= {TARGET_SUPERVISOR_MIB:g} MiB: {verdict}); "
@@ -364,7 +377,7 @@ def summary(result: Result) -> dict[str, float]:
     }
 
 
-def report(results: dict[str, dict[str, Result]], levels: list[int], requests: int) -> None:
+def report(results: dict[str, dict[str, Result]], levels: list[int], requests: int, bench: benchkit.Report) -> None:
     ours, theirs = results["ours"], results["mlflow"]
     print()
     print(f"single-row requests ({requests} per cell; latency in ms)")
@@ -385,17 +398,9 @@ def report(results: dict[str, dict[str, Result]], levels: list[int], requests: i
         f"1,000-row batch, 1 connection: ours p50 {a.percentile(0.5):.2f} ms p99 {a.percentile(0.99):.2f} ms; "
         f"mlflow p50 {b.percentile(0.5):.2f} ms p99 {b.percentile(0.99):.2f} ms"
     )
-    if "8" in ours and "8" in theirs:
-        ratio = ours["8"].rps / theirs["8"].rps if theirs["8"].rps else float("inf")
-        p99 = ours["8"].percentile(0.99)
-        batch_p50 = statistics.median(ours["batch"].latencies_ms) if ours["batch"].latencies_ms else float("nan")
-        print()
-        print(
-            f"targets at 8 connections: throughput {ratio:.1f}x mlflow (>= {TARGET_RATIO:g}x: "
-            f"{'met' if ratio >= TARGET_RATIO else 'MISSED'}), p99 {p99:.2f} ms (<= {TARGET_P99_MS:g} ms: "
-            f"{'met' if p99 <= TARGET_P99_MS else 'MISSED'}); 1,000-row batch p50 {batch_p50:.2f} ms "
-            f"(<= {TARGET_BATCH_MS:g} ms: {'met' if batch_p50 <= TARGET_BATCH_MS else 'MISSED'})"
-        )
+    if ours["batch"].latencies_ms:
+        batch_p50 = statistics.median(ours["batch"].latencies_ms)
+        bench.target("1,000-row batch p50", batch_p50, "<=", TARGET_BATCH_MS, " ms")
 
 
 if __name__ == "__main__":

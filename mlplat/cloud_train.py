@@ -5,21 +5,27 @@ and its stack file (the training image, the GPU pools and teams): nothing is typ
 
 The launchers live in `mlplat.cloud`: `sagemaker` (the job request, submission, following), `registration`
 (the run and the model version a finished job leaves), `eks` (the torchrun manifests); this module is the command.
+`--on eks` creates the job and follows it to its end (`mlplat.jobs`: state changes, whole-gang restarts, the schedule
+watchdog and its diagnosis) unless `--detach`.
 """
 
+import dataclasses
 import json
+import math
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
 import typer
 import yaml
 
 from components import config as stack_config
+from mlplat import clikit
 from mlplat.cloud.common import DEFAULT_EXPERIMENT, SageMakerJob, TrainError, default_job_name, parse_hyperparameters
-from mlplat.cloud.eks import apply_manifests, default_kubeconfig, eks_manifests
+from mlplat.cloud.eks import default_kubeconfig, eks_manifests
 from mlplat.cloud.sagemaker import (
     ISOLATED_TRACKING_URI,
     TrainResult,
@@ -28,7 +34,7 @@ from mlplat.cloud.sagemaker import (
     sdk_available,
     training_job_request,
 )
-from mlplat.outputs import CloudError, StackOutputs, check_tracking_uri, fail, load_outputs
+from mlplat.outputs import CloudError, StackOutputs, check_tracking_uri, load_outputs
 
 __all__ = [
     "DEFAULT_EXPERIMENT",
@@ -62,7 +68,7 @@ def _status_line(described: Mapping[str, Any], started: float) -> str:
 
 
 def train_command(
-    stack: Annotated[str, typer.Option("--stack", help="the deployed stack to train on", envvar="MLPLAT_STACK")],
+    stack: clikit.StackOption = None,
     on: Annotated[Target, typer.Option("--on", help="where the job runs")] = Target.sagemaker,
     model: Annotated[
         str | None, typer.Option("--model", help="registry name [default: the model of the stack's first endpoint]")
@@ -82,7 +88,9 @@ def train_command(
     epochs: Annotated[int | None, typer.Option("--epochs", min=1, help="training epochs")] = None,
     hp: Annotated[list[str] | None, typer.Option("--hp", help="more hyperparameters, KEY=VALUE (repeatable)")] = None,
     experiment: Annotated[str, typer.Option("--experiment", help="MLflow experiment")] = DEFAULT_EXPERIMENT,
-    job_name: Annotated[str | None, typer.Option("--job-name", help="[default: mlplat-<env>-<model>-<time>]")] = None,
+    job_name: Annotated[
+        str | None, typer.Option("--job-name", help="the training job's name [default: mlplat-<env>-<model>-<time>]")
+    ] = None,
     image: Annotated[
         str | None, typer.Option("--image", help="training image [default: stack images.training]")
     ] = None,
@@ -90,15 +98,15 @@ def train_command(
     team: Annotated[str | None, typer.Option("--team", help="EKS: team namespace [default: the first team]")] = None,
     gpus_per_rank: Annotated[int, typer.Option("--gpus-per-rank", min=1, help="EKS: GPUs per rank")] = 1,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="print the request or manifests, create nothing")] = False,
-    kubeconfig: Annotated[Path | None, typer.Option("--kubeconfig", help="EKS: [default: $KUBECONFIG]")] = None,
-    context: Annotated[str | None, typer.Option("--context", help="EKS: kubeconfig context")] = None,
-    outputs: Annotated[
+    kubeconfig: Annotated[
         Path | None,
-        typer.Option("--outputs", help="the stack's outputs as JSON (else via Pulumi)", envvar="MLPLAT_OUTPUTS"),
+        typer.Option(
+            "--kubeconfig", help="EKS: the kubeconfig to apply the Job with [default: $KUBECONFIG or ~/.kube/config]"
+        ),
     ] = None,
-    stack_file: Annotated[
-        Path | None, typer.Option("--stack-file", help="[default: stacks/Pulumi.<stack>.yaml]")
-    ] = None,
+    context: Annotated[str | None, typer.Option("--context", help="EKS: kubeconfig context")] = None,
+    outputs: clikit.OutputsOption = None,
+    stack_file: clikit.StackFileOption = None,
     tracking_uri: Annotated[
         str | None,
         typer.Option("--tracking-uri", help="MLflow (URL or ARN) [default: the stack's]", envvar="MLFLOW_TRACKING_URI"),
@@ -108,13 +116,36 @@ def train_command(
     client: Annotated[
         Client, typer.Option("--client", help="SageMaker: submit with the SDK (`cloud` extra), boto3, or auto")
     ] = Client.auto,
-    as_json: Annotated[bool, typer.Option("--json", help="print the result as JSON")] = False,
+    as_json: clikit.JsonFlag = False,
+    detach: Annotated[
+        bool, typer.Option("--detach", help="EKS: create the job and return without following it")
+    ] = False,
+    schedule_timeout: Annotated[
+        float | None,
+        typer.Option(
+            "--schedule-timeout",
+            help="EKS: seconds a rank may wait to start before the job fails with the reason "
+            "[default: the stack's training.scheduleTimeoutSeconds, 900]",
+        ),
+    ] = None,
+    max_retries: Annotated[
+        int, typer.Option("--max-retries", help="EKS: failures retried (disruptions and bad input do not count)")
+    ] = 2,
+    last_attempt_on_demand: Annotated[
+        bool, typer.Option("--last-attempt-on-demand", help="EKS: run the final attempt on on-demand capacity")
+    ] = False,
+    entry_point: Annotated[
+        str | None, typer.Option("--entry-point", help="script mode: your script in --source-dir")
+    ] = None,
+    source_dir: Annotated[Path | None, typer.Option("--source-dir", help="script mode: your project")] = None,
 ) -> None:
     """Launch the training container in the cloud with everything the stack provides, and follow it to the end."""
+    if schedule_timeout is not None and schedule_timeout <= 0:
+        bad_input(f"--schedule-timeout must be > 0 seconds (got {schedule_timeout:g})")
+    if max_retries < 0:
+        bad_input(f"--max-retries must be >= 0 (got {max_retries})")
     try:
-        path = stack_file or stack_config.stack_file(stack)
-        if not path.is_file():
-            raise TrainError(f"unknown stack {stack!r}: {stack_config.display_path(path)} does not exist")
+        stack, path = clikit.resolve_stack(stack, stack_file)
         cfg = stack_config.load_stack_file(path)
         stack_outputs = load_outputs(stack, outputs)
         model_name = model or (cfg.endpoints[0].model if cfg.endpoints else None)
@@ -122,10 +153,23 @@ def train_command(
             raise TrainError(f"stack {stack!r} has no endpoint to take the model name from; pass --model")
         uri = tracking_uri or stack_outputs.tracking_server_arn
         extra = parse_hyperparameters(hp or [])
+        source = _script_source(entry_point, source_dir, stack_outputs.bucket_name)
+        if source is not None:
+            if on is Target.eks:
+                raise TrainError("--entry-point runs on SageMaker for now; use --on sagemaker")
+            # What the SageMaker SDK's estimators send: the program and the archive's URI, JSON-encoded.
+            extra.update(
+                {"sagemaker_program": json.dumps(entry_point), "sagemaker_submit_directory": json.dumps(source[1])}
+            )
         if on is Target.eks:
+            follow = EksFollow(
+                detach, schedule_timeout or cfg.training.schedule_timeout_seconds, max_retries,
+                last_attempt_on_demand, poll_interval, timeout, experiment,
+            )  # fmt: skip
             _train_on_eks(
                 stack_outputs, cfg, model_name, dataset or model_name, dataset_version, job_name, uri,
                 instances, pool, team, gpus_per_rank, image, epochs, extra, dry_run, kubeconfig, context, as_json,
+                follow,
             )  # fmt: skip
             return
         job = plan_sagemaker_job(
@@ -147,9 +191,20 @@ def train_command(
             hyperparameters=extra,
             image=image,
         )
+        if source is not None:
+            # Script mode: the script takes only its own hyperparameters; the runtime reads ours from the environment.
+            script_params = {k: v for k, v in job.hyperparameters.items() if k in extra or k == "epochs"}
+            environment = {**job.environment, "MLPLAT_REGISTERED_MODEL_NAME": model_name}
+            environment["MLFLOW_EXPERIMENT_NAME"] = experiment
+            job = dataclasses.replace(job, hyperparameters=script_params, environment=environment)
         if dry_run:
             typer.echo(json.dumps(training_job_request(job), indent=2))
             return
+        if source is not None:
+            import boto3
+
+            bucket, _, key = source[1].removeprefix("s3://").partition("/")
+            boto3.client("s3").put_object(Bucket=bucket, Key=key, Body=source[0])
         check_tracking_uri(uri)  # this command logs or looks up the run itself
         if client is Client.sdk and not sdk_available():
             raise TrainError("--client sdk needs the SageMaker Python SDK: pip install 'mlplat[cloud]'")
@@ -158,7 +213,7 @@ def train_command(
             job, stack_outputs, uri, experiment, model_name, timeout, poll_interval, as_json, use_sdk
         )
     except (CloudError, stack_config.ConfigError) as exc:
-        fail(str(exc))
+        raise typer.Exit(clikit.report(exc)) from None
     if as_json:
         typer.echo(json.dumps(result.__dict__, indent=2))
         return
@@ -172,6 +227,21 @@ def train_command(
     typer.echo(f"next: mlplat release --stack {stack} --model {result.model} --version {result.version}")
 
 
+def _script_source(entry_point: str | None, source_dir: Path | None, bucket: str) -> tuple[bytes, str] | None:
+    """Script mode's archive and its content-addressed S3 URI, or None for the built-in trainer."""
+    from mlplat import sourcedir
+
+    if entry_point is None and source_dir is None:
+        return None
+    if entry_point is None or source_dir is None:
+        raise TrainError("--entry-point and --source-dir go together")
+    try:
+        content, digest = sourcedir.pack(source_dir, entry_point)
+    except sourcedir.SourceError as exc:
+        raise TrainError(str(exc)) from None
+    return content, f"s3://{bucket}/{sourcedir.key(digest)}"
+
+
 def _run_with_progress(
     job: SageMakerJob,
     outputs: StackOutputs,
@@ -183,16 +253,15 @@ def _run_with_progress(
     quiet: bool,
     use_sdk: bool | None,
 ) -> TrainResult:
-    from rich.console import Console
 
-    console = Console(stderr=True, highlight=False)
+    console = clikit.console(stderr=True)
     started = time.monotonic()
 
     def on_submitted(backend: str) -> None:
         if not quiet:
             console.print(f"created training job {job.name} on {job.instance_count} x {job.instance_type} ({backend})")
 
-    with console.status(f"waiting for {job.name}", spinner="dots") as status:
+    with clikit.status(console, f"waiting for {job.name}") as status:
 
         def on_change(described: dict[str, Any]) -> None:
             line = _status_line(described, started)
@@ -203,6 +272,25 @@ def _run_with_progress(
         return run_sagemaker(
             job, outputs, tracking_uri, experiment, model, timeout, poll_interval, on_change, use_sdk, on_submitted
         )
+
+
+@dataclass(frozen=True)
+class EksFollow:
+    """How `--on eks` follows the job it creates."""
+
+    detach: bool
+    schedule_timeout: float
+    max_retries: int
+    last_attempt_on_demand: bool
+    poll_interval: float
+    timeout: float
+    experiment: str
+
+
+def bad_input(message: str) -> NoReturn:
+    """End the command with one line on stderr and exit status 2 (bad input)."""
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(2)
 
 
 def _train_on_eks(
@@ -224,7 +312,10 @@ def _train_on_eks(
     kubeconfig: Path | None,
     context: str | None,
     as_json: bool,
+    follow: EksFollow,
 ) -> None:
+    from mlplat.jobs import diagnose, eks
+
     args = [f"--epochs={epochs}"] if epochs is not None else []
     args += [f"--{k.replace('_', '-')}={v}" for k, v in extra.items()]
     manifests = eks_manifests(
@@ -241,9 +332,18 @@ def _train_on_eks(
         gpus_per_rank=gpus_per_rank,
         image=image,
         extra_args=args,
+        max_retries=follow.max_retries,
+        schedule_timeout_seconds=max(1, math.ceil(follow.schedule_timeout)),
     )
     if dry_run:
-        typer.echo(json.dumps(manifests, indent=2) if as_json else yaml.safe_dump_all(manifests, sort_keys=False))
+        if as_json:
+            typer.echo(json.dumps(manifests, indent=2))
+            return
+        typer.echo(
+            f"# schedule timeout: {follow.schedule_timeout:g} s (a rank not running by then fails the job with the "
+            f"reason); retries: {follow.max_retries} (disruptions and bad input do not count)"
+        )
+        typer.echo(yaml.safe_dump_all(manifests, sort_keys=False), nl=False)
         return
     config_path = kubeconfig or default_kubeconfig()
     if not config_path.is_file():
@@ -252,10 +352,30 @@ def _train_on_eks(
             f"no kubeconfig at {config_path}: run `aws eks update-kubeconfig --name {cluster}` "
             "or pass --dry-run to print the manifests"
         )
-    for created in apply_manifests(manifests, config_path, context):
-        typer.echo(f"created {created}")
+    say = (lambda line: typer.echo(line, err=True)) if as_json else typer.echo
+    kube = eks.kube_for(config_path, context)
+    eks.create(kube, manifests, say)
+    if follow.detach:
+        say(f"detached: `mlplat jobs --stack {cfg.environment}` shows it")
+        return
+    run = eks.run_job(
+        kube, manifests, tracking_uri=tracking_uri, experiment=follow.experiment,
+        schedule_timeout=follow.schedule_timeout, poll_interval=follow.poll_interval, timeout=follow.timeout,
+        max_retries=follow.max_retries, last_attempt_on_demand=follow.last_attempt_on_demand,
+        pools=diagnose.pool_offers(cfg), quotas=diagnose.team_quotas(cfg), on_line=say,
+    )  # fmt: skip
+    if as_json:
+        typer.echo(json.dumps(run.__dict__, indent=2))
+        return
+    typer.echo(f"training job {run.namespace}/{run.job_name} succeeded after {run.attempts} attempt(s)")
+    typer.echo(f"  run       {run.run_link or 'not found in the job log'}")
+    if run.result:
+        shown = {
+            k: run.result[k] for k in ("registered_model_name", "version", "test_rmse", "decision") if k in run.result
+        }
+        typer.echo("  result    " + ", ".join(f"{k}={v}" for k, v in shown.items()))
 
 
 def register(app: typer.Typer) -> None:
     """Add `mlplat train` to the root app."""
-    app.command("train")(train_command)
+    clikit.command(app, "train", train_command, panel=clikit.CLOUD)

@@ -5,9 +5,9 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 
-from components.config import STACKS_DIR, ConfigError, StackConfig, load_stack_file, stack_file
+from components.config import STACKS_DIR, ConfigError, StackConfig, display_path, load_stack_file
+from mlplat import clikit
 
 SCHEMA_PATH = STACKS_DIR / "mlplat.schema.json"
 SCHEMA_ID = "https://mlplat.example.com/stacks/mlplat.schema.json"
@@ -31,51 +31,56 @@ def schema_text() -> str:
     return json.dumps(schema_document(), indent=2, sort_keys=True) + "\n"
 
 
-@app.command("schema")
 def schema(
     check: Annotated[
         bool, typer.Option("--check", help="Exit 1 if the file is not current instead of writing it.")
     ] = False,
-    output: Annotated[Path, typer.Option("--output", "-o", help="Where the schema lives.")] = SCHEMA_PATH,
+    output: Annotated[
+        Path, typer.Option("--output", "-o", help="Where the schema lives.", dir_okay=False)
+    ] = SCHEMA_PATH,
 ) -> None:
     """Write stacks/mlplat.schema.json from the typed config model (or check that it is current)."""
-    console = Console()
+    console = clikit.console()
     text = schema_text()
     current = output.read_text() if output.is_file() else None
     if check:
         if current != text:
-            Console(stderr=True).print(f"{output} is out of date: run `mlplat config schema`", highlight=False)
-            raise typer.Exit(1)
+            raise clikit.Failed(f"{output} is out of date: run `mlplat config schema`")
         console.print(f"{output} is current", highlight=False)
         return
     if current == text:
         console.print(f"{output} unchanged", highlight=False)
         return
-    output.write_text(text)
+    clikit.write_text(output, text)
     console.print(f"wrote {output}", highlight=False)
 
 
-@app.command("validate")
 def validate(
-    stack: Annotated[str, typer.Option("--stack", "-s", help="Stack to validate.", envvar="MLPLAT_STACK")],
-    stack_file_path: Annotated[
-        Path | None,
-        typer.Option(
-            "--stack-file", help="Stack file instead of stacks/Pulumi.<stack>.yaml.", envvar="MLPLAT_STACK_FILE"
-        ),
-    ] = None,
+    stack: clikit.StackOption = None,
+    stack_file_path: clikit.StackFileOption = None,
+    as_json: clikit.JsonFlag = False,
+    json_out: clikit.JsonOutOption = None,
 ) -> None:
-    """Validate a stack file; exit 2 with one line per problem."""
+    """Validate a stack file; exit 2 with one line per problem, every problem at once."""
+    name, path = clikit.resolve_stack(stack, stack_file_path)
     try:
-        load_stack_file(stack_file_path or stack_file(stack))
+        load_stack_file(path)
+        problems: list[str] = []
     except ConfigError as exc:
-        errors = Console(stderr=True)
-        for problem in exc.problems:
-            errors.print(problem, markup=False, highlight=False, soft_wrap=True)
-        raise typer.Exit(2) from None
-    Console().print(f"{stack}: config is valid", highlight=False)
+        problems = list(exc.problems)
+    clikit.emit_json(
+        {"stack": name, "stackFile": display_path(path), "valid": not problems, "problems": problems},
+        as_json,
+        json_out,
+    )
+    if problems:
+        raise ConfigError(problems)
+    if not as_json:
+        clikit.console().print(f"{name}: config is valid", highlight=False)
 
 
 def register(root: typer.Typer) -> None:
     """Add `mlplat config ...` to the root app."""
-    root.add_typer(app)
+    app.command("schema")(clikit.errors(schema))
+    app.command("validate")(clikit.errors(validate))
+    root.add_typer(app, rich_help_panel=clikit.GOVERNANCE)

@@ -17,15 +17,10 @@ from typing import Annotated, Any
 import typer
 import yaml
 from pulumi import automation as auto
-from rich.console import Console
 
-from components.config import ConfigError, display_path, stack_file
+from components.config import display_path, stack_file
+from mlplat import clikit, policy_config
 from mlplat import policy as policy_check
-from mlplat import policy_config, synth
-
-EXIT_REFUSED = 1
-EXIT_FAILED = 1
-EXIT_USAGE = 2
 
 
 class DeployRefused(RuntimeError):
@@ -111,39 +106,33 @@ def run(
 
 
 def deploy(
-    stack: Annotated[
-        str, typer.Option("--stack", "-s", help="Stack to deploy: dev, staging or prod.", envvar="MLPLAT_STACK")
-    ],
+    stack: clikit.StackOption = None,
     preview: Annotated[bool, typer.Option("--preview", help="Preview only: show the changes, create nothing.")] = False,
-    stack_file_path: Annotated[
-        Path | None,
-        typer.Option("--stack-file", help="Stack file instead of stacks/Pulumi.<stack>.yaml.", dir_okay=False),
-    ] = None,
+    stack_file_path: clikit.StackFileOption = None,
+    as_json: clikit.JsonFlag = False,
+    json_out: clikit.JsonOutOption = None,
 ) -> None:
     """Preview or deploy a stack with the Automation API and the policy pack; refuses if `mlplat policy` fails."""
-    console = Console()
-    errors = Console(stderr=True)
+    name, path = clikit.resolve_stack(stack, stack_file_path)
+    console = clikit.console(stderr=as_json)
+    lines: list[str] = []
 
     def say(line: str) -> None:
+        lines.append(line.rstrip("\n"))
         console.print(line.rstrip("\n"), markup=False, highlight=False, soft_wrap=True)
 
     if shutil.which("pulumi") is None:
-        errors.print("error: the Pulumi CLI is not installed (https://www.pulumi.com/docs/install/)", highlight=False)
-        raise typer.Exit(EXIT_USAGE)
+        raise clikit.BadInput("the Pulumi CLI is not installed (https://www.pulumi.com/docs/install/)")
     try:
-        run(stack, preview, stack_file_path, on_output=say)
+        report = run(name, preview, path, on_output=say)
     except DeployRefused as exc:
-        errors.print(str(exc), markup=False, highlight=False, soft_wrap=True)
-        raise typer.Exit(EXIT_REFUSED) from None
-    except (ConfigError, policy_config.PolicyConfigError, synth.SynthesisError) as exc:
-        for line in str(exc).splitlines():
-            errors.print(line, markup=False, highlight=False, soft_wrap=True)
-        raise typer.Exit(EXIT_USAGE) from None
+        raise clikit.Failed(str(exc)) from None
     except auto.CommandError as exc:
-        errors.print(f"pulumi failed: {exc}", markup=False, highlight=False, soft_wrap=True)
-        raise typer.Exit(EXIT_FAILED) from None
+        raise clikit.Failed(f"pulumi failed: {exc}") from None
+    document = {"stack": name, "preview": preview, "policy": report.to_json(), "output": lines}
+    clikit.emit_json(document, as_json, json_out)
 
 
 def register(app: typer.Typer) -> None:
     """Add `mlplat deploy` to the root app."""
-    app.command("deploy")(deploy)
+    clikit.command(app, "deploy", deploy, panel=clikit.CLOUD)

@@ -8,9 +8,8 @@ that lacks a key is reported with every missing key named, before anything is cr
 import json
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
-import typer
 from pydantic import ValidationError
 
 from components.config import STACKS_DIR
@@ -20,17 +19,21 @@ PROJECT_DIR = STACKS_DIR.parent
 
 
 class CloudError(RuntimeError):
-    """Bad input to a cloud command; the message is the one line the user reads."""
+    """A cloud command cannot go on; the message is the one line the user reads."""
 
-
-def fail(message: str) -> NoReturn:
-    """End a command with one clear line on stderr and exit status 1."""
-    typer.echo(f"error: {message}", err=True)
-    raise typer.Exit(1)
+    exit_status = 1  # in the command line's error path (mlplat.clikit)
 
 
 class OutputsError(CloudError):
     """The stack's outputs cannot be read or do not hold what the command needs."""
+
+    exit_status = 2  # in the command line's error path (mlplat.clikit)
+
+
+class ExtraMissing(CloudError):
+    """An optional dependency the command needs is not installed."""
+
+    exit_status = 2  # in the command line's error path (mlplat.clikit)
 
 
 def check_tracking_uri(uri: str) -> str:
@@ -38,7 +41,7 @@ def check_tracking_uri(uri: str) -> str:
     import importlib.util
 
     if uri.startswith("arn:") and importlib.util.find_spec("sagemaker_mlflow") is None:
-        raise CloudError(
+        raise ExtraMissing(
             f"the tracking server {uri} is a SageMaker MLflow ARN: pip install 'mlplat[sagemaker]' "
             "(the sagemaker-mlflow plugin signs its requests) or pass --tracking-uri URL"
         )

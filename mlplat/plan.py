@@ -1,73 +1,43 @@
 """`mlplat plan`: synthesize a stack offline and show what it would create, as a tree, as counts, and as JSON."""
 
-import json
-from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 from rich.tree import Tree
 
-from components.config import ConfigError, stack_file
-from mlplat import synth
-from mlplat.plan_record import walk
-
-EXIT_CONFIG_ERROR = 2
-EXIT_SYNTHESIS_ERROR = 1
+from mlplat import clikit, synth
+from mlplat.plan_record import PlanRecord, walk
 
 
 def plan(
-    stack: Annotated[
-        str, typer.Option("--stack", "-s", help="Stack to plan: dev, staging or prod.", envvar="MLPLAT_STACK")
-    ],
-    stack_file_path: Annotated[
-        Path | None,
-        typer.Option(
-            "--stack-file",
-            help="Stack file to read instead of stacks/Pulumi.<stack>.yaml.",
-            envvar="MLPLAT_STACK_FILE",
-            dir_okay=False,
-        ),
-    ] = None,
-    json_path: Annotated[
-        Path | None,
-        typer.Option("--json", help="Write the plan record (mlplat/plan.schema.json) to this file; '-' for stdout."),
-    ] = None,
+    stack: clikit.StackOption = None,
+    stack_file_path: clikit.StackFileOption = None,
+    as_json: clikit.JsonFlag = False,
+    json_out: clikit.JsonOutOption = None,
     tree: Annotated[bool, typer.Option("--tree/--no-tree", help="Print the resource tree.")] = True,
 ) -> None:
-    """Run the stack's Pulumi program under mocks (no CLI, no credentials) and record every resource."""
-    path = stack_file_path or stack_file(stack)
-    to_stdout = json_path is not None and str(json_path) == "-"
-    console = Console(stderr=to_stdout)
-    errors = Console(stderr=True)
-    try:
-        with console.status(f"Synthesizing {stack}..."):
-            record = synth.synthesize(path, stack)
-    except ConfigError as exc:
-        for problem in exc.problems:
-            errors.print(problem, markup=False, highlight=False, soft_wrap=True)
-        raise typer.Exit(EXIT_CONFIG_ERROR) from None
-    except synth.SynthesisError as exc:
-        errors.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
-        raise typer.Exit(EXIT_SYNTHESIS_ERROR) from None
+    """Run the stack's Pulumi program under mocks (no CLI, no credentials) and record every resource.
 
-    if tree:
-        console.print(_tree(record))
-    console.print(_counts(record))
-    console.print(f"{len(record.resources)} resources in {record.stack} ({record.stack_file})", highlight=False)
-
-    if json_path is not None:
-        text = json.dumps(record.to_json(), indent=2, sort_keys=False) + "\n"
-        if to_stdout:
-            typer.echo(text, nl=False)
-        else:
-            json_path.parent.mkdir(parents=True, exist_ok=True)
-            json_path.write_text(text)
-            console.print(f"wrote {json_path}", highlight=False)
+    The JSON record (`--json` on stdout, `--json-out PATH` to a file) follows mlplat/plan.schema.json; `mlplat policy`
+    and `mlplat cost` read it back with `--plan PATH`.
+    """
+    name, path = clikit.resolve_stack(stack, stack_file_path)
+    clikit.check_writable(json_out)
+    console = clikit.console(stderr=as_json)
+    with clikit.status(clikit.console(stderr=True), f"Synthesizing {name}..."):
+        record = synth.synthesize(path, name)
+    if not as_json:
+        if tree:
+            console.print(_tree(record))
+        console.print(_counts(record))
+        console.print(f"{len(record.resources)} resources in {record.stack} ({record.stack_file})", highlight=False)
+    clikit.emit_json(record.to_json(), as_json, json_out)
+    if json_out is not None:
+        console.print(f"wrote {json_out}", highlight=False)
 
 
-def _tree(record: synth.PlanRecord) -> Tree:
+def _tree(record: PlanRecord) -> Tree:
     root = Tree(f"[bold]{record.project}-{record.stack}[/] (pulumi:pulumi:Stack)")
     nodes = {record.stack_urn: root}
     for _, resource in walk(record):
@@ -82,7 +52,7 @@ def _tree(record: synth.PlanRecord) -> Tree:
     return root
 
 
-def _counts(record: synth.PlanRecord) -> Table:
+def _counts(record: PlanRecord) -> Table:
     table = Table(title=f"Resources by type: {record.stack}", show_footer=True)
     table.add_column("type", footer="total")
     table.add_column("count", justify="right", footer=str(len(record.resources)))
@@ -93,4 +63,4 @@ def _counts(record: synth.PlanRecord) -> Table:
 
 def register(app: typer.Typer) -> None:
     """Add `mlplat plan` to the root app."""
-    app.command("plan")(plan)
+    clikit.command(app, "plan", plan, panel=clikit.GOVERNANCE)

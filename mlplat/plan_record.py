@@ -29,7 +29,6 @@ The record (`PlanRecord.to_json()`, schema in `mlplat/plan.schema.json`), schema
     }
 """
 
-import json
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -140,27 +139,43 @@ def walk(record: PlanRecord) -> Iterator[tuple[int, ResourceRecord]]:
     yield from visit(record.stack_urn, 0)
 
 
-def load_plan(path: Path) -> PlanRecord:
-    """A plan record written by `mlplat plan --json`."""
-    doc = json.loads(path.read_text())
-    resources = [
-        ResourceRecord(
-            urn=r["urn"],
-            type=r["type"],
-            name=r["name"],
-            parent=r.get("parent", ""),
-            custom=bool(r.get("custom")),
-            inputs=r.get("inputs") or {},
+PLAN_HINT = "write one with `mlplat plan --stack <stack> --json-out PATH`"
+
+
+def load_plan(path: Path, stack: str | None = None) -> PlanRecord:
+    """A plan record written by `mlplat plan --json`; BadInput when it is unreadable or of another stack."""
+    # Imported here: the record's readers (the policy pack) need none of the command line.
+    from mlplat import clikit
+
+    doc = clikit.read_json(path, "a plan record", PLAN_HINT)
+    if not isinstance(doc, dict) or not isinstance(doc.get("resources"), list) or "stack" not in doc:
+        raise clikit.BadInput(f"{path}: is not a plan record (no stack and resources); {PLAN_HINT}")
+    if stack is not None and str(doc["stack"]) != stack:
+        raise clikit.BadInput(
+            f"{path} is the plan of stack {doc['stack']!r}, not {stack!r}; pass --stack {doc['stack']} "
+            f"or the plan of {stack!r}"
         )
-        for r in doc["resources"]
-    ]
-    stack = str(doc["stack"])
+    try:
+        resources = [
+            ResourceRecord(
+                urn=r["urn"],
+                type=r["type"],
+                name=r["name"],
+                parent=r.get("parent", ""),
+                custom=bool(r.get("custom")),
+                inputs=r.get("inputs") or {},
+            )
+            for r in doc["resources"]
+        ]
+    except (KeyError, TypeError, AttributeError):
+        raise clikit.BadInput(f"{path}: a resource lacks urn, type or name; {PLAN_HINT}") from None
+    plan_stack = str(doc["stack"])
     return PlanRecord(
-        stack=stack,
+        stack=plan_stack,
         stack_file=str(doc.get("stackFile", "")),
         config=doc.get("config") or {},
         resources=resources,
         outputs=doc.get("outputs") or {},
-        stack_urn=f"urn:pulumi:{stack}::{doc.get('project', PROJECT)}::pulumi:pulumi:Stack::"
-        f"{doc.get('project', PROJECT)}-{stack}",
+        stack_urn=f"urn:pulumi:{plan_stack}::{doc.get('project', PROJECT)}::pulumi:pulumi:Stack::"
+        f"{doc.get('project', PROJECT)}-{plan_stack}",
     )

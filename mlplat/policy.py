@@ -19,15 +19,17 @@ from pulumi_policy.proxy import UnknownValueError, unknown_checking_proxy
 from rich.console import Console
 from rich.markup import escape
 
-from components.config import ConfigError, display_path
-from mlplat import synth
+from components.config import display_path
+from mlplat import clikit, synth
 from mlplat.cost.estimate import Estimate, estimate
+from mlplat.plan_record import load_plan
 from mlplat.policy_config import COST_POLICY, ESTIMATE_KEY, PolicyConfigError, config_path, load_pack_config
 from policies import registry
 from policies.base import StackResource
 
-EXIT_VIOLATIONS = 1
-EXIT_USAGE = 2
+EXIT_VIOLATIONS = clikit.EXIT_FAILED
+
+__all__ = ["PolicyConfigError", "load_plan"]  # importable from here as before the split
 
 
 @dataclass(frozen=True)
@@ -203,11 +205,24 @@ def _print_report(report: PolicyReport, console: Console) -> None:
     )
 
 
+def policy_list() -> list[dict[str, str]]:
+    """The pack's policies as `--list --json` prints them."""
+    return [
+        {
+            "name": spec.name,
+            "domain": spec.domain,
+            "enforcement": spec.enforcement,
+            "kind": "stack" if spec.is_stack_policy else "resource",
+            "description": spec.description,
+        }
+        for spec in registry.POLICIES
+    ]
+
+
 def _print_list(console: Console) -> None:
-    for spec in registry.POLICIES:
-        kind = "stack" if spec.is_stack_policy else "resource"
+    for item in policy_list():
         console.print(
-            f"{spec.name:36} {spec.domain:10} {spec.enforcement:9} {kind:8} {spec.description}",
+            f"{item['name']:36} {item['domain']:10} {item['enforcement']:9} {item['kind']:8} {item['description']}",
             highlight=False,
             markup=False,
             soft_wrap=True,
@@ -215,18 +230,15 @@ def _print_list(console: Console) -> None:
 
 
 def policy(
-    stack: Annotated[
-        str | None,
-        typer.Option("--stack", "-s", help="Stack to check: dev, staging or prod.", envvar="MLPLAT_STACK"),
-    ] = None,
-    stack_file_path: Annotated[
-        Path | None,
-        typer.Option("--stack-file", help="Stack file instead of stacks/Pulumi.<stack>.yaml.", dir_okay=False),
-    ] = None,
+    stack: clikit.StackOption = None,
+    stack_file_path: clikit.StackFileOption = None,
     plan_path: Annotated[
         Path | None,
         typer.Option(
-            "--plan", help="Check a plan record written by `mlplat plan --json` instead of planning.", dir_okay=False
+            "--plan",
+            help="Check a plan record written by `mlplat plan --json-out PATH` instead of planning; "
+            "refused when it is another stack's plan.",
+            dir_okay=False,
         ),
     ] = None,
     policy_config_path: Annotated[
@@ -238,35 +250,29 @@ def policy(
             dir_okay=False,
         ),
     ] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+    as_json: clikit.JsonFlag = False,
+    json_out: clikit.JsonOutOption = None,
     list_policies: Annotated[bool, typer.Option("--list", help="List the pack's policies and exit.")] = False,
 ) -> None:
     """Evaluate the mlplat-guard policy pack on a stack's offline plan; exit 1 on any mandatory violation."""
-    console = Console()
-    errors = Console(stderr=True)
+    console = clikit.console(stderr=as_json)
     if list_policies:
-        _print_list(console)
+        if not as_json:
+            _print_list(console)
+        clikit.emit_json(policy_list(), as_json, json_out)
         return
-    if stack is None:
-        errors.print("error: --stack is required", highlight=False)
-        raise typer.Exit(EXIT_USAGE)
-    try:
-        report = check_stack(stack, stack_file_path, plan_path, policy_config_path)
-    except (ConfigError, PolicyConfigError) as exc:
-        for line in str(exc).splitlines():
-            errors.print(line, markup=False, highlight=False, soft_wrap=True)
-        raise typer.Exit(EXIT_USAGE) from None
-    except synth.SynthesisError as exc:
-        errors.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
-        raise typer.Exit(EXIT_USAGE) from None
-    if as_json:
-        typer.echo(json.dumps(report.to_json(), indent=2))
+    if plan_path is not None:  # the plan stands for the stack file; the name only checks it is this stack's
+        name, path = clikit.stack_name(stack, stack_file_path), stack_file_path
     else:
+        name, path = clikit.resolve_stack(stack, stack_file_path)
+    report = check_stack(name, path, plan_path, policy_config_path)
+    if not as_json:
         _print_report(report, console)
+    clikit.emit_json(report.to_json(), as_json, json_out)
     if report.mandatory:
         raise typer.Exit(EXIT_VIOLATIONS)
 
 
 def register(app: typer.Typer) -> None:
     """Add `mlplat policy` to the root app."""
-    app.command("policy")(policy)
+    clikit.command(app, "policy", policy, panel=clikit.GOVERNANCE)

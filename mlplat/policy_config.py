@@ -20,6 +20,8 @@ ESTIMATE_KEY = "estimatedPeakMonthlyUsd"
 class PolicyConfigError(ValueError):
     """A policy pack config file that cannot be used."""
 
+    exit_status = 2  # bad input, in the command line's error path (mlplat.clikit)
+
 
 def config_path(environment: str) -> Path:
     """The shipped policy config of an environment: `policies/config/<environment>.json`."""

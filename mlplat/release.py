@@ -32,7 +32,8 @@ from components import config as stack_config
 from contracts import bucket as layout
 from contracts.bucket import MODEL_ARCHIVE
 from contracts.registry import CHAMPION, TAG_ARTIFACT_PREFIX
-from mlplat.outputs import CloudError, StackOutputs, check_tracking_uri, fail, load_outputs
+from mlplat import clikit
+from mlplat.outputs import CloudError, StackOutputs, check_tracking_uri, load_outputs
 from mlplat.release_pin import ReleaseError as ReleaseError
 from mlplat.release_pin import check_environment, read_stack_file, staging_pin, validate_text
 from mlplat.release_pin import pin_text as pin_text
@@ -323,8 +324,8 @@ def promote(
 
 
 def release_command(
-    stack: Annotated[str, typer.Option("--stack", help="the stack to release to", envvar="MLPLAT_STACK")],
     model: Annotated[str, typer.Option("--model", help="the registered model name (the endpoints' `model`)")],
+    stack: clikit.StackOption = None,
     alias: Annotated[
         str | None, typer.Option("--alias", help="release the version holding this alias [default: champion]")
     ] = None,
@@ -332,18 +333,11 @@ def release_command(
     promote_from: Annotated[
         str | None, typer.Option("--promote-from", help="copy the artifact this stack pins (e.g. staging)")
     ] = None,
-    outputs: Annotated[
-        Path | None,
-        typer.Option(
-            "--outputs", help="the stack's outputs as JSON (else read through Pulumi)", envvar="MLPLAT_OUTPUTS"
-        ),
-    ] = None,
+    outputs: clikit.OutputsOption = None,
     from_outputs: Annotated[
         Path | None, typer.Option("--from-outputs", help="outputs of the --promote-from stack as JSON")
     ] = None,
-    stack_file: Annotated[
-        Path | None, typer.Option("--stack-file", help="the stack file to pin [default: stacks/Pulumi.<stack>.yaml]")
-    ] = None,
+    stack_file: clikit.StackFileOption = None,
     from_stack_file: Annotated[
         Path | None, typer.Option("--from-stack-file", help="the --promote-from stack's file [default: stacks/…]")
     ] = None,
@@ -353,7 +347,7 @@ def release_command(
             "--tracking-uri", help="MLflow registry (http URL or SageMaker ARN)", envvar="MLFLOW_TRACKING_URI"
         ),
     ] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="print the result as JSON")] = False,
+    as_json: clikit.JsonFlag = False,
 ) -> None:
     """Pack a registered model version, put it in the stack's bucket with its SHA-256, and pin the stack's endpoints.
 
@@ -364,9 +358,7 @@ def release_command(
             raise ReleaseError("--promote-from copies the version the other stack pins; drop --alias and --version")
         if alias is not None and version is not None:
             raise ReleaseError("pass --alias or --version, not both")
-        path = stack_file or stack_config.stack_file(stack)
-        if not path.is_file():
-            raise ReleaseError(f"unknown stack {stack!r}: {stack_config.display_path(path)} does not exist")
+        stack, path = clikit.resolve_stack(stack, stack_file)
         stack_outputs = load_outputs(stack, outputs)
         if promote_from is not None:
             result = promote(
@@ -382,7 +374,7 @@ def release_command(
             uri = check_tracking_uri(tracking_uri or stack_outputs.tracking_server_arn)
             result = release(stack, model, stack_outputs, path, uri, alias, version)
     except (CloudError, stack_config.ConfigError) as exc:
-        fail(str(exc))
+        raise typer.Exit(clikit.report(exc)) from None
     if as_json:
         typer.echo(json.dumps(asdict(result), indent=2))
         return
@@ -397,4 +389,4 @@ def release_command(
 
 def register(app: typer.Typer) -> None:
     """Add `mlplat release` to the root app."""
-    app.command("release")(release_command)
+    clikit.command(app, "release", release_command, panel=clikit.CLOUD)

@@ -43,6 +43,8 @@ SCHEMA_FILE = Path(__file__).with_name("plan.schema.json")
 class SynthesisError(RuntimeError):
     """The program failed under the mocks for a reason other than its config."""
 
+    exit_status = 1  # in the command line's error path (mlplat.clikit)
+
 
 def synthesize(stack_file: Path, stack: str) -> PlanRecord:
     """Validate `stack_file`, then run the program as stack `stack` under mocks and return what it registered.
@@ -110,9 +112,9 @@ def synthesize_stack(stack: str) -> PlanRecord:
 
 
 def plan_or_load(stack: str, stack_file_path: Path | None = None, plan_path: Path | None = None) -> PlanRecord:
-    """The plan of a stack: read from `plan_path`, or synthesized from its stack file."""
+    """The plan of a stack: read from `plan_path` (refused when it is another stack's), or synthesized."""
     if plan_path is not None:
-        return load_plan(plan_path)
+        return load_plan(plan_path, stack)
     return synthesize(stack_file_path or stack_config.stack_file(stack), stack)
 
 
@@ -321,6 +323,12 @@ def _plain(value: Any) -> Any:
         return value
     if isinstance(value, pulumi.Resource):
         return f"<resource {value.pulumi_resource_name}>"
+    # Assets and archives (a Lambda's code) as text naming what they hold, so that a record is the same every time.
+    if isinstance(value, pulumi.AssetArchive):
+        members = ", ".join(f"{k}={_plain(v)}" for k, v in sorted(value.assets.items()))
+        return f"<archive {members}>"
+    if isinstance(value, pulumi.FileAsset | pulumi.FileArchive):
+        return stack_config.display_path(Path(value.path))
     return str(value)
 
 

@@ -10,14 +10,14 @@ import json
 import re
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
 from components import config as stack_config
 from components.images import parse as parse_image
-from mlplat.outputs import CloudError, StackOutputs, fail, load_outputs
+from mlplat import clikit
+from mlplat.outputs import CloudError, StackOutputs, load_outputs
 from mlplat.release import artifact_key
 
 CONTENT_TYPES = {"csv": "text/csv", "jsonl": "application/jsonlines"}
@@ -152,34 +152,23 @@ def start_transform(plan: TransformPlan, outputs: StackOutputs, sagemaker: Any, 
 
 
 def transform_command(
-    stack: Annotated[
-        str, typer.Option("--stack", help="the stack whose bucket and roles to use", envvar="MLPLAT_STACK")
-    ],
     model: Annotated[str, typer.Option("--model", help="the registered model name")],
     version: Annotated[int, typer.Option("--version", min=1, help="the released version to run")],
     input_uri: Annotated[str, typer.Option("--input", help="s3:// prefix of the input files")],
     output_uri: Annotated[str, typer.Option("--output", help="s3:// prefix for the outputs")],
+    stack: clikit.StackOption = None,
     data_format: Annotated[str, typer.Option("--format", help="csv or jsonl (one record a line)")] = "csv",
     instance_type: Annotated[
         str, typer.Option("--instance-type", help="Batch Transform instance type")
     ] = "ml.m5.large",
     instance_count: Annotated[int, typer.Option("--instance-count", min=1, help="instances")] = 1,
-    outputs: Annotated[
-        Path | None,
-        typer.Option(
-            "--outputs", help="the stack's outputs as JSON (else read through Pulumi)", envvar="MLPLAT_OUTPUTS"
-        ),
-    ] = None,
-    stack_file: Annotated[
-        Path | None, typer.Option("--stack-file", help="the stack file [default: stacks/Pulumi.<stack>.yaml]")
-    ] = None,
+    outputs: clikit.OutputsOption = None,
+    stack_file: clikit.StackFileOption = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="print the validated requests; send nothing")] = False,
 ) -> None:
     """Score every line of the files under --input with a released model version; results go under --output."""
     try:
-        path = stack_file or stack_config.stack_file(stack)
-        if not path.is_file():
-            raise TransformError(f"unknown stack {stack!r}: {stack_config.display_path(path)} does not exist")
+        stack, path = clikit.resolve_stack(stack, stack_file)
         config = stack_config.load_stack_file(path)
         stack_outputs = load_outputs(stack, outputs)
         plan = plan_transform(
@@ -205,10 +194,10 @@ def transform_command(
         session = boto3.session.Session(region_name=stack_outputs.region)
         job = start_transform(plan, stack_outputs, session.client("sagemaker"), session.client("s3"))
     except (CloudError, stack_config.ConfigError) as exc:
-        fail(str(exc))
+        raise typer.Exit(clikit.report(exc)) from None
     typer.echo(f"started transform job {job}: {input_uri} -> {output_uri}")
 
 
 def register(app: typer.Typer) -> None:
     """Add `mlplat transform` to the root app."""
-    app.command("transform")(transform_command)
+    clikit.command(app, "transform", transform_command, panel=clikit.CLOUD)

@@ -156,13 +156,10 @@ class ModelHolder:
         # the worker for ~100 ms. Freezing them takes them out of every later collection.
         gc.freeze()
         metrics.show_model(model.info, old.info if old is not None else None)
-        log.info(
-            "serving %s version %s (%s), warmed in %.3f s",
-            model.info.name,
-            model.info.version,
-            model.info.flavor,
-            seconds,
-        )
+        info = model.info
+        # A model directory has no registry version: say where it came from instead of "version None".
+        which = f"version {info.version}" if info.version is not None else f"from {info.source}"
+        log.info("serving %s %s (%s), warmed in %.3f s", info.name, which, info.flavor, seconds)
 
     def _failed(self, what: str, error: Exception) -> None:
         metrics.LOAD_FAILURES.inc()

@@ -15,16 +15,20 @@ ARTIFACT_BUCKET = "mlplat-test-artifacts"
 _UNTRACKED_AT_START = pytest.StashKey[set[str] | None]()
 
 
+# Build and tool caches; anything else new in the checkout, ignored by .gitignore or not, was left behind by a test.
+_CACHES = (".venv/", ".pytest_cache/", ".mypy_cache/", ".ruff_cache/", "__pycache__/", ".egg-info/")
+
+
 def _untracked() -> set[str] | None:
-    """Files git neither tracks nor ignores in the checkout; None outside a git checkout."""
+    """Files and directories git does not track in the checkout, ignored ones too; None outside a git checkout."""
     try:
         listed = subprocess.run(
-            ["git", "ls-files", "--others", "--exclude-standard"],
+            ["git", "ls-files", "--others", "--directory"],
             cwd=REPO_ROOT, capture_output=True, text=True, check=True, timeout=30,
         )  # fmt: skip
     except (OSError, subprocess.SubprocessError):
         return None
-    return set(listed.stdout.splitlines())
+    return {path for path in listed.stdout.splitlines() if not any(cache in path for cache in _CACHES)}
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:

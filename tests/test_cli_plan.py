@@ -33,7 +33,7 @@ def test_plan_writes_a_schema_valid_record_for_each_shipped_stack(
     tmp_path: Path, stack: str, nat_gateways: int
 ) -> None:
     out = tmp_path / f"{stack}.json"
-    result = runner.invoke(app, ["plan", "--stack", stack, "--json", str(out), "--no-tree"])
+    result = runner.invoke(app, ["plan", "--stack", stack, "--json-out", str(out), "--no-tree"])
     assert result.exit_code == 0, result.output
     record = json.loads(out.read_text())
     jsonschema.validate(record, SCHEMA)
@@ -51,7 +51,7 @@ def test_plan_prints_the_tree_and_the_counts(tmp_path: Path) -> None:
 
 
 def test_plan_json_to_stdout_prints_only_the_record() -> None:
-    result = runner.invoke(app, ["plan", "--stack", "dev", "--json", "-"])
+    result = runner.invoke(app, ["plan", "--stack", "dev", "--json"])
     assert result.exit_code == 0
     record = json.loads(result.stdout)
     assert record["stack"] == "dev"
@@ -59,7 +59,7 @@ def test_plan_json_to_stdout_prints_only_the_record() -> None:
 
 def test_plan_takes_the_stack_from_the_environment(tmp_path: Path) -> None:
     out = tmp_path / "plan.json"
-    result = runner.invoke(app, ["plan", "--json", str(out), "--no-tree"], env={"MLPLAT_STACK": "staging"})
+    result = runner.invoke(app, ["plan", "--json-out", str(out), "--no-tree"], env={"MLPLAT_STACK": "staging"})
     assert result.exit_code == 0
     assert json.loads(out.read_text())["stack"] == "staging"
 
@@ -69,8 +69,8 @@ def test_bad_config_exits_2_with_one_line_per_problem_and_no_traceback(tmp_path:
     result = runner.invoke(app, ["plan", "--stack", "dev", "--stack-file", str(path)])
     assert result.exit_code == 2
     assert result.stderr.splitlines() == [
-        f"{path}: mlplat:network.azCount must be less than or equal to 3 (got 5)",
-        f"{path}: mlplat:budget.limitUsd must be greater than 0 (got -5)",
+        f"error: {path}: mlplat:network.azCount must be less than or equal to 3 (got 5)",
+        f"error: {path}: mlplat:budget.limitUsd must be greater than 0 (got -5)",
     ]
     assert "Traceback" not in result.output
 
@@ -78,7 +78,7 @@ def test_bad_config_exits_2_with_one_line_per_problem_and_no_traceback(tmp_path:
 def test_bad_config_writes_no_record(tmp_path: Path) -> None:
     out = tmp_path / "plan.json"
     result = runner.invoke(
-        app, ["plan", "--stack", "dev", "--stack-file", str(_broken_dev(tmp_path)), "--json", str(out)]
+        app, ["plan", "--stack", "dev", "--stack-file", str(_broken_dev(tmp_path)), "--json-out", str(out)]
     )
     assert result.exit_code == 2
     assert not out.exists()
@@ -87,7 +87,10 @@ def test_bad_config_writes_no_record(tmp_path: Path) -> None:
 def test_an_unknown_stack_exits_2_naming_the_missing_file() -> None:
     result = runner.invoke(app, ["plan", "--stack", "qa"])
     assert result.exit_code == 2
-    assert result.stderr.strip() == "stacks/Pulumi.qa.yaml: no such stack file"
+    assert result.stderr == (
+        "error: unknown stack 'qa': stacks/Pulumi.qa.yaml does not exist "
+        "(known: dev, prod, staging; or pass --stack-file PATH)\n"
+    )
 
 
 def test_a_program_failure_exits_1_with_one_line(monkeypatch: pytest.MonkeyPatch) -> None:

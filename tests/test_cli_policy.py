@@ -113,7 +113,7 @@ def test_an_invalid_stack_file_exits_2_with_the_config_error(tmp_path: Path) -> 
 def test_without_a_stack_it_exits_2() -> None:
     result = invoke()
     assert result.exit_code == 2
-    assert "--stack is required" in result.stderr
+    assert result.stderr == "error: no stack: pass --stack NAME (or set MLPLAT_STACK) or --stack-file PATH\n"
 
 
 def test_list_prints_every_policy_with_its_domain_and_level() -> None:

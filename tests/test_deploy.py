@@ -115,7 +115,7 @@ def test_a_stack_with_mandatory_violations_is_refused_before_any_automation_call
     result = invoke("--stack", "bad", "--stack-file", str(BAD), "--preview")
     assert result.exit_code == 1
     assert result.stderr.strip() == (
-        f"refusing to deploy bad: {count} mandatory policy violation(s); see `mlplat policy --stack bad`"
+        f"error: refusing to deploy bad: {count} mandatory policy violation(s); see `mlplat policy --stack bad`"
     )
     assert workspace["selects"] == []
 

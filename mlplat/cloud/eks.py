@@ -1,12 +1,11 @@
-"""The EKS training launcher: the torchrun manifests of `components.training_job` for a stack, applied.
+"""The EKS training launcher: the torchrun manifests of `components.training_job` for a stack.
 
 `--on eks` renders the torchrun `TrainingJob` manifests of `components.training_job` for the stack (ranks, GPU
-pool, team namespace, image) and applies them with the Kubernetes client when a kubeconfig is present; `--dry-run`
-prints them.
+pool, team namespace, image, retry budget); `mlplat.jobs.eks` creates and follows them, and `--dry-run` prints them.
 """
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +30,8 @@ def eks_manifests(
     gpus_per_rank: int,
     image: str | None,
     extra_args: Sequence[str] = (),
+    max_retries: int = 2,
+    schedule_timeout_seconds: int | None = None,
 ) -> list[dict[str, Any]]:
     """The torchrun Job and its rendezvous Service for this stack, from `components.training_job`."""
     from components.training_job import TrainingJobSpec, render_training_job
@@ -60,6 +61,8 @@ def eks_manifests(
         pool=chosen_pool,
         extra_args=tuple(extra_args),
         env={"MLPLAT_JOB_NAME": job_name, "MLPLAT_ENVIRONMENT": cfg.environment},
+        max_retries=max_retries,
+        schedule_timeout_seconds=schedule_timeout_seconds,
     )
     try:
         return render_training_job(spec)
@@ -71,24 +74,3 @@ def default_kubeconfig() -> Path:
     """`$KUBECONFIG` (its first entry) or `~/.kube/config`."""
     env = os.environ.get("KUBECONFIG", "")
     return Path(env.split(os.pathsep)[0]) if env else Path.home() / ".kube" / "config"
-
-
-def apply_manifests(manifests: Sequence[Mapping[str, Any]], kubeconfig: Path, context: str | None) -> list[str]:
-    """Create the objects with the Kubernetes client; returns `Kind namespace/name` of each."""
-    from kubernetes import config, utils
-
-    api = config.new_client_from_config(config_file=str(kubeconfig), context=context)
-    created = []
-    for manifest in manifests:
-        try:
-            utils.create_from_dict(api, dict(manifest))
-        except utils.FailToCreateError as exc:
-            reasons = "; ".join(getattr(e, "reason", str(e)) for e in exc.api_exceptions)
-            raise TrainError(f"the cluster refused {_describe(manifest)}: {reasons}") from None
-        created.append(_describe(manifest))
-    return created
-
-
-def _describe(manifest: Mapping[str, Any]) -> str:
-    meta = manifest.get("metadata") or {}
-    return f"{manifest.get('kind')} {meta.get('namespace')}/{meta.get('name')}"

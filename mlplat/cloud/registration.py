@@ -66,6 +66,8 @@ def register_from_artifact(
     from mlflow.entities import Metric, Param
     from mlflow.exceptions import MlflowException
 
+    from mlplat.jobs.listing import spot_history
+
     artifact = described.get("ModelArtifacts", {}).get("S3ModelArtifacts")
     if not artifact:
         raise TrainError(f"training job {job.name!r} completed without a model artifact")
@@ -83,6 +85,7 @@ def register_from_artifact(
                 "mlplat.image": job.image,
                 "mlplat.environment": job.environment.get("MLPLAT_ENVIRONMENT", ""),
                 "mlplat.model_artifact": artifact,
+                **spot_history(described),
             },
         )
         run_id = run.info.run_id

@@ -7,15 +7,18 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-from components.config import ConfigError, display_path
-from mlplat import policy_config, synth
-from mlplat.cost.chart import write_chart
+from components.config import display_path, load_stack_file
+from mlplat import clikit, policy_config, synth
+from mlplat.cost import idle as idle_mod
+from mlplat.cost.actual import ActualError, ActualReport, Row, actual_report, window
+from mlplat.cost.chart import write_actual_chart, write_chart
 from mlplat.cost.estimate import Estimate, estimate
+from mlplat.cost.prices import default_table
 
-EXIT_USAGE = 2
+# Cost Explorer answers from one region whatever the stack's.
+COST_EXPLORER_REGION = "us-east-1"
 TODAY_ENV = "MLPLAT_TODAY"
 
 
@@ -75,29 +78,60 @@ def _verdict(result: Estimate) -> str:
     return f"{result.stack}: peak {_usd(result.peak_total)} is {share:.1f}% of the {budget} budget ({state})"
 
 
+def _actual_table(report: ActualReport, title: str, rows: tuple[Row, ...]) -> Table:
+    table = Table(
+        title=f"{report.stack}: estimate vs actual per {title}",
+        caption=f"{report.start} to {report.end} ({report.days} days)",
+        show_footer=True,
+    )
+    table.add_column(title, footer="total")
+    table.add_column("estimate idle", justify="right", footer=_usd(sum(r.idle_usd for r in rows)))
+    table.add_column("estimate peak", justify="right", footer=_usd(sum(r.peak_usd for r in rows)))
+    table.add_column("actual", justify="right", footer=_usd(sum(r.actual_usd for r in rows)))
+    for row in rows:
+        table.add_row(row.name, _usd(row.idle_usd), _usd(row.peak_usd), _usd(row.actual_usd))
+    return table
+
+
+def _idle_table(items: list[idle_mod.IdleItem], days: int) -> Table:
+    table = Table(title=f"Idle over the last {days} days", show_footer=True)
+    table.add_column("kind", footer="total")
+    table.add_column("name")
+    table.add_column("why")
+    table.add_column("monthly", justify="right", footer=_usd(sum(i.monthly_usd for i in items)))
+    for item in items:
+        table.add_row(item.kind, item.name, item.detail, _usd(item.monthly_usd))
+    return table
+
+
+def _client(service: str, region: str) -> Any:
+    import boto3
+
+    return boto3.client(service, region_name=region)
+
+
 def stack_estimate(stack: str, stack_file_path: Path | None, plan_path: Path | None, today: date) -> Estimate:
     """Plan (or load) a stack and price it."""
     return estimate(synth.plan_or_load(stack, stack_file_path, plan_path), today=today)
 
 
 def cost(
-    stack: Annotated[
-        str, typer.Option("--stack", "-s", help="Stack to price: dev, staging or prod.", envvar="MLPLAT_STACK")
-    ],
-    stack_file_path: Annotated[
-        Path | None,
-        typer.Option("--stack-file", help="Stack file instead of stacks/Pulumi.<stack>.yaml.", dir_okay=False),
-    ] = None,
+    stack: clikit.StackOption = None,
+    stack_file_path: clikit.StackFileOption = None,
     plan_path: Annotated[
         Path | None,
         typer.Option(
-            "--plan", help="Price a plan record written by `mlplat plan --json` instead of planning.", dir_okay=False
+            "--plan",
+            help="Price a plan record written by `mlplat plan --json-out PATH` instead of planning; "
+            "refused when it is another stack's plan.",
+            dir_okay=False,
         ),
     ] = None,
     compare: Annotated[
         str | None, typer.Option("--compare", help="Another stack to compare with, component by component.")
     ] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the estimate as JSON.")] = False,
+    as_json: clikit.JsonFlag = False,
+    json_out: clikit.JsonOutOption = None,
     chart: Annotated[
         Path | None, typer.Option("--chart", help="Write a PNG bar chart of the breakdown here.", dir_okay=False)
     ] = None,
@@ -110,49 +144,115 @@ def cost(
             dir_okay=False,
         ),
     ] = None,
+    actual: Annotated[
+        bool,
+        typer.Option("--actual", help="Read actual spend from Cost Explorer, per component and per team."),
+    ] = False,
+    since: Annotated[str, typer.Option("--since", help="With --actual: the window, in days (e.g. 30d).")] = "30d",
+    idle: Annotated[
+        bool,
+        typer.Option("--idle", help="List endpoints with no invocations and GPU nodes with idle GPUs (CloudWatch)."),
+    ] = False,
+    idle_days: Annotated[int, typer.Option("--idle-days", help="With --idle: the window in days.", min=1)] = 7,
 ) -> None:
-    """Estimate the stack's monthly cost at idle (autoscalers at minimum) and at peak (at maximum)."""
-    console = Console(stderr=as_json)
-    errors = Console(stderr=True)
-    today = _today()
-    try:
-        result = stack_estimate(stack, stack_file_path, plan_path, today)
-        other = stack_estimate(compare, None, None, today) if compare else None
-        if policy_config_out is not None:
-            base = policy_config.load_pack_config(policy_config.config_path(result.environment))
-            policy_config_out.parent.mkdir(parents=True, exist_ok=True)
-            merged = policy_config.with_estimate(base, result.peak_total)
-            policy_config_out.write_text(json.dumps(merged, indent=2) + "\n")
-    except (ConfigError, policy_config.PolicyConfigError) as exc:
-        for line in str(exc).splitlines():
-            errors.print(line, markup=False, highlight=False, soft_wrap=True)
-        raise typer.Exit(EXIT_USAGE) from None
-    except synth.SynthesisError as exc:
-        errors.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
-        raise typer.Exit(EXIT_USAGE) from None
+    """Estimate the stack's monthly cost at idle (autoscalers at minimum) and at peak (at maximum).
 
+    With --actual, set Cost Explorer's actual spend beside it; with --idle, list what costs money and does nothing.
+    """
+    if actual or idle:
+        _measured(stack, stack_file_path, plan_path, actual, since, idle, idle_days, as_json, chart)
+        return
+    console = clikit.console(stderr=as_json)
+    errors = clikit.console(stderr=True)
+    today = _today()
+    if plan_path is not None:  # the plan stands for the stack file; the name only checks it is this stack's
+        name, path = clikit.stack_name(stack, stack_file_path), stack_file_path
+    else:
+        name, path = clikit.resolve_stack(stack, stack_file_path)
+    clikit.check_writable(chart, policy_config_out, json_out)
+    if compare is not None:
+        clikit.resolve_stack(compare, None)
+    result = stack_estimate(name, path, plan_path, today)
+    other = stack_estimate(compare, None, None, today) if compare else None
+    if policy_config_out is not None:
+        base = policy_config.load_pack_config(policy_config.config_path(result.environment))
+        merged = policy_config.with_estimate(base, result.peak_total)
+        clikit.write_text(policy_config_out, json.dumps(merged, indent=2) + "\n")
     if chart is not None:
         write_chart(result, chart, other)
-    if as_json:
-        doc: dict[str, Any] = result.to_json()
-        if other is not None:
-            doc["compare"] = other.to_json()
-        typer.echo(json.dumps(doc, indent=2))
-    else:
+    doc: dict[str, Any] = result.to_json()
+    if other is not None:
+        doc["compare"] = other.to_json()
+    if not as_json:
         console.print(_table(result))
         console.print(_lines(result))
         if other is not None:
             console.print(_comparison(result, other))
         for current in [result] if other is None else [result, other]:
             console.print(_verdict(current), highlight=False)
+    clikit.emit_json(doc, as_json, json_out)
     for warning in result.warnings:
         errors.print(f"warning: {warning}", markup=False, highlight=False, soft_wrap=True)
-    if chart is not None:
+    for written in (chart, policy_config_out, json_out):
+        if written is not None:
+            console.print(f"wrote {display_path(written)}", highlight=False)
+
+
+def _measured(
+    stack: str | None,
+    stack_file_path: Path | None,
+    plan_path: Path | None,
+    actual: bool,
+    since: str,
+    idle: bool,
+    idle_days: int,
+    as_json: bool,
+    chart: Path | None,
+) -> None:
+    """`--actual` and `--idle`: what the cloud says, beside the estimate."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    console = clikit.console(stderr=as_json)
+    today = _today()
+    name, path = clikit.resolve_stack(stack, stack_file_path)
+    clikit.check_writable(chart)
+    config = load_stack_file(path)
+    result = stack_estimate(name, path, plan_path, today)
+    try:
+        start, end = window(since, today)
+    except ActualError as exc:
+        raise clikit.BadInput(str(exc)) from None
+    doc: dict[str, Any] = {"stack": name}
+    try:
+        if actual:
+            report = actual_report(_client("ce", COST_EXPLORER_REGION), result, config.team, start, end)
+            doc["actual"] = report.to_json()
+            if chart is not None:
+                write_actual_chart(report, chart)
+            if not as_json:
+                console.print(_actual_table(report, "component", report.components))
+                console.print(_actual_table(report, "team", report.teams))
+        if idle:
+            begin, finish = idle_mod.idle_window(idle_days)
+            cloudwatch = _client("cloudwatch", config.region)
+            items = idle_mod.idle_endpoints(cloudwatch, config, result, begin, finish)
+            if config.cluster is not None:
+                cluster = f"mlplat-{config.environment}-compute-cluster"
+                items += idle_mod.idle_gpu_nodes(cloudwatch, cluster, default_table(), config.region, begin, finish)
+            doc["idle"] = {"days": idle_days, "items": [i.to_json() for i in items]}
+            if not as_json:
+                console.print(_idle_table(items, idle_days))
+    except ClientError as exc:
+        raise clikit.Failed(str(exc)) from None
+    except BotoCoreError as exc:
+        if type(exc).__name__ in {"NoCredentialsError", "PartialCredentialsError"}:
+            raise  # the error path names the missing credentials and how to provide them
+        raise clikit.Failed(str(exc)) from None
+    clikit.emit_json(doc, as_json, None)
+    if chart is not None and actual:
         console.print(f"wrote {display_path(chart)}", highlight=False)
-    if policy_config_out is not None:
-        console.print(f"wrote {display_path(policy_config_out)}", highlight=False)
 
 
 def register(app: typer.Typer) -> None:
     """Add `mlplat cost` to the root app."""
-    app.command("cost")(cost)
+    clikit.command(app, "cost", cost, panel=clikit.GOVERNANCE)

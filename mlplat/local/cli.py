@@ -10,13 +10,13 @@ from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from mlplat import clikit
 from mlplat.local import state as st
 from mlplat.local.platform import (
     DEFAULT_EPOCHS,
     STEPS,
     LocalPlatform,
     PartStatus,
-    PlatformError,
     StopResult,
     UpOptions,
     UpReport,
@@ -50,7 +50,8 @@ HomeOption = Annotated[
 ]
 JsonFlag = Annotated[bool, _opt("--json", help="Print the report as JSON on stdout.", envvar="MLPLAT_JSON")]
 StackOption = Annotated[
-    str, _opt("--stack", help="The stack the local platform mirrors (bucket, model, cost).", envvar="MLPLAT_STACK")
+    str,
+    _opt("--stack", "-s", help="The stack the local platform mirrors (bucket, model, cost).", envvar="MLPLAT_STACK"),
 ]
 DbOption = Annotated[
     Db,
@@ -99,6 +100,23 @@ class RichReporter:
         self.progress.console.print(f"[yellow]note:[/] {message}")
 
 
+class PlainReporter:
+    """`up`'s steps as plain lines, for logs and pipes: no spinner frames, nothing redrawn."""
+
+    def __init__(self, console: Console) -> None:
+        self.console = console
+
+    def begin(self, index: int, key: str, title: str) -> None:
+        self.console.print(f"{index}/{len(STEPS)} {title} ...", markup=False, highlight=False)
+
+    def end(self, index: int, detail: str) -> None:
+        title = STEPS[index - 1][1]
+        self.console.print(f"{index}/{len(STEPS)} {title}: {detail}", markup=False, highlight=False)
+
+    def note(self, message: str) -> None:
+        self.console.print(f"note: {message}", markup=False, highlight=False)
+
+
 def _progress(console: Console) -> Progress:
     return Progress(
         SpinnerColumn(finished_text="[green]✓"),
@@ -111,8 +129,7 @@ def _progress(console: Console) -> Progress:
 
 def _require_local(local: bool) -> None:
     if not local:
-        typer.echo(f"error: {CLOUD_HINT}", err=True)
-        raise typer.Exit(2)
+        raise clikit.BadInput(CLOUD_HINT)
 
 
 def up(
@@ -128,21 +145,21 @@ def up(
 ) -> None:
     """Bring the platform up on 127.0.0.1: S3 store, MLflow, training, registry, endpoint, and a real prediction."""
     _require_local(local)
-    console = Console(stderr=True)
+    clikit.resolve_stack(stack, None)
+    console = clikit.console(stderr=True)
     options = UpOptions(stack=stack, db=db.value, epochs=epochs, port=port, retrain=retrain)
-    try:
+    if console.is_terminal:
         with _progress(console) as progress:
             platform = LocalPlatform(home, reporter=RichReporter(progress))
             report = platform.up(options)
             task = progress.add_task(f"cost estimate of the {stack} stack", total=1)
             report.cost = cost_estimate(stack)
             progress.update(task, completed=1)
-    except PlatformError as exc:
-        console.print(str(exc), markup=False, highlight=False, soft_wrap=True)
-        raise typer.Exit(1) from None
-    except st.StateError as exc:
-        console.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
-        raise typer.Exit(1) from None
+    else:
+        platform = LocalPlatform(home, reporter=PlainReporter(console))
+        report = platform.up(options)
+        report.cost = cost_estimate(stack)
+        console.print(f"cost estimate of the {stack} stack: done", highlight=False)
     stopped: list[StopResult] = []
     if smoke:
         stopped = platform.down()
@@ -161,9 +178,8 @@ def up(
 
 
 def _stdout() -> Console:
-    """stdout; wide enough for URLs and paths when it is not a terminal (a pipe, a log, CliRunner)."""
-    console = Console(soft_wrap=True)
-    return console if console.is_terminal else Console(soft_wrap=True, width=160)
+    """stdout; whole cells and lines when it is not a terminal (a pipe, a log, CliRunner)."""
+    return clikit.console()
 
 
 def _print_report(out: Console, report: UpReport) -> None:
@@ -228,12 +244,8 @@ def status(local: LocalFlag = False, home: HomeOption = None, as_json: JsonFlag 
     """Each part of the local platform: pid, port, healthy or not. Exits 1 when a part is down or nothing runs."""
     _require_local(local)
     platform = LocalPlatform(home)
-    try:
-        current = platform.state()
-        parts = platform.status()
-    except st.StateError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(1) from None
+    current = platform.state()
+    parts = platform.status()
     healthy = bool(parts) and all(p.healthy for p in parts)
     if as_json:
         data = {
@@ -270,11 +282,7 @@ def down(
     """Stop exactly the processes `up` started (recorded by pid); keep the data unless --purge. Idempotent."""
     _require_local(local)
     platform = LocalPlatform(home)
-    try:
-        results = platform.down(purge=purge)
-    except st.StateError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(1) from None
+    results = platform.down(purge=purge)
     if as_json:
         data = {"home": str(platform.home), "purged": purge, "parts": [_stop_json(r) for r in results]}
         typer.echo(json.dumps(data, indent=2, sort_keys=True))
@@ -294,6 +302,6 @@ def _stop_json(result: StopResult) -> dict[str, Any]:
 
 def register(app: typer.Typer) -> None:
     """Add `up`, `status` and `down` to the root command line."""
-    app.command("up")(up)
-    app.command("status")(status)
-    app.command("down")(down)
+    clikit.command(app, "up", up, panel=clikit.LOCAL)
+    clikit.command(app, "status", status, panel=clikit.LOCAL)
+    clikit.command(app, "down", down, panel=clikit.LOCAL)

@@ -79,10 +79,19 @@ class LocalTrainingJob:
             argv += ["--epochs", str(self.epochs)]
         return argv
 
+    @property
+    def scratch(self) -> Path:
+        """The run's temporary files (MLflow stages the model there): under the home, and gone when it ends."""
+        return self.work / "tmp"
+
     def environment(self) -> dict[str, str]:
+        scratch = str(self.scratch)
         return {
             **os.environ,
             **self.env,
+            "TMPDIR": scratch,
+            "TMP": scratch,
+            "TEMP": scratch,
             **services.LOCAL_AWS_ENV,
             "MLFLOW_TRACKING_URI": self.tracking_uri,
             "AWS_ENDPOINT_URL": self.s3_url,
@@ -99,6 +108,7 @@ def prepare(job: LocalTrainingJob) -> None:
     # SageMaker's hyperparameters file, empty: the flags say everything, and a stray
     # /opt/ml/input/config/hyperparameters.json on this machine must not.
     (job.work / "hyperparameters.json").write_text("{}\n")
+    job.scratch.mkdir(mode=0o700, exist_ok=True)
 
 
 def run(
@@ -128,6 +138,8 @@ def run(
     except subprocess.TimeoutExpired:
         services.stop_session(process.pid, timeout=10.0)
         raise LaunchError(f"{what} did not finish within {job.timeout:.0f} s", job.log) from None
+    finally:
+        shutil.rmtree(job.scratch, ignore_errors=True)
     if code != 0:
         reason = last_error_line(job.log, offset) or "no output"
         raise LaunchError(f"{what} exited with status {code}: {reason}", job.log)

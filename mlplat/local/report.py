@@ -41,6 +41,8 @@ class UpOptions:
 class PlatformError(RuntimeError):
     """The platform cannot be brought up or down as asked; the message says why and what to do."""
 
+    exit_status = 1  # in the command line's error path (mlplat.clikit)
+
 
 class StepFailed(PlatformError):
     """Step `index` of `up` failed; everything this invocation had started has been stopped."""

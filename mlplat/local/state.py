@@ -31,6 +31,8 @@ PART_ORDER = ("s3", "postgres", "mlflow", "serving")
 class StateError(RuntimeError):
     """The state file is unreadable or another mlplat command holds the lock."""
 
+    exit_status = 1  # in the command line's error path (mlplat.clikit)
+
 
 class PlatformNotRunning(StateError):
     """No local platform has been started under this home."""

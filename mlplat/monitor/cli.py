@@ -5,8 +5,6 @@ reference profile, unknown endpoint or stack), 1 a retraining run that failed.
 """
 
 import json
-import os
-import sys
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -15,6 +13,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from mlplat import clikit
 from mlplat.monitor import report as render
 from mlplat.monitor import targets
 from mlplat.monitor.capture import parse_duration
@@ -22,26 +21,18 @@ from mlplat.monitor.drift import Thresholds
 from mlplat.monitor.retrain import RetrainError, retrain_local, retrain_stack
 from mlplat.monitor.run import MonitorInputError, MonitorResult, Target, monitor
 
-EXIT_OK = 0
-EXIT_RETRAIN_FAILED = 1
-EXIT_BAD_INPUT = 2
-EXIT_DRIFT = 3
-
-
-def _bad_input(message: str) -> typer.Exit:
-    typer.echo(f"error: {message}", err=True)
-    return typer.Exit(EXIT_BAD_INPUT)
+EXIT_OK = clikit.EXIT_OK
+EXIT_RETRAIN_FAILED = clikit.EXIT_FAILED
+EXIT_BAD_INPUT = clikit.EXIT_BAD_INPUT
+EXIT_DRIFT = clikit.EXIT_DRIFT
 
 
 def _output_dir(target: Target, explicit: Path | None, home: Path | None = None) -> Path:
     if explicit is not None:
         return explicit
-    if target.label.startswith("local"):
-        from mlplat.local.state import default_home
+    from mlplat.local.state import default_home
 
-        home = home or default_home()
-    else:
-        home = Path(os.environ.get("MLPLAT_HOME") or ".mlplat")
+    home = home or default_home()
     return home / "monitor" / target.endpoint / time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
 
 
@@ -58,20 +49,26 @@ def _target(
     model: str | None,
     model_version: str | None,
     alarm_topic: str | None,
+    min_records: int | None = None,
+    stack_file: Path | None = None,
 ) -> Target:
+    if stack_file is not None:
+        stack, stack_file = clikit.resolve_stack(stack, stack_file)
     chosen = [flag for flag, given in (("--local", local), ("--stack", stack), ("--capture", capture)) if given]
     if len(chosen) != 1:
         raise MonitorInputError("give exactly one of --local, --stack <env> or --capture <dir|s3://...>")
     if local:
         target = targets.local_target(endpoint, home)
     elif stack:
-        target = targets.stack_target(stack, endpoint, outputs)
+        if stack_file is None:
+            clikit.resolve_stack(stack, None)
+        target = targets.stack_target(stack, endpoint, outputs, stack_file)
     else:
         assert capture is not None
         target = targets.explicit_target(capture, endpoint, tracking_uri, Thresholds())
     return replace(
         target,
-        thresholds=targets.override(target.thresholds, psi_threshold, p_value),
+        thresholds=targets.override(target.thresholds, psi_threshold, p_value, min_records),
         model_name=model or target.model_name,
         model_version=model_version or target.model_version,
         alarm_topic_arn=alarm_topic,
@@ -85,8 +82,10 @@ def monitor_command(
         typer.Option("--home", help="the local platform's state directory", envvar="MLPLAT_HOME", file_okay=False),
     ] = None,
     stack: Annotated[
-        str | None, typer.Option("--stack", help="monitor a deployed stack (dev, staging, prod)", envvar="MLPLAT_STACK")
+        str | None,
+        typer.Option("--stack", "-s", help="monitor a deployed stack (dev, staging, prod)", envvar="MLPLAT_STACK"),
     ] = None,
+    stack_file: clikit.StackFileOption = None,
     capture: Annotated[
         str | None,
         typer.Option("--capture", help="capture location outright: a directory or s3://bucket/data-capture/<ep>/"),
@@ -104,19 +103,33 @@ def monitor_command(
     model_version: Annotated[
         str | None, typer.Option("--model-version", help="model version, when the capture does not say")
     ] = None,
-    outputs: Annotated[
-        Path | None,
-        typer.Option("--outputs", help="the stack's outputs as JSON (else via Pulumi)", envvar="MLPLAT_OUTPUTS"),
-    ] = None,
+    outputs: clikit.OutputsOption = None,
     tracking_uri: Annotated[
         str | None,
         typer.Option("--tracking-uri", help="MLflow URL or ARN (with --capture)", envvar="MLFLOW_TRACKING_URI"),
     ] = None,
     psi_threshold: Annotated[
-        float | None, typer.Option("--psi-threshold", min=0, help="[default: the stack's monitoring.psiThreshold]")
+        float | None,
+        typer.Option(
+            "--psi-threshold", min=0, help="PSI at or over this counts as a shift [default: monitoring.psiThreshold]"
+        ),
     ] = None,
     p_value: Annotated[
-        float | None, typer.Option("--p-value", min=0, max=1, help="[default: the stack's monitoring.pValue]")
+        float | None,
+        typer.Option(
+            "--p-value",
+            min=0,
+            max=1,
+            help="a test p-value under this counts as significant [default: monitoring.pValue]",
+        ),
+    ] = None,
+    min_records: Annotated[
+        int | None,
+        typer.Option(
+            "--min-records",
+            min=1,
+            help="fewer captured rows than this give 'not enough data' and exit 0 [default: monitoring.minRecords, 50]",
+        ),
     ] = None,
     output_dir: Annotated[
         Path | None,
@@ -136,34 +149,19 @@ def monitor_command(
     alarm_topic: Annotated[
         str | None, typer.Option("--alarm-topic", help="SNS topic ARN to publish drift to", envvar="MLPLAT_DRIFT_TOPIC")
     ] = None,
-    json_output: Annotated[bool, typer.Option("--json", help="print the report as JSON")] = False,
+    json_output: clikit.JsonFlag = False,
 ) -> None:
     """Compare the endpoint's captured traffic with its model's training profile; exit 3 on drift, 2 on bad input."""
-    # Piped or captured output gets a wide table rather than Rich's 80-column fallback.
-    stream = sys.stderr if json_output else sys.stdout
-    console = Console(stderr=json_output, width=None if stream.isatty() else 160)
+    console = clikit.console(stderr=json_output)
     try:
         window = parse_duration(since)
     except ValueError as error:
-        raise _bad_input(f"--since {error}") from None
-    try:
-        target = _target(
-            local,
-            home,
-            stack,
-            capture,
-            endpoint,
-            outputs,
-            tracking_uri,
-            psi_threshold,
-            p_value,
-            model,
-            model_version,
-            alarm_topic,
-        )
-        result = monitor(target, window, since, _output_dir(target, output_dir, home), profile, log_to_mlflow)
-    except MonitorInputError as error:
-        raise _bad_input(str(error)) from None
+        raise clikit.BadInput(f"--since {error}") from None
+    target = _target(
+        local, home, stack, capture, endpoint, outputs, tracking_uri, psi_threshold, p_value, model, model_version,
+        alarm_topic, min_records, stack_file,
+    )  # fmt: skip
+    result = monitor(target, window, since, _output_dir(target, output_dir, home), profile, log_to_mlflow)
     status = EXIT_DRIFT if result.report.drifted else EXIT_OK
     if retrain and result.report.drifted:
         status = _retrain(result, outputs, epochs, console)
@@ -191,7 +189,7 @@ def _retrain(result: MonitorResult, outputs: Path | None, epochs: int | None, co
             return EXIT_DRIFT
     except RetrainError as error:
         result.retrain = {"error": str(error)}
-        typer.echo(f"error: {error}", err=True)
+        clikit.report(error)
         return EXIT_RETRAIN_FAILED
     render.write_json(result.output_dir / render.REPORT_FILE, result.to_dict())
     return EXIT_DRIFT
@@ -203,6 +201,8 @@ def _print(console: Console, result: MonitorResult) -> None:
         f"last {result.window}, {result.records} capture records"
     )
     render.print_report(console, result.report, title, result.notes)
+    if not result.report.enough_data:
+        console.print(f"records: {result.records} capture records in the window", highlight=False)
     console.print(f"report: {result.output_dir / render.REPORT_FILE}", highlight=False, soft_wrap=True)
     for plot in result.plots:
         console.print(f"plot:   {plot}", highlight=False, soft_wrap=True)
@@ -221,4 +221,4 @@ def _print(console: Console, result: MonitorResult) -> None:
 
 def register(app: typer.Typer) -> None:
     """Add `mlplat monitor` to the root app."""
-    app.command(name="monitor", no_args_is_help=True)(monitor_command)
+    clikit.command(app, "monitor", monitor_command, panel=clikit.LOCAL, no_args_is_help=True)

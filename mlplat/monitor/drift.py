@@ -151,6 +151,8 @@ class Thresholds:
 
     psi: float = 0.2
     p_value: float = 0.01
+    # Below this many captured rows PSI swings to 5-8 on every feature for no reason: no verdict is given.
+    min_records: int = 50
 
 
 @dataclass(frozen=True)
@@ -198,19 +200,27 @@ class DriftReport:
 
     @property
     def drifted_features(self) -> list[str]:
-        """The input features that drifted, in profile order (the prediction is reported apart)."""
-        return [f.feature for f in self.features if f.drifted]
+        """The input features that drifted, in profile order (the prediction apart); none on too few rows."""
+        return [f.feature for f in self.features if f.drifted] if self.enough_data else []
+
+    @property
+    def enough_data(self) -> bool:
+        """Whether the window holds `thresholds.min_records` rows, the fewest a verdict is given on."""
+        return self.rows >= self.thresholds.min_records
 
     @property
     def drifted(self) -> bool:
-        """True when any feature or the prediction drifted."""
+        """True when any feature or the prediction drifted (never on too few rows)."""
+        if not self.enough_data:
+            return False
         return bool(self.drifted_features) or bool(self.prediction and self.prediction.drifted)
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "drifted": self.drifted,
+            "enough_data": self.enough_data,
             "drifted_features": self.drifted_features,
-            "prediction_drifted": bool(self.prediction and self.prediction.drifted),
+            "prediction_drifted": self.enough_data and bool(self.prediction and self.prediction.drifted),
             "rows": self.rows,
             "thresholds": asdict(self.thresholds),
             "features": [f.to_dict() for f in self.features],

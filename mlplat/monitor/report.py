@@ -56,8 +56,8 @@ def table(report: DriftReport, title: str) -> Table:
             _number(result.statistic),
             _number(result.p_value, 4),
             _shift(result),
-            "DRIFT" if result.drifted else "ok",
-            style="bold red" if result.drifted else None,
+            ("DRIFT" if result.drifted else "ok") if report.enough_data else "-",
+            style="bold red" if result.drifted and report.enough_data else None,
         )
     return out
 
@@ -68,11 +68,21 @@ def print_report(console: Console, report: DriftReport, title: str, notes: list[
     for note in [*report.notes, *notes]:
         console.print(f"note: {note}", style="yellow", highlight=False)
     thresholds = f"PSI >= {report.thresholds.psi:g} and p < {report.thresholds.p_value:g}"
-    if report.drifted:
+    if not report.enough_data:
+        console.print(not_enough_data(report), style="yellow", highlight=False)
+    elif report.drifted:
         names = report.drifted_features + (["prediction"] if report.prediction and report.prediction.drifted else [])
         console.print(f"drift over threshold ({thresholds}): {', '.join(names)}", style="bold red", highlight=False)
     else:
         console.print(f"no drift ({thresholds}) in {report.rows} captured rows", style="green", highlight=False)
+
+
+def not_enough_data(report: DriftReport) -> str:
+    """The verdict line when the window is too small to judge."""
+    return (
+        f"not enough data: {report.rows} captured rows, fewer than the {report.thresholds.min_records} needed to "
+        "judge drift (--min-records, mlplat:monitoring.minRecords); no verdict"
+    )
 
 
 def write_json(path: Path, document: Mapping[str, Any]) -> Path:
@@ -120,6 +130,8 @@ def plot_feature(result: FeatureDrift, directory: Path) -> Path:
 
 def plot_drifted(report: DriftReport, directory: Path) -> list[Path]:
     """One PNG per drifted feature (and the prediction, when it drifted)."""
+    if not report.enough_data:
+        return []
     results = [f for f in report.features if f.drifted]
     if report.prediction is not None and report.prediction.drifted:
         results.append(report.prediction)

@@ -20,6 +20,8 @@ _VERSION = re.compile(r"^v?(\d+)$")
 class RetrainError(RuntimeError):
     """The retraining run could not be started or failed; the message says why and where the log is."""
 
+    exit_status = 1  # in the command line's error path (mlplat.clikit)
+
 
 def newest_dataset_version(client: Any, bucket: str, dataset: str) -> str:
     """The highest `datasets/<dataset>/<vN or N>/` prefix in the bucket, as written (`v3` or `3`)."""

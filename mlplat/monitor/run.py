@@ -22,6 +22,8 @@ from mlplat.monitor.drift import DriftReport, Profile, Thresholds, compare
 class MonitorInputError(ValueError):
     """Input the monitor cannot work with (no capture, no profile, unknown endpoint); exit status 2."""
 
+    exit_status = 2  # in the command line's error path (mlplat.clikit)
+
 
 @dataclass(frozen=True)
 class Target:

@@ -26,13 +26,16 @@ def stack_thresholds(stack: str) -> Thresholds:
         monitoring = load_stack(stack).monitoring
     except ConfigError as error:
         raise MonitorInputError(error.problems[0]) from None
-    return Thresholds(psi=monitoring.psi_threshold, p_value=monitoring.p_value)
+    return Thresholds(psi=monitoring.psi_threshold, p_value=monitoring.p_value, min_records=monitoring.min_records)
 
 
-def override(thresholds: Thresholds, psi: float | None, p_value: float | None) -> Thresholds:
+def override(
+    thresholds: Thresholds, psi: float | None, p_value: float | None, min_records: int | None = None
+) -> Thresholds:
     return Thresholds(
         psi=thresholds.psi if psi is None else psi,
         p_value=thresholds.p_value if p_value is None else p_value,
+        min_records=thresholds.min_records if min_records is None else min_records,
     )
 
 
@@ -84,7 +87,9 @@ def stack_target(stack: str, endpoint: str | None, outputs_file: Path | None, st
         endpoint=chosen.name,
         capture_uri=capture_uri(outputs.bucket_name, chosen.name),
         tracking_uri=outputs.tracking_server_arn,
-        thresholds=Thresholds(psi=cfg.monitoring.psi_threshold, p_value=cfg.monitoring.p_value),
+        thresholds=Thresholds(
+            psi=cfg.monitoring.psi_threshold, p_value=cfg.monitoring.p_value, min_records=cfg.monitoring.min_records
+        ),
         label=f"stack {stack}",
         model_name=chosen.model,
         model_version=str(chosen.model_version),

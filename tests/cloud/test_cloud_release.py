@@ -231,8 +231,11 @@ def test_a_bucket_holding_a_different_artifact_for_the_version_is_a_checksum_mis
 def test_an_unknown_stack_is_refused(tmp_path: Path) -> None:
     result = runner.invoke(app, ["release", "--stack", "qa", "--model", "abalone"])
 
-    assert result.exit_code == 1
-    assert result.output == "error: unknown stack 'qa': stacks/Pulumi.qa.yaml does not exist\n"
+    assert result.exit_code == 2
+    assert result.output == (
+        "error: unknown stack 'qa': stacks/Pulumi.qa.yaml does not exist "
+        "(known: dev, prod, staging; or pass --stack-file PATH)\n"
+    )
 
 
 def test_missing_outputs_are_named(make_stack: Callable[..., FakeStack], tmp_path: Path) -> None:
@@ -241,7 +244,7 @@ def test_missing_outputs_are_named(make_stack: Callable[..., FakeStack], tmp_pat
 
     code, output = release(stack)
 
-    assert code == 1
+    assert code == 2
     assert output.startswith(f"error: stack 'dev' outputs ({stack.outputs_file}) are missing vpcId, privateSubnetIds,")
 
 
@@ -374,7 +377,7 @@ def test_a_sagemaker_tracking_arn_without_its_plugin_is_refused(
 
     code, output = release(stack)
 
-    assert code == 1
+    assert code == 2  # a missing extra is bad input (the environment), like missing credentials
     assert output == (
         f"error: the tracking server {stack.outputs['trackingServerArn']} is a SageMaker MLflow ARN: "
         "pip install 'mlplat[sagemaker]' (the sagemaker-mlflow plugin signs its requests) or pass --tracking-uri URL\n"

@@ -416,8 +416,11 @@ def test_dry_run_prints_the_request_and_creates_nothing(stack: FakeStack, record
 def test_an_unknown_stack_is_refused() -> None:
     result = runner.invoke(app, ["train", "--stack", "qa", "--on", "sagemaker"])
 
-    assert result.exit_code == 1
-    assert result.output == "error: unknown stack 'qa': stacks/Pulumi.qa.yaml does not exist\n"
+    assert result.exit_code == 2
+    assert result.output == (
+        "error: unknown stack 'qa': stacks/Pulumi.qa.yaml does not exist "
+        "(known: dev, prod, staging; or pass --stack-file PATH)\n"
+    )
 
 
 def test_missing_outputs_are_named(stack: FakeStack, recorder: Recorder) -> None:
@@ -427,7 +430,7 @@ def test_missing_outputs_are_named(stack: FakeStack, recorder: Recorder) -> None
 
     code, output = train(stack, job_name())
 
-    assert code == 1
+    assert code == 2
     assert output == f"error: stack 'dev' outputs ({stack.outputs_file}) are missing trainingRoleArn\n"
 
 

@@ -62,8 +62,11 @@ def test_down_purge_deletes_the_home_and_its_data(tmp_path: Path) -> None:
 def test_up_with_an_unknown_stack_names_the_missing_stack_file(tmp_path: Path) -> None:
     result = mlplat("up", "--local", "--home", str(tmp_path), "--stack", "nosuch")
 
-    assert result.exit_code == 1
-    assert result.stderr.strip() == "stacks/Pulumi.nosuch.yaml: no such stack file"
+    assert result.exit_code == 2
+    assert result.stderr == (
+        "error: unknown stack 'nosuch': stacks/Pulumi.nosuch.yaml does not exist "
+        "(known: dev, prod, staging; or pass --stack-file PATH)\n"
+    )
 
 
 def test_a_missing_postgres_binary_fails_step_2_names_it_and_stops_the_store_it_started(
@@ -86,7 +89,7 @@ def test_a_missing_postgres_binary_fails_step_2_names_it_and_stops_the_store_it_
 
     assert result.exit_code == 1
     assert result.stderr.splitlines()[-1] == (
-        "step 2/6 (tracking) failed: the PostgreSQL server program 'initdb' was not found; install PostgreSQL's "
+        "error: step 2/6 (tracking) failed: the PostgreSQL server program 'initdb' was not found; install PostgreSQL's "
         f"server binaries (apt-get install postgresql, or brew install postgresql); see {home}/logs/postgres.log"
     )
     assert [service.name for service in started] == ["s3"]

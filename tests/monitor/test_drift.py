@@ -130,7 +130,7 @@ def test_the_report_serialises_to_plain_json_types(profile: Profile) -> None:
     sample = shifted(abalone().sample(n=100, random_state=5))
     document = json.loads(json.dumps(drift.compare(profile, _columns(sample), None, THRESHOLDS).to_dict()))
     assert document["drifted"] is True
-    assert document["thresholds"] == {"psi": 0.2, "p_value": 0.01}
+    assert document["thresholds"] == {"psi": 0.2, "p_value": 0.01, "min_records": 50}
     assert document["features"][0]["feature"] == "Sex"
     assert document["features"][0]["new_categories"] == ["U"]
 

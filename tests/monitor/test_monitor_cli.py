@@ -101,7 +101,7 @@ def test_thresholds_can_be_overridden_per_run(app, registered, tmp_path) -> None
     args = ["--capture", capture, "--profile", str(_profile_file(tmp_path)), "--no-log", "--json"]
     result = _run(app, *args, "--psi-threshold", "50", "--output-dir", str(tmp_path / "o"))
     assert result.exit_code == 0
-    assert json.loads(result.stdout)["thresholds"] == {"psi": 50.0, "p_value": 0.01}
+    assert json.loads(result.stdout)["thresholds"] == {"psi": 50.0, "p_value": 0.01, "min_records": 50}
 
 
 def _profile_file(tmp_path: Path) -> Path:
@@ -237,7 +237,7 @@ def test_a_stack_reads_its_endpoint_capture_from_the_stack_bucket_with_the_stack
     assert result.exit_code == 3, result.output
     document = json.loads(result.stdout)
     assert document["capture"] == f"s3://{aws_env.bucket}/data-capture/abalone-dev/"
-    assert document["thresholds"] == {"psi": 0.25, "p_value": 0.01}
+    assert document["thresholds"] == {"psi": 0.25, "p_value": 0.01, "min_records": 50}
     assert document["model"] == {"name": "abalone", "version": "1", "profile": str(tmp_path / "profile.json")}
     assert document["drifted_features"] == ["Length", "WholeWeight"]
 

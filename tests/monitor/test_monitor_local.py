@@ -111,7 +111,7 @@ def test_in_distribution_traffic_reports_no_drift(local: st.LocalEndpoints, tmp_
     assert code == 0
     assert (report["drifted"], report["drifted_features"], report["rows"]) == (False, [], 400)
     assert report["endpoint"] == "abalone-dev"
-    assert report["thresholds"] == {"psi": 0.25, "p_value": 0.01}
+    assert report["thresholds"] == {"psi": 0.25, "p_value": 0.01, "min_records": 50}
     run = MlflowClient(tracking_uri=local.mlflow_url).get_run(report["mlflow_run_id"])
     assert run.data.tags["mlplat.model.version"] == report["model"]["version"]
 
