@@ -90,3 +90,18 @@ def test_a_cluster_endpoint_problem_is_reported_with_a_field_error_elsewhere(tmp
         "mlplat:endpoints[0].maxCapacity must be greater than or equal to 1 (got 0)",
         "mlplat:endpoints[0].pool must be one of ['system', 'train-spot', 'eval'] (got 'cpu')",
     ]
+
+
+def test_scale_to_zero_and_serverless_are_refused_on_the_cluster(tmp_path: Path) -> None:
+    endpoint = {
+        "platform": "kubernetes",
+        "pool": "system",
+        "team": "applied",
+        "minCapacity": 0,
+        "serverless": {"memoryMiB": 2048, "maxConcurrency": 5},
+    }
+    path = _staging_with(tmp_path, endpoint)
+    assert _problems(path) == [
+        "mlplat:endpoints[0].serverless applies only to platform: sagemaker",
+        "mlplat:endpoints[0].minCapacity must be >= 1 on platform: kubernetes (got 0)",
+    ]
