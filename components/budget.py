@@ -1,15 +1,48 @@
-"""A monthly cost budget on the stack's environment tag, alerting an encrypted SNS topic with e-mail subscribers."""
+"""A monthly cost budget on the stack's environment tag, alerting an encrypted SNS topic with e-mail subscribers,
+and the enforcer function on that topic that scales the stack's endpoints down at the last threshold.
 
+The stack also activates the cost-allocation tags that the budget and `mlplat cost --actual` group by: a tag
+that is not active is invisible to Budgets and Cost Explorer.
+"""
+
+import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 
 import pulumi
 import pulumi_aws as aws
 
 from components import iam
+from components.functions import budget_enforcer
 
 ENVIRONMENT_TAG = "mlplat:environment"
 NOTIFICATION_TYPES = ("ACTUAL", "FORECASTED")
+COST_ALLOCATION_TAGS = ("mlplat:environment", "mlplat:team", "mlplat:component", "mlplat:cost-center")
+ENFORCER_SOURCE = Path(budget_enforcer.__file__)
+ENFORCER_RUNTIME = "python3.12"
+ENFORCER_LOG_RETENTION_DAYS = 90
+DUTY_TAG = "mlplat:duty"
+ENFORCER_DUTY = "budget-enforcement"
+
+
+@dataclass(frozen=True)
+class EnforcedEndpoint:
+    """One endpoint the enforcer may scale down; names are plain strings, so its role can name their ARNs."""
+
+    endpoint: str
+    """The SageMaker endpoint's name."""
+    inference_component: str | None
+    """Its inference component (scale-to-zero endpoints), whose copies go to zero; None for a variant endpoint."""
+    minimum: int
+    """The variant's floor when zero is not allowed (the endpoint's minCapacity)."""
+    variant: str = "primary"
+    """The production variant a variant endpoint scales."""
+
+
+def record_parameter(environment: str) -> str:
+    """The SSM parameter that holds what the enforcer changed in `environment` (read by `mlplat budget restore`)."""
+    return f"/mlplat/{environment}/budget-enforcement"
 
 
 @dataclass(frozen=True)
@@ -24,6 +57,14 @@ class BudgetAlertsArgs:
     """Percentages of the limit that notify, on actual and on forecasted spend."""
     emails: Sequence[str]
     """Addresses subscribed to the alert topic (each confirms by e-mail)."""
+    region: str = "us-east-1"
+    """Where the stack's endpoints live (the enforcer's role names their ARNs)."""
+    enforce: bool = False
+    """Act at the last threshold (True) or only report that it was crossed (False)."""
+    endpoints: Sequence[EnforcedEndpoint] = field(default_factory=tuple)
+    """The stack's endpoints, the only ones the enforcer may touch."""
+    activate_cost_tags: bool = True
+    """Activate the platform's cost-allocation tags (one account-wide setting: one stack per account should own it)."""
 
 
 def cost_filter_value(environment: str) -> str:
@@ -43,6 +84,9 @@ class BudgetAlerts(pulumi.ComponentResource):
         account = iam.account_id()
         arn_partition = iam.partition()
         budgets_source = {"StringEquals": {"aws:SourceAccount": account}}
+        # Named (from the component's name) so that the key policy can admit CloudWatch Logs for this group only.
+        self._log_group_name = f"/mlplat/{name}/enforcer"
+        log_group_arn = iam.log_group_arn(args.region, account, arn_partition, self._log_group_name)
 
         key = aws.kms.Key(
             f"{name}-key",
@@ -60,6 +104,7 @@ class BudgetAlerts(pulumi.ComponentResource):
                         "Resource": "*",
                         "Condition": budgets_source,
                     },
+                    iam.logs_key_statement(args.region, log_group_arn),
                 ]
             ),
             opts=child,
@@ -113,4 +158,189 @@ class BudgetAlerts(pulumi.ComponentResource):
         )
         self.budget_name = budget.name
 
-        self.register_outputs({"budgetName": self.budget_name, "topicArn": self.topic_arn})
+        if args.activate_cost_tags:
+            for tag in COST_ALLOCATION_TAGS:
+                aws.costexplorer.CostAllocationTag(
+                    f"{name}-cost-tag-{tag.split(':')[-1]}", tag_key=tag, status="Active", opts=child
+                )
+
+        self.enforcer_arn = self._enforcer(name, args, topic.arn, key.arn, account, arn_partition)
+        self.register_outputs(
+            {"budgetName": self.budget_name, "topicArn": self.topic_arn, "enforcerArn": self.enforcer_arn}
+        )
+
+    def _enforcer(
+        self,
+        name: str,
+        args: BudgetAlertsArgs,
+        topic_arn: pulumi.Output[str],
+        key_arn: pulumi.Output[str],
+        account: pulumi.Output[str],
+        arn_partition: pulumi.Output[str],
+    ) -> pulumi.Output[str]:
+        """The enforcer Lambda, its role (this stack's endpoints and nothing else), log group and subscription."""
+        child = pulumi.ResourceOptions(parent=self)
+        parameter = record_parameter(args.environment)
+        log_group = aws.cloudwatch.LogGroup(
+            f"{name}-enforcer-logs",
+            name=self._log_group_name,
+            retention_in_days=ENFORCER_LOG_RETENTION_DAYS,
+            kms_key_id=key_arn,
+            opts=child,
+        )
+        role = aws.iam.Role(
+            f"{name}-enforcer-role",
+            assume_role_policy=iam.service_trust("lambda.amazonaws.com", account),
+            tags={DUTY_TAG: ENFORCER_DUTY},
+            opts=child,
+        )
+        aws.iam.RolePolicy(
+            f"{name}-enforcer-policy",
+            role=role.id,
+            policy=iam.policy_document(
+                enforcer_statements(args, topic_arn, key_arn, log_group.arn, parameter, account, arn_partition)
+            ),
+            opts=child,
+        )
+        endpoints = [
+            {
+                "endpoint": e.endpoint,
+                "variant": e.variant,
+                "inferenceComponent": e.inference_component,
+                "minimum": e.minimum,
+            }
+            for e in args.endpoints
+        ]
+        function = aws.lambda_.Function(
+            f"{name}-enforcer",
+            role=role.arn,
+            runtime=ENFORCER_RUNTIME,
+            handler=f"{ENFORCER_SOURCE.stem}.handler",
+            code=pulumi.AssetArchive({ENFORCER_SOURCE.name: pulumi.FileAsset(str(ENFORCER_SOURCE))}),
+            timeout=120,
+            memory_size=128,
+            logging_config=aws.lambda_.FunctionLoggingConfigArgs(log_format="Text", log_group=log_group.name),
+            environment=aws.lambda_.FunctionEnvironmentArgs(
+                variables={
+                    "MLPLAT_ENVIRONMENT": args.environment,
+                    "MLPLAT_ENFORCE": "true" if args.enforce else "false",
+                    "MLPLAT_LAST_THRESHOLD": f"{max(args.thresholds):g}",
+                    "MLPLAT_ENDPOINTS": json.dumps(endpoints, sort_keys=True),
+                    "MLPLAT_RECORD_PARAMETER": parameter,
+                    "MLPLAT_TOPIC_ARN": topic_arn,
+                }
+            ),
+            opts=child,
+        )
+        permission = aws.lambda_.Permission(
+            f"{name}-enforcer-invoke",
+            action="lambda:InvokeFunction",
+            function=function.name,
+            principal="sns.amazonaws.com",
+            source_arn=topic_arn,
+            opts=child,
+        )
+        aws.sns.TopicSubscription(
+            f"{name}-enforcer-subscription",
+            topic=topic_arn,
+            protocol="lambda",
+            endpoint=function.arn,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[permission]),
+        )
+        return function.arn
+
+
+def enforcer_statements(
+    args: BudgetAlertsArgs,
+    topic_arn: pulumi.Input[str],
+    key_arn: pulumi.Input[str],
+    log_group_arn: pulumi.Input[str],
+    parameter: str,
+    account: pulumi.Input[str],
+    arn_partition: pulumi.Input[str],
+) -> list[iam.Statement]:
+    """The enforcer's permissions: this stack's endpoints, components and scaling targets, its record, its topic."""
+
+    def arn(service: str, resource: str) -> pulumi.Output[str]:
+        return pulumi.Output.concat("arn:", arn_partition, f":{service}:{args.region}:", account, f":{resource}")
+
+    endpoints = [arn("sagemaker", f"endpoint/{e.endpoint}") for e in args.endpoints]
+    components = [
+        arn("sagemaker", f"inference-component/{e.inference_component}")
+        for e in args.endpoints
+        if e.inference_component
+    ]
+    statements: list[iam.Statement] = []
+    if endpoints:
+        statements.append(
+            {
+                "Sid": "ScaleThisStacksEndpoints",
+                "Effect": "Allow",
+                "Action": [
+                    "sagemaker:AddTags",
+                    "sagemaker:DeleteTags",
+                    "sagemaker:DescribeEndpoint",
+                    "sagemaker:UpdateEndpointWeightsAndCapacities",
+                ],
+                "Resource": endpoints,
+            }
+        )
+    if components:
+        statements.append(
+            {
+                "Sid": "ScaleThisStacksInferenceComponents",
+                "Effect": "Allow",
+                "Action": [
+                    "sagemaker:AddTags",
+                    "sagemaker:DeleteTags",
+                    "sagemaker:DescribeInferenceComponent",
+                    "sagemaker:UpdateInferenceComponentRuntimeConfig",
+                ],
+                "Resource": components,
+            }
+        )
+    if endpoints:
+        statements += [
+            {
+                "Sid": "PinThisStacksScalingTargets",
+                "Effect": "Allow",
+                "Action": ["application-autoscaling:RegisterScalableTarget"],
+                # Scalable-target ARNs carry generated IDs: the stack's environment tag picks its own targets.
+                "Resource": arn("application-autoscaling", "scalable-target/*"),
+                "Condition": {"StringEquals": {f"aws:ResourceTag/{ENVIRONMENT_TAG}": args.environment}},
+            },
+            {
+                "Sid": "ReadScalingTargets",
+                "Effect": "Allow",
+                "Action": ["application-autoscaling:DescribeScalableTargets"],
+                # DescribeScalableTargets has no resource-level permissions: AWS accepts only "*".
+                "Resource": "*",
+            },
+        ]
+    statements += [
+        {
+            "Sid": "KeepTheRecord",
+            "Effect": "Allow",
+            "Action": ["ssm:DeleteParameter", "ssm:GetParameter", "ssm:PutParameter"],
+            "Resource": arn("ssm", f"parameter{parameter}"),
+        },
+        {
+            "Sid": "ReportToTheBudgetTopic",
+            "Effect": "Allow",
+            "Action": ["sns:Publish"],
+            "Resource": topic_arn,
+        },
+        {
+            "Sid": "UseTheTopicKey",
+            "Effect": "Allow",
+            "Action": ["kms:Decrypt", "kms:GenerateDataKey"],
+            "Resource": key_arn,
+        },
+        {
+            "Sid": "WriteOwnLogs",
+            "Effect": "Allow",
+            "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
+            "Resource": [log_group_arn, pulumi.Output.concat(log_group_arn, ":log-stream:*")],
+        },
+    ]
+    return statements

@@ -17,7 +17,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic.alias_generators import to_camel
 
-from components import aws_enums, catalog, versions
+from components import aws_enums, catalog, sagemaker_catalog, versions
 
 NAMESPACE = "mlplat"
 STACKS_DIR = Path(__file__).resolve().parents[1] / "stacks"
@@ -95,8 +95,19 @@ class RolloutConfig(_Model):
     max_latency_p99_ms: int = Field(500, ge=1)
 
 
+class ServerlessConfig(_Model):
+    """SageMaker serverless inference: memory and concurrency instead of instances (small CPU models)."""
+
+    memory_mib: Literal[1024, 2048, 3072, 4096, 5120, 6144] = Field(alias="memoryMiB")
+    max_concurrency: int = Field(ge=1, le=200)
+
+
 class EndpointConfig(_Model):
-    """One SageMaker real-time endpoint and its autoscaling."""
+    """One SageMaker real-time endpoint and its autoscaling.
+
+    `minCapacity: 0` builds it on inference components, which scale to zero copies and zero instances when idle;
+    `serverless` makes it a serverless endpoint instead of an instance-backed one.
+    """
 
     name: Name
     model: Name
@@ -104,8 +115,13 @@ class EndpointConfig(_Model):
     model_sha256: str | None = Field(None, pattern=r"^[0-9a-f]{64}$")
     instance_type: str = Field("ml.m5.large", pattern=r"^ml\.[a-z0-9]+\.[a-z0-9]+$")
     image: str | None = None
-    min_capacity: int = Field(1, ge=1)
+    min_capacity: int = Field(1, ge=0)
     max_capacity: int = Field(2, ge=1)
+    serverless: ServerlessConfig | None = None
+    copy_cpu_cores: float = Field(1.0, gt=0)
+    """Cores one inference-component copy reserves (minCapacity: 0 only)."""
+    copy_memory_mib: int = Field(1024, ge=128, alias="copyMemoryMiB")
+    """Memory one inference-component copy reserves (minCapacity: 0 only)."""
     target_invocations_per_instance: int = Field(100, ge=1)
     scale_in_cooldown_seconds: int = Field(300, ge=0)
     scale_out_cooldown_seconds: int = Field(60, ge=0)
@@ -119,6 +135,12 @@ class BudgetConfig(_Model):
     limit_usd: float = Field(gt=0)
     thresholds: list[Percent] = Field(default_factory=lambda: [50.0, 80.0, 100.0], min_length=1)
     emails: list[Annotated[str, Field(pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")]] = Field(min_length=1)
+    enforce: bool | None = None
+    """Scale the stack's endpoints down when ACTUAL spend crosses the last threshold; default: all but prod."""
+
+    def enforces(self, environment: str) -> bool:
+        """Whether the enforcer acts (True) or only notifies (False) in `environment`."""
+        return self.enforce if self.enforce is not None else environment != "prod"
 
 
 class NodeGroupSize(_Model):
@@ -224,6 +246,12 @@ class MonitoringConfig(_Model):
     min_records: int = Field(50, ge=1)
 
 
+class TrainingConfig(_Model):
+    """How `mlplat train --on eks` watches a job: a rank that has not started within the timeout fails it."""
+
+    schedule_timeout_seconds: int = Field(900, gt=0)
+
+
 class StackConfig(_Model):
     """Everything a stack file says about the platform."""
 
@@ -242,6 +270,7 @@ class StackConfig(_Model):
     limits: LimitsConfig = LimitsConfig.model_construct()
     images: ImagesConfig = ImagesConfig()
     monitoring: MonitoringConfig = MonitoringConfig.model_construct()
+    training: TrainingConfig = TrainingConfig.model_construct()
 
     @property
     def max_gpus_per_pool(self) -> int:
@@ -289,6 +318,8 @@ def _semantic_problems(cfg: StackConfig) -> list[str]:
             add(f"mlplat:endpoints[{i}].maxCapacity must be >= minCapacity (got {ep.max_capacity} < {ep.min_capacity})")
     for name in _duplicates(ep.name for ep in cfg.endpoints):
         add(f"mlplat:endpoints has duplicate name {name!r}")
+    for i, ep in enumerate(cfg.endpoints):
+        problems.extend(_hosting_mode_problems(f"mlplat:endpoints[{i}]", ep, cfg.region))
     artifacts = cfg.artifacts
     if artifacts.checkpoint_expiration_days <= artifacts.checkpoint_transition_days:
         # S3 rejects a lifecycle rule that expires objects on or before the day it transitions them.
@@ -330,6 +361,35 @@ def _semantic_problems(cfg: StackConfig) -> list[str]:
     for name in _duplicates(t.name for t in cfg.teams):
         add(f"mlplat:teams has duplicate name {name!r}")
     return problems
+
+
+def _hosting_mode_problems(key: str, ep: EndpointConfig, region: str) -> list[str]:
+    """Scale-to-zero and serverless endpoints only where SageMaker offers them (the dated sagemaker_catalog)."""
+    found: list[str] = []
+    as_of = sagemaker_catalog.AS_OF.isoformat()
+    if ep.serverless is not None:
+        if ep.min_capacity == 0:
+            found.append(f"{key}.serverless and minCapacity: 0 are exclusive (serverless scales to zero itself)")
+        if ep.data_capture_percent > 0:
+            found.append(
+                f"{key}.dataCapturePercent must be 0 on a serverless endpoint (serverless inference has no data "
+                f"capture) (got {ep.data_capture_percent:g})"
+            )
+        if region not in sagemaker_catalog.SERVERLESS_REGIONS:
+            found.append(f"{key}.serverless is not offered in {region} (serverless regions as of {as_of})")
+        return found
+    if ep.min_capacity == 0:
+        if not sagemaker_catalog.supports_inference_components(ep.instance_type):
+            found.append(
+                f"{key}.minCapacity: 0 needs inference components, which {ep.instance_type} does not support "
+                f"(families as of {as_of}: ml.c5, ml.m5, ml.g5, ...) (got instanceType {ep.instance_type!r})"
+            )
+        if region not in sagemaker_catalog.INFERENCE_COMPONENT_REGIONS:
+            found.append(
+                f"{key}.minCapacity: 0 needs inference components, which {region} does not offer "
+                f"(regions as of {as_of})"
+            )
+    return found
 
 
 def _pool_problems(key: str, pool: GpuPoolConfig, env: str, allowed: list[str], cap: int) -> list[str]:

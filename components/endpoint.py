@@ -1,14 +1,26 @@
 """One SageMaker real-time endpoint: an isolated model in the VPC, encrypted and captured, autoscaled, and updated
-blue/green with a canary and alarm-driven rollback.
+blue/green with a canary and alarm-driven rollback. Three hosting modes, chosen by the endpoint's settings:
+
+- instances (the default): a variant with the model and an instance count, autoscaled on its instance count;
+- scale to zero (`minCapacity: 0`): a variant with no model whose managed instance scaling may reach zero
+  instances, and an inference component per model whose copy count autoscales between 0 and `maxCapacity`.
+  Target tracking cannot scale out from zero copies, so a CloudWatch alarm on `NoCapacityInvocationFailures` (a
+  request arrived and nothing could serve it) drives a step-scaling policy that adds one copy;
+- serverless (`serverless:`): a variant with memory and concurrency, which SageMaker scales (to zero) itself.
+
+pulumi-aws (7.x) has no inference-component resource, so the component is an `aws.cloudcontrol.Resource` of type
+`AWS::SageMaker::InferenceComponent` (Cloud Control creates it from its CloudFormation schema); its name is set
+here, because the scaling target and the wake alarm address it by name.
 
 A new model version or digest changes the model's inputs, so Pulumi replaces the Model (new auto-generated
 name), which replaces the EndpointConfiguration, which updates the Endpoint in place: SageMaker then runs the
 blue/green deployment described by `deployment_config`, and rolls back if either alarm fires.
 """
 
+import json
 import math
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 
 import pulumi
 import pulumi_aws as aws
@@ -20,6 +32,11 @@ VARIANT = "primary"
 SERVING_PORT = "8080"
 SCALABLE_DIMENSION = "sagemaker:variant:DesiredInstanceCount"
 SCALING_METRIC = "SageMakerVariantInvocationsPerInstance"
+IC_TYPE = "AWS::SageMaker::InferenceComponent"
+IC_DIMENSION = "sagemaker:inference-component:DesiredCopyCount"
+IC_SCALING_METRIC = "SageMakerInferenceComponentInvocationsPerCopy"
+WAKE_METRIC = "NoCapacityInvocationFailures"
+WAKE_PERIOD_SECONDS = 30
 ALARM_PERIOD_SECONDS = 60
 ALARM_EVALUATION_PERIODS = 3
 
@@ -44,6 +61,13 @@ class InferenceEndpointArgs:
     """Key for the instances' storage volumes and the captured data."""
     data_capture_uri: pulumi.Input[str]
     """`s3://<bucket>/data-capture/<endpoint>/`."""
+    tags: Mapping[str, str] = field(default_factory=dict)
+    """Tags for the inference component, which the stack's tag transform cannot reach (Cloud Control resource)."""
+
+
+def inference_component_name(endpoint_name: str, model: str) -> str:
+    """The inference component of `model` on an endpoint, named so that scaling and alarms can address it."""
+    return f"{endpoint_name}-{model}"
 
 
 class InferenceEndpoint(pulumi.ComponentResource):
@@ -68,6 +92,9 @@ class InferenceEndpoint(pulumi.ComponentResource):
         if settings.model_sha256 is not None:
             # Part of the model's inputs, so a new digest replaces the model even at the same version.
             environment["MLPLAT_MODEL_SHA256"] = settings.model_sha256
+        # Serverless inference supports neither VPC configuration nor network isolation: such a model runs
+        # outside the VPC, which the policy pack's sagemaker-model-vpc and -isolation checks report.
+        in_vpc = settings.serverless is None
         model = aws.sagemaker.Model(
             f"{name}-model",
             execution_role_arn=args.role_arn,
@@ -78,12 +105,16 @@ class InferenceEndpoint(pulumi.ComponentResource):
             ),
             vpc_config=aws.sagemaker.ModelVpcConfigArgs(
                 subnets=list(args.subnet_ids), security_group_ids=list(args.security_group_ids)
-            ),
-            enable_network_isolation=True,
+            )
+            if in_vpc
+            else None,
+            enable_network_isolation=in_vpc,
             opts=child,
         )
         self.model_name = model.name
 
+        serverless = settings.serverless
+        scale_to_zero = serverless is None and settings.min_capacity == 0
         capture = None
         if settings.data_capture_percent > 0:
             capture = aws.sagemaker.EndpointConfigurationDataCaptureConfigArgs(
@@ -99,19 +130,45 @@ class InferenceEndpoint(pulumi.ComponentResource):
                     csv_content_types=["text/csv"], json_content_types=["application/json"]
                 ),
             )
+        if serverless is not None:
+            variant = aws.sagemaker.EndpointConfigurationProductionVariantArgs(
+                variant_name=VARIANT,
+                model_name=model.name,
+                serverless_config=aws.sagemaker.EndpointConfigurationProductionVariantServerlessConfigArgs(
+                    memory_size_in_mb=serverless.memory_mib, max_concurrency=serverless.max_concurrency
+                ),
+            )
+        elif scale_to_zero:
+            # No model on the variant: models arrive as inference components. The variant starts with one
+            # instance (SageMaker requires it) and managed instance scaling removes it when no copy is left.
+            variant = aws.sagemaker.EndpointConfigurationProductionVariantArgs(
+                variant_name=VARIANT,
+                instance_type=settings.instance_type,
+                initial_instance_count=1,
+                managed_instance_scaling=aws.sagemaker.EndpointConfigurationProductionVariantManagedInstanceScalingArgs(
+                    status="ENABLED", min_instance_count=0, max_instance_count=settings.max_capacity
+                ),
+                routing_configs=[
+                    aws.sagemaker.EndpointConfigurationProductionVariantRoutingConfigArgs(
+                        routing_strategy="LEAST_OUTSTANDING_REQUESTS"
+                    )
+                ],
+            )
+        else:
+            variant = aws.sagemaker.EndpointConfigurationProductionVariantArgs(
+                # The same variant name in every configuration: blue/green updates require it.
+                variant_name=VARIANT,
+                model_name=model.name,
+                instance_type=settings.instance_type,
+                initial_instance_count=settings.min_capacity,
+                initial_variant_weight=1,
+            )
         endpoint_config = aws.sagemaker.EndpointConfiguration(
             f"{name}-config",
-            production_variants=[
-                aws.sagemaker.EndpointConfigurationProductionVariantArgs(
-                    # The same variant name in every configuration: blue/green updates require it.
-                    variant_name=VARIANT,
-                    model_name=model.name,
-                    instance_type=settings.instance_type,
-                    initial_instance_count=settings.min_capacity,
-                    initial_variant_weight=1,
-                )
-            ],
-            kms_key_arn=args.kms_key_arn,
+            production_variants=[variant],
+            # An inference-component endpoint has no model to run as: the configuration names the role.
+            execution_role_arn=args.role_arn if scale_to_zero else None,
+            kms_key_arn=args.kms_key_arn if serverless is None else None,
             data_capture_config=capture,
             opts=child,
         )
@@ -120,25 +177,103 @@ class InferenceEndpoint(pulumi.ComponentResource):
         # The endpoint's name is derived from the component's: the rollback alarms need it before the endpoint
         # exists, and clients call the endpoint by a name that does not change between deployments.
         endpoint_name = name
-        alarms = self._rollback_alarms(name, endpoint_name, settings)
+        # Blue/green with rollback guards a new configuration; an inference-component endpoint keeps one
+        # configuration (new models replace the component) and a serverless one has no fleet to bake.
+        deployment = None
+        if serverless is None and not scale_to_zero:
+            deployment = self._deployment_config(settings, self._rollback_alarms(name, endpoint_name, settings))
         endpoint = aws.sagemaker.Endpoint(
             f"{name}-endpoint",
             name=endpoint_name,
             endpoint_config_name=endpoint_config.name,
-            deployment_config=self._deployment_config(settings, alarms),
+            deployment_config=deployment,
             opts=child,
         )
         self.endpoint_name = endpoint.name
         self.endpoint_arn = endpoint.arn
+        self.inference_component_name: str | None = None
 
+        if scale_to_zero:
+            self._inference_component(name, args, endpoint, model)
+        elif serverless is None:
+            target = aws.appautoscaling.Target(
+                f"{name}-scaling-target",
+                service_namespace="sagemaker",
+                resource_id=pulumi.Output.concat("endpoint/", endpoint.name, "/variant/", VARIANT),
+                scalable_dimension=SCALABLE_DIMENSION,
+                min_capacity=settings.min_capacity,
+                max_capacity=settings.max_capacity,
+                opts=child,
+            )
+            aws.appautoscaling.Policy(
+                f"{name}-scaling-policy",
+                policy_type="TargetTrackingScaling",
+                service_namespace=target.service_namespace,
+                resource_id=target.resource_id,
+                scalable_dimension=target.scalable_dimension,
+                target_tracking_scaling_policy_configuration=aws.appautoscaling.PolicyTargetTrackingScalingPolicyConfigurationArgs(
+                    target_value=settings.target_invocations_per_instance,
+                    predefined_metric_specification=aws.appautoscaling.PolicyTargetTrackingScalingPolicyConfigurationPredefinedMetricSpecificationArgs(
+                        predefined_metric_type=SCALING_METRIC
+                    ),
+                    scale_in_cooldown=settings.scale_in_cooldown_seconds,
+                    scale_out_cooldown=settings.scale_out_cooldown_seconds,
+                ),
+                opts=child,
+            )
+
+        self.register_outputs(
+            {
+                "endpointName": self.endpoint_name,
+                "endpointArn": self.endpoint_arn,
+                "modelName": self.model_name,
+                "configName": self.config_name,
+            }
+        )
+
+    def _inference_component(
+        self, name: str, args: InferenceEndpointArgs, endpoint: aws.sagemaker.Endpoint, model: aws.sagemaker.Model
+    ) -> None:
+        """The model as an inference component, its copy count autoscaled 0..max, and the alarm that wakes it."""
+        settings = args.settings
+        ic_name = inference_component_name(name, settings.model)
+        self.inference_component_name = ic_name
+        tags = [{"Key": k, "Value": v} for k, v in sorted(args.tags.items())]
+        desired = pulumi.Output.all(endpoint.name, model.name).apply(
+            lambda names: json.dumps(
+                {
+                    "EndpointName": names[0],
+                    "InferenceComponentName": ic_name,
+                    "VariantName": VARIANT,
+                    "Specification": {
+                        "ModelName": names[1],
+                        "ComputeResourceRequirements": {
+                            "NumberOfCpuCoresRequired": settings.copy_cpu_cores,
+                            "MinMemoryRequiredInMb": settings.copy_memory_mib,
+                        },
+                    },
+                    "RuntimeConfig": {"CopyCount": 1},
+                    "Tags": tags,
+                },
+                sort_keys=True,
+            )
+        )
+        component = aws.cloudcontrol.Resource(
+            f"{name}-inference-component",
+            type_name=IC_TYPE,
+            desired_state=desired,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[endpoint]),
+        )
+        # Registered only once the component exists: Application Auto Scaling checks the resource on registration.
+        scaling = pulumi.ResourceOptions(parent=self, depends_on=[component])
         target = aws.appautoscaling.Target(
             f"{name}-scaling-target",
             service_namespace="sagemaker",
-            resource_id=pulumi.Output.concat("endpoint/", endpoint.name, "/variant/", VARIANT),
-            scalable_dimension=SCALABLE_DIMENSION,
-            min_capacity=settings.min_capacity,
+            resource_id=f"inference-component/{ic_name}",
+            scalable_dimension=IC_DIMENSION,
+            min_capacity=0,
             max_capacity=settings.max_capacity,
-            opts=child,
+            opts=scaling,
         )
         aws.appautoscaling.Policy(
             f"{name}-scaling-policy",
@@ -149,21 +284,46 @@ class InferenceEndpoint(pulumi.ComponentResource):
             target_tracking_scaling_policy_configuration=aws.appautoscaling.PolicyTargetTrackingScalingPolicyConfigurationArgs(
                 target_value=settings.target_invocations_per_instance,
                 predefined_metric_specification=aws.appautoscaling.PolicyTargetTrackingScalingPolicyConfigurationPredefinedMetricSpecificationArgs(
-                    predefined_metric_type=SCALING_METRIC
+                    predefined_metric_type=IC_SCALING_METRIC
                 ),
                 scale_in_cooldown=settings.scale_in_cooldown_seconds,
                 scale_out_cooldown=settings.scale_out_cooldown_seconds,
             ),
-            opts=child,
+            opts=scaling,
         )
-
-        self.register_outputs(
-            {
-                "endpointName": self.endpoint_name,
-                "endpointArn": self.endpoint_arn,
-                "modelName": self.model_name,
-                "configName": self.config_name,
-            }
+        wake = aws.appautoscaling.Policy(
+            f"{name}-wake-policy",
+            policy_type="StepScaling",
+            service_namespace=target.service_namespace,
+            resource_id=target.resource_id,
+            scalable_dimension=target.scalable_dimension,
+            step_scaling_policy_configuration=aws.appautoscaling.PolicyStepScalingPolicyConfigurationArgs(
+                adjustment_type="ChangeInCapacity",
+                metric_aggregation_type="Maximum",
+                cooldown=settings.scale_out_cooldown_seconds,
+                step_adjustments=[
+                    aws.appautoscaling.PolicyStepScalingPolicyConfigurationStepAdjustmentArgs(
+                        metric_interval_lower_bound="0", scaling_adjustment=1
+                    )
+                ],
+            ),
+            opts=scaling,
+        )
+        aws.cloudwatch.MetricAlarm(
+            f"{name}-wake-alarm",
+            alarm_description=f"{ic_name}: a request found no copy to serve it; add one",
+            comparison_operator="GreaterThanOrEqualToThreshold",
+            namespace="AWS/SageMaker",
+            metric_name=WAKE_METRIC,
+            dimensions={"InferenceComponentName": ic_name},
+            statistic="Maximum",
+            period=WAKE_PERIOD_SECONDS,
+            evaluation_periods=1,
+            threshold=1,
+            # No requests means no datapoints: stay as is rather than flap to OK and back.
+            treat_missing_data="missing",
+            alarm_actions=[wake.arn],
+            opts=scaling,
         )
 
     def _rollback_alarms(

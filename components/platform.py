@@ -7,7 +7,7 @@ import pulumi
 
 from components import iam, images, tagging
 from components.artifacts import DATA_CAPTURE_PREFIX, MLFLOW_PREFIX, MODELS_PREFIX, ArtifactStore, ArtifactStoreArgs
-from components.budget import BudgetAlerts, BudgetAlertsArgs
+from components.budget import BudgetAlerts, BudgetAlertsArgs, EnforcedEndpoint
 from components.compute import GpuCompute, GpuComputeArgs
 from components.config import EndpointConfig, StackConfig
 from components.drift import DriftMonitor, platform_drift_args
@@ -142,6 +142,7 @@ class MlPlatform(pulumi.ComponentResource):
                     security_group_ids=[self.network.workload_security_group_id],
                     kms_key_arn=self.artifacts.key_arn,
                     data_capture_uri=self.artifacts.uri(f"{DATA_CAPTURE_PREFIX}{endpoint.name}/"),
+                    tags={**config.tags, tagging.COMPONENT_TAG: "endpoint"},
                 ),
                 self._child("endpoint"),
             )
@@ -165,6 +166,18 @@ class MlPlatform(pulumi.ComponentResource):
                 limit_usd=config.budget.limit_usd,
                 thresholds=config.budget.thresholds,
                 emails=config.budget.emails,
+                region=config.region,
+                enforce=config.budget.enforces(config.environment),
+                endpoints=[
+                    EnforcedEndpoint(
+                        endpoint=e.pulumi_resource_name,
+                        inference_component=e.inference_component_name,
+                        minimum=settings.min_capacity,
+                    )
+                    for e, settings in zip(self.endpoints, config.endpoints, strict=True)
+                    # Serverless endpoints bill per request and have no capacity to take away.
+                    if settings.serverless is None
+                ],
             ),
             self._child("budget"),
         )

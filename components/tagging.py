@@ -23,8 +23,11 @@ def is_taggable(type_token: str) -> bool:
     module, _, class_name = rest.partition(":")
     if package != "aws" or not class_name:
         return False
+    # Python spells the `lambda` module `lambda_` (a keyword otherwise).
+    python_name = module.split("/")[0]
+    python_name = f"{python_name}_" if python_name == "lambda" else python_name
     try:
-        python_module = importlib.import_module(f"pulumi_aws.{module.split('/')[0]}")
+        python_module = importlib.import_module(f"pulumi_aws.{python_name}")
     except ImportError:
         return False
     cls = getattr(python_module, class_name, None)

@@ -35,6 +35,9 @@ CHECKPOINT_DIR = "/opt/ml/checkpoints"
 MODEL_DIR = "/opt/ml/model"
 INPUT_DIR = "/opt/ml/input"
 SKIP_AWAIT_ANNOTATION = "pulumi.com/skipAwait"
+SCHEDULE_TIMEOUT_ANNOTATION = "mlplat.io/schedule-timeout-seconds"
+BAD_INPUT_EXIT_CODE = 2  # the training runtime's exit status for bad input (training.errors.EXIT_BAD_INPUT)
+CONTAINER = "train"
 COMPLETION_INDEX_ANNOTATION = "batch.kubernetes.io/job-completion-index"
 
 
@@ -72,8 +75,10 @@ class TrainingJobSpec:
     """Memory request and limit per pod."""
     shm_size: str = "8Gi"
     """Size of the memory-backed `/dev/shm` (NCCL and DataLoader workers share tensors through it)."""
-    backoff_limit: int = 0
-    """Pod failures tolerated before the Job fails (a failed rank breaks the whole group)."""
+    max_retries: int = 2
+    """Pod failures that count (`backoffLimit`); disruptions do not count and bad input fails at once."""
+    schedule_timeout_seconds: int | None = None
+    """How long the follower lets a rank wait to start before failing the job; recorded on the Job."""
     active_deadline_seconds: int = 24 * 3600
     """Wall-clock limit of the whole run."""
     ttl_seconds_after_finished: int = 24 * 3600
@@ -98,6 +103,10 @@ def validate_training_job(spec: TrainingJobSpec) -> list[str]:
         problems.append(f"ranks must be >= 1 (got {spec.ranks})")
     if spec.gpus_per_rank < 1:
         problems.append(f"gpusPerRank must be >= 1 (got {spec.gpus_per_rank})")
+    if spec.max_retries < 0:
+        problems.append(f"maxRetries must be >= 0 (got {spec.max_retries})")
+    if spec.schedule_timeout_seconds is not None and spec.schedule_timeout_seconds <= 0:
+        problems.append(f"scheduleTimeoutSeconds must be > 0 (got {spec.schedule_timeout_seconds})")
     if not spec.checkpoint_s3_uri.startswith("s3://"):
         problems.append(f"checkpointS3Uri must be an s3:// URI (got {spec.checkpoint_s3_uri!r})")
     return problems
@@ -114,8 +123,15 @@ def rendezvous_host(spec: TrainingJobSpec) -> str:
 
 
 def torchrun_command(spec: TrainingJobSpec) -> list[str]:
-    """torchrun as one node of `ranks`, its completion index as node rank, rendezvous at the index-0 pod."""
+    """torchrun as one node of `ranks`, its completion index as node rank, rendezvous at the index-0 pod.
+
+    torchrun exits 1 whatever its worker's status, so `training.gang` runs it and exits with the runtime's own status
+    (2 for bad input, which the podFailurePolicy turns into an immediate failure), forwarding SIGTERM to it.
+    """
     return [
+        "python",
+        "-m",
+        "training.gang",
         "torchrun",
         f"--nnodes={spec.ranks}",
         f"--nproc-per-node={spec.gpus_per_rank}",
@@ -170,7 +186,7 @@ def render_training_job(spec: TrainingJobSpec) -> list[dict[str, Any]]:
         "tolerations": [GPU_TOLERATION],
         "containers": [
             {
-                "name": "train",
+                "name": CONTAINER,
                 "image": spec.image,
                 "imagePullPolicy": "IfNotPresent",
                 "command": torchrun_command(spec),
@@ -217,24 +233,44 @@ def render_training_job(spec: TrainingJobSpec) -> list[dict[str, Any]]:
         job_labels[QUEUE_LABEL] = spec.queue
         if spec.priority_class is not None:
             job_labels[PRIORITY_LABEL] = spec.priority_class
+    # Pulumi would otherwise hold `up` open until the run finishes; kubectl ignores the annotation.
+    annotations = {SKIP_AWAIT_ANNOTATION: "true"}
+    if spec.schedule_timeout_seconds is not None:
+        annotations[SCHEDULE_TIMEOUT_ANNOTATION] = str(spec.schedule_timeout_seconds)
     job = {
         "apiVersion": "batch/v1",
         "kind": "Job",
-        # Pulumi would otherwise hold `up` open until the run finishes; kubectl ignores the annotation.
-        "metadata": {**metadata, "labels": job_labels, "annotations": {SKIP_AWAIT_ANNOTATION: "true"}},
+        "metadata": {**metadata, "labels": job_labels, "annotations": annotations},
         "spec": {
             # Kueue unsuspends the Job once the whole gang fits the team's quota.
             "suspend": spec.queue is not None,
             "completionMode": "Indexed",
             "completions": spec.ranks,
             "parallelism": spec.ranks,
-            "backoffLimit": spec.backoff_limit,
+            "backoffLimit": spec.max_retries,
+            "podFailurePolicy": pod_failure_policy(),
             "activeDeadlineSeconds": spec.active_deadline_seconds,
             "ttlSecondsAfterFinished": spec.ttl_seconds_after_finished,
             "template": {"metadata": {"labels": labels}, "spec": pod_spec},
         },
     }
     return [service, job]
+
+
+def pod_failure_policy() -> dict[str, Any]:
+    """Disruptions (spot reclaim, drain, preemption, eviction) cost no retry; bad input fails the Job at once.
+
+    Anything else counts against `backoffLimit`. The whole-gang restart around it is `mlplat.jobs.restarts`.
+    """
+    return {
+        "rules": [
+            {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}]},
+            {
+                "action": "FailJob",
+                "onExitCodes": {"containerName": CONTAINER, "operator": "In", "values": [BAD_INPUT_EXIT_CODE]},
+            },
+        ]
+    }
 
 
 @dataclass(frozen=True)

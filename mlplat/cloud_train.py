@@ -28,12 +28,14 @@ registers the version in the tracking server from the job's model artifact once 
 and registers itself, and this command finds its run by the job's name. Either way it prints the run and the version.
 
 EKS. `--on eks` renders the torchrun `TrainingJob` manifests of `components.training_job` for the stack (ranks, GPU
-pool, team namespace, image) and applies them with the Kubernetes client when a kubeconfig is present; `--dry-run`
-prints them.
+pool, team namespace, image, retry budget), creates them with the Kubernetes client and follows the job to its end
+(`mlplat.jobs`: state changes, whole-gang restarts, the schedule watchdog and its diagnosis) unless `--detach`;
+`--dry-run` prints them.
 """
 
 import contextlib
 import json
+import math
 import os
 import re
 import sys
@@ -45,7 +47,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
 import typer
 import yaml
@@ -440,6 +442,8 @@ def register_from_artifact(
     from mlflow.entities import Metric, Param
     from mlflow.exceptions import MlflowException
 
+    from mlplat.jobs.listing import spot_history
+
     artifact = described.get("ModelArtifacts", {}).get("S3ModelArtifacts")
     if not artifact:
         raise TrainError(f"training job {job.name!r} completed without a model artifact")
@@ -457,6 +461,7 @@ def register_from_artifact(
                 "mlplat.image": job.image,
                 "mlplat.environment": job.environment.get("MLPLAT_ENVIRONMENT", ""),
                 "mlplat.model_artifact": artifact,
+                **spot_history(described),
             },
         )
         run_id = run.info.run_id
@@ -565,6 +570,8 @@ def eks_manifests(
     gpus_per_rank: int,
     image: str | None,
     extra_args: Sequence[str] = (),
+    max_retries: int = 2,
+    schedule_timeout_seconds: int | None = None,
 ) -> list[dict[str, Any]]:
     """The torchrun Job and its rendezvous Service for this stack, from `components.training_job`."""
     from components.training_job import TrainingJobSpec, render_training_job
@@ -594,6 +601,8 @@ def eks_manifests(
         pool=chosen_pool,
         extra_args=tuple(extra_args),
         env={"MLPLAT_JOB_NAME": job_name, "MLPLAT_ENVIRONMENT": cfg.environment},
+        max_retries=max_retries,
+        schedule_timeout_seconds=schedule_timeout_seconds,
     )
     try:
         return render_training_job(spec)
@@ -605,27 +614,6 @@ def default_kubeconfig() -> Path:
     """`$KUBECONFIG` (its first entry) or `~/.kube/config`."""
     env = os.environ.get("KUBECONFIG", "")
     return Path(env.split(os.pathsep)[0]) if env else Path.home() / ".kube" / "config"
-
-
-def apply_manifests(manifests: Sequence[Mapping[str, Any]], kubeconfig: Path, context: str | None) -> list[str]:
-    """Create the objects with the Kubernetes client; returns `Kind namespace/name` of each."""
-    from kubernetes import config, utils
-
-    api = config.new_client_from_config(config_file=str(kubeconfig), context=context)
-    created = []
-    for manifest in manifests:
-        try:
-            utils.create_from_dict(api, dict(manifest))
-        except utils.FailToCreateError as exc:
-            reasons = "; ".join(getattr(e, "reason", str(e)) for e in exc.api_exceptions)
-            raise TrainError(f"the cluster refused {_describe(manifest)}: {reasons}") from None
-        created.append(_describe(manifest))
-    return created
-
-
-def _describe(manifest: Mapping[str, Any]) -> str:
-    meta = manifest.get("metadata") or {}
-    return f"{manifest.get('kind')} {meta.get('namespace')}/{meta.get('name')}"
 
 
 # --- command line -------------------------------------------------------------------------------------------------
@@ -689,8 +677,29 @@ def train_command(
         Client, typer.Option("--client", help="SageMaker: submit with the SDK (`cloud` extra), boto3, or auto")
     ] = Client.auto,
     as_json: clikit.JsonFlag = False,
+    detach: Annotated[
+        bool, typer.Option("--detach", help="EKS: create the job and return without following it")
+    ] = False,
+    schedule_timeout: Annotated[
+        float | None,
+        typer.Option(
+            "--schedule-timeout",
+            help="EKS: seconds a rank may wait to start before the job fails with the reason "
+            "[default: the stack's training.scheduleTimeoutSeconds, 900]",
+        ),
+    ] = None,
+    max_retries: Annotated[
+        int, typer.Option("--max-retries", help="EKS: failures retried (disruptions and bad input do not count)")
+    ] = 2,
+    last_attempt_on_demand: Annotated[
+        bool, typer.Option("--last-attempt-on-demand", help="EKS: run the final attempt on on-demand capacity")
+    ] = False,
 ) -> None:
     """Launch the training container in the cloud with everything the stack provides, and follow it to the end."""
+    if schedule_timeout is not None and schedule_timeout <= 0:
+        bad_input(f"--schedule-timeout must be > 0 seconds (got {schedule_timeout:g})")
+    if max_retries < 0:
+        bad_input(f"--max-retries must be >= 0 (got {max_retries})")
     try:
         stack, path = clikit.resolve_stack(stack, stack_file)
         cfg = stack_config.load_stack_file(path)
@@ -701,9 +710,14 @@ def train_command(
         uri = tracking_uri or stack_outputs.tracking_server_arn
         extra = parse_hyperparameters(hp or [])
         if on is Target.eks:
+            follow = EksFollow(
+                detach, schedule_timeout or cfg.training.schedule_timeout_seconds, max_retries,
+                last_attempt_on_demand, poll_interval, timeout, experiment,
+            )  # fmt: skip
             _train_on_eks(
                 stack_outputs, cfg, model_name, dataset or model_name, dataset_version, job_name, uri,
                 instances, pool, team, gpus_per_rank, image, epochs, extra, dry_run, kubeconfig, context, as_json,
+                follow,
             )  # fmt: skip
             return
         job = plan_sagemaker_job(
@@ -782,6 +796,25 @@ def _run_with_progress(
         )
 
 
+@dataclass(frozen=True)
+class EksFollow:
+    """How `--on eks` follows the job it creates."""
+
+    detach: bool
+    schedule_timeout: float
+    max_retries: int
+    last_attempt_on_demand: bool
+    poll_interval: float
+    timeout: float
+    experiment: str
+
+
+def bad_input(message: str) -> NoReturn:
+    """End the command with one line on stderr and exit status 2 (bad input)."""
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(2)
+
+
 def _train_on_eks(
     outputs: StackOutputs,
     cfg: stack_config.StackConfig,
@@ -801,7 +834,10 @@ def _train_on_eks(
     kubeconfig: Path | None,
     context: str | None,
     as_json: bool,
+    follow: EksFollow,
 ) -> None:
+    from mlplat.jobs import diagnose, eks
+
     args = [f"--epochs={epochs}"] if epochs is not None else []
     args += [f"--{k.replace('_', '-')}={v}" for k, v in extra.items()]
     manifests = eks_manifests(
@@ -818,9 +854,18 @@ def _train_on_eks(
         gpus_per_rank=gpus_per_rank,
         image=image,
         extra_args=args,
+        max_retries=follow.max_retries,
+        schedule_timeout_seconds=max(1, math.ceil(follow.schedule_timeout)),
     )
     if dry_run:
-        typer.echo(json.dumps(manifests, indent=2) if as_json else yaml.safe_dump_all(manifests, sort_keys=False))
+        if as_json:
+            typer.echo(json.dumps(manifests, indent=2))
+            return
+        typer.echo(
+            f"# schedule timeout: {follow.schedule_timeout:g} s (a rank not running by then fails the job with the "
+            f"reason); retries: {follow.max_retries} (disruptions and bad input do not count)"
+        )
+        typer.echo(yaml.safe_dump_all(manifests, sort_keys=False), nl=False)
         return
     config_path = kubeconfig or default_kubeconfig()
     if not config_path.is_file():
@@ -829,8 +874,28 @@ def _train_on_eks(
             f"no kubeconfig at {config_path}: run `aws eks update-kubeconfig --name {cluster}` "
             "or pass --dry-run to print the manifests"
         )
-    for created in apply_manifests(manifests, config_path, context):
-        typer.echo(f"created {created}")
+    say = (lambda line: typer.echo(line, err=True)) if as_json else typer.echo
+    kube = eks.kube_for(config_path, context)
+    eks.create(kube, manifests, say)
+    if follow.detach:
+        say(f"detached: `mlplat jobs --stack {cfg.environment}` shows it")
+        return
+    run = eks.run_job(
+        kube, manifests, tracking_uri=tracking_uri, experiment=follow.experiment,
+        schedule_timeout=follow.schedule_timeout, poll_interval=follow.poll_interval, timeout=follow.timeout,
+        max_retries=follow.max_retries, last_attempt_on_demand=follow.last_attempt_on_demand,
+        pools=diagnose.pool_offers(cfg), quotas=diagnose.team_quotas(cfg), on_line=say,
+    )  # fmt: skip
+    if as_json:
+        typer.echo(json.dumps(run.__dict__, indent=2))
+        return
+    typer.echo(f"training job {run.namespace}/{run.job_name} succeeded after {run.attempts} attempt(s)")
+    typer.echo(f"  run       {run.run_link or 'not found in the job log'}")
+    if run.result:
+        shown = {
+            k: run.result[k] for k in ("registered_model_name", "version", "test_rmse", "decision") if k in run.result
+        }
+        typer.echo("  result    " + ", ".join(f"{k}={v}" for k, v in shown.items()))
 
 
 def register(app: typer.Typer) -> None:

@@ -634,6 +634,12 @@ def _plain(value: Any) -> Any:
         return value
     if isinstance(value, pulumi.Resource):
         return f"<resource {value.pulumi_resource_name}>"
+    # Assets and archives (a Lambda's code) as text naming what they hold, so that a record is the same every time.
+    if isinstance(value, pulumi.AssetArchive):
+        members = ", ".join(f"{k}={_plain(v)}" for k, v in sorted(value.assets.items()))
+        return f"<archive {members}>"
+    if isinstance(value, pulumi.FileAsset | pulumi.FileArchive):
+        return stack_config.display_path(Path(value.path))
     return str(value)
 
 

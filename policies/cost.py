@@ -1,9 +1,27 @@
-"""Checks on spend: a budget that alerts on actual and forecast cost, a peak estimate within it, GPU pools idle at 0."""
+"""Checks on spend: a budget that alerts on actual and forecast cost, a peak estimate within it, GPU pools idle at 0,
+and a budget enforcer that can touch only its own stack."""
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
-from policies.base import Config, Props, StackResource, Violation, as_list, as_number, get, of_type, peek
+from policies.base import (
+    Config,
+    Props,
+    StackResource,
+    Violation,
+    actions,
+    as_list,
+    as_number,
+    get,
+    is_allow,
+    of_type,
+    peek,
+    refers_to,
+    statement_label,
+    statements,
+)
 from policies.compute import gpus_per_node, is_gpu_instance
+from policies.sagemaker import ENDPOINT, inference_components
 
 BUDGET = "aws:budgets/budget:Budget"
 NOTIFICATION_TYPES = ("ACTUAL", "FORECASTED")
@@ -89,3 +107,79 @@ def gpu_pool_scales_to_zero(resource_type: str, props: Props, config: Config) ->
             f"{allowance} (mlplat:gpuPools[].minSize) and let the cluster-autoscaler add nodes."
         ]
     return []
+
+
+ROLE = "aws:iam/role:Role"
+ROLE_POLICY = "aws:iam/rolePolicy:RolePolicy"
+DUTY_TAG = "mlplat:duty"
+ENFORCER_DUTY = "budget-enforcement"
+ENVIRONMENT_TAG = "mlplat:environment"
+_READ_ONLY = ("Describe", "List", "Get")
+
+
+def _enforcement_roles(resources: Sequence[StackResource]) -> list[StackResource]:
+    return [r for r in of_type(resources, ROLE) if peek(r.props, "tags", DUTY_TAG) == ENFORCER_DUTY]
+
+
+def _stack_sagemaker_names(resources: Sequence[StackResource]) -> set[str]:
+    """`endpoint/<name>` and `inference-component/<name>` of every endpoint and component the stack creates."""
+    names = {f"endpoint/{n}" for r in of_type(resources, ENDPOINT) if isinstance(n := peek(r.props, "name"), str)}
+    names |= {f"inference-component/{n}" for n in inference_components(resources)}
+    return names
+
+
+def _wildcard(target: str) -> bool:
+    """A resource pattern that may match other stacks' resources (one named log group's streams may not)."""
+    if ":log-group:" in target:
+        group = target.split(":log-group:", 1)[1].removesuffix(":log-stream:*").removesuffix(":*")
+        return not group or "*" in group
+    return "*" in target
+
+
+def _tag_scoped(statement: Mapping[str, Any], environment: str | None) -> bool:
+    condition = statement.get("Condition")
+    equals = condition.get("StringEquals") if isinstance(condition, Mapping) else None
+    return (
+        isinstance(equals, Mapping)
+        and environment is not None
+        and (equals.get(f"aws:ResourceTag/{ENVIRONMENT_TAG}") == environment)
+    )
+
+
+def enforcer_scoped(resources: Sequence[StackResource], config: Config) -> list[Violation]:
+    """Every budget-enforcement role acts on its own stack's endpoints and inference components, and on anything
+    else only by exact ARN or under a condition on this stack's environment tag; reads may be unscoped."""
+    own = _stack_sagemaker_names(resources)
+    found: list[Violation] = []
+    for role in _enforcement_roles(resources):
+        environment = peek(role.props, "tags", ENVIRONMENT_TAG)
+        for policy in of_type(resources, ROLE_POLICY):
+            if not refers_to(policy, "role", role, resources):
+                continue
+            for i, statement in enumerate(statements(peek(policy.props, "policy"))):
+                if not is_allow(statement):
+                    continue
+                label = statement_label(i, statement)
+                targets = [str(t) for t in as_list(statement.get("Resource"))]
+                writes = [a for a in actions(statement) if not a.split(":")[-1].startswith(_READ_ONLY)]
+                for action in writes:
+                    if action.startswith("sagemaker:"):
+                        for target in targets:
+                            if target.split(":", 5)[-1] not in own:
+                                found.append(
+                                    Violation(
+                                        f"enforcement role {label} lets {action} act on {target}, which is not one "
+                                        "of this stack's endpoints or inference components.",
+                                        policy.urn,
+                                    )
+                                )
+                    elif any(_wildcard(t) for t in targets) and not _tag_scoped(statement, environment):
+                        found.append(
+                            Violation(
+                                f"enforcement role {label} lets {action} act on {', '.join(targets)} without a "
+                                f"StringEquals aws:ResourceTag/{ENVIRONMENT_TAG} condition for this stack "
+                                f"({environment}).",
+                                policy.urn,
+                            )
+                        )
+    return found

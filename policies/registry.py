@@ -439,6 +439,16 @@ POLICIES: tuple[PolicySpec, ...] = (
         {"minInstances": {"type": "integer", "minimum": 1, "default": 1}},
     ),
     _resource(
+        "sagemaker-no-scale-to-zero",
+        "SageMaker endpoints stay warm: no inference component scales to zero copies, no variant to zero instances, "
+        "no serverless variant (mandatory in prod, advisory in staging, off in dev).",
+        "sagemaker",
+        "mandatory",
+        "Set mlplat:endpoints[].minCapacity >= 1 and remove serverless.",
+        (sagemaker.SCALING_TARGET, sagemaker.ENDPOINT_CONFIG),
+        sagemaker.no_scale_to_zero,
+    ),
+    _resource(
         "sagemaker-data-capture",
         "SageMaker endpoints capture requests and responses (mandatory in prod).",
         "sagemaker",
@@ -568,6 +578,16 @@ POLICIES: tuple[PolicySpec, ...] = (
         (compute.NODE_GROUP,),
         cost.gpu_pool_scales_to_zero,
         {"maxIdleNodes": {"type": "integer", "minimum": 0, "default": 0}},
+    ),
+    _stack(
+        "budget-enforcer-scoped",
+        "Every budget-enforcement role acts only on its own stack's endpoints, inference components and tagged "
+        "scaling targets.",
+        "cost",
+        "mandatory",
+        "Name this stack's endpoint and inference-component ARNs; condition wildcard writes on "
+        "aws:ResourceTag/mlplat:environment.",
+        cost.enforcer_scoped,
     ),
     # tagging
     _stack(

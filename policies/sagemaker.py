@@ -34,6 +34,9 @@ JOB_DEFINITION_TYPES = (
 )
 TRAINING_TYPES = (TRAINING_JOB, TUNING_JOB, PIPELINE, *JOB_DEFINITION_TYPES)
 VARIANT_DIMENSION = "sagemaker:variant:DesiredInstanceCount"
+IC_DIMENSION = "sagemaker:inference-component:DesiredCopyCount"
+CLOUDCONTROL = "aws:cloudcontrol/resource:Resource"
+IC_TYPE_NAME = "AWS::SageMaker::InferenceComponent"
 
 
 def model_network_isolation(resource_type: str, props: Props, config: Config) -> list[str]:
@@ -79,7 +82,8 @@ def endpoint_min_instances(resource_type: str, props: Props, config: Config) -> 
     """Endpoints never scale below the environment's minimum instance count."""
     low = int(config["minInstances"])
     if resource_type == SCALING_TARGET:
-        if get(props, "serviceNamespace") != "sagemaker":
+        # An inference component's target counts copies, not instances: sagemaker-no-scale-to-zero judges it.
+        if get(props, "serviceNamespace") != "sagemaker" or get(props, "scalableDimension") == IC_DIMENSION:
             return []
         minimum = as_number(get(props, "minCapacity"))
         if minimum is not None and minimum < low:
@@ -90,7 +94,9 @@ def endpoint_min_instances(resource_type: str, props: Props, config: Config) -> 
         return []
     found: list[str] = []
     for variant in as_list(get(props, "productionVariants")):
-        if get(variant, "serverlessConfig") is not None:
+        # Serverless variants have no instances; an inference-component variant (no model) starts at one
+        # instance and its floor is its managed instance scaling, which sagemaker-no-scale-to-zero judges.
+        if get(variant, "serverlessConfig") is not None or get(variant, "modelName") is None:
             continue
         count = as_number(get(variant, "initialInstanceCount"))
         if count is not None and count < low:
@@ -101,9 +107,61 @@ def endpoint_min_instances(resource_type: str, props: Props, config: Config) -> 
     return found
 
 
+def no_scale_to_zero(resource_type: str, props: Props, config: Config) -> list[str]:
+    """Endpoints stay warm: no inference component scales in to zero copies, no variant to zero instances."""
+    remedy = "set mlplat:endpoints[].minCapacity >= 1 and drop serverless in this environment."
+    if resource_type == SCALING_TARGET:
+        if get(props, "scalableDimension") != IC_DIMENSION:
+            return []
+        minimum = as_number(get(props, "minCapacity"))
+        if minimum is not None and minimum < 1:
+            return [f"the inference component scales in to {int(minimum)} copies (scale to zero); {remedy}"]
+        return []
+    found: list[str] = []
+    for variant in as_list(get(props, "productionVariants")):
+        name = get(variant, "variantName")
+        if get(variant, "serverlessConfig") is not None:
+            found.append(f"variant {name} is serverless, which scales to zero; {remedy}")
+            continue
+        managed = get(variant, "managedInstanceScaling")
+        minimum = as_number(get(managed, "minInstanceCount"))
+        if get(managed, "status") == "ENABLED" and minimum is not None and minimum < 1:
+            found.append(f"variant {name} may scale to {int(minimum)} instances (managedInstanceScaling); {remedy}")
+    return found
+
+
+def inference_components(resources: Sequence[StackResource]) -> dict[str, str]:
+    """Inference component name -> its endpoint's name, from the Cloud Control resources that create them."""
+    found: dict[str, str] = {}
+    for resource in of_type(resources, CLOUDCONTROL):
+        if peek(resource.props, "typeName") != IC_TYPE_NAME:
+            continue
+        state = peek(resource.props, "desiredState")
+        try:
+            parsed = json.loads(state) if isinstance(state, str) else None
+        except ValueError:
+            parsed = None
+        if isinstance(parsed, Mapping):
+            found[str(parsed.get("InferenceComponentName"))] = str(parsed.get("EndpointName"))
+    return found
+
+
+def _serverless(endpoint: StackResource, resources: Sequence[StackResource]) -> bool:
+    return any(
+        refers_to(endpoint, "endpointConfigName", config, resources)
+        and any(get(v, "serverlessConfig") is not None for v in as_list(peek(config.props, "productionVariants")))
+        for config in of_type(resources, ENDPOINT_CONFIG)
+    )
+
+
 def _scales(target: StackResource, endpoint: StackResource, resources: Sequence[StackResource]) -> bool:
     if peek(target.props, "serviceNamespace") != "sagemaker":
         return False
+    if peek(target.props, "scalableDimension") == IC_DIMENSION:
+        resource_id = peek(target.props, "resourceId")
+        owners = inference_components(resources)
+        component = resource_id.removeprefix("inference-component/") if isinstance(resource_id, str) else None
+        return component is not None and owners.get(component) == peek(endpoint.props, "name")
     depends_on = target.dependencies.get("resourceId")
     if depends_on:
         return endpoint.urn in depends_on
@@ -116,7 +174,8 @@ def _scales(target: StackResource, endpoint: StackResource, resources: Sequence[
 
 
 def endpoint_autoscaling(resources: Sequence[StackResource], config: Config) -> list[Violation]:
-    """Every endpoint has an Application Auto Scaling target on its variant's instance count."""
+    """Every endpoint has an Application Auto Scaling target on its variant's instance count or, for one built on
+    inference components, on their copy count; serverless endpoints scale themselves."""
     targets = list(of_type(resources, SCALING_TARGET))
     return [
         Violation(
@@ -125,7 +184,7 @@ def endpoint_autoscaling(resources: Sequence[StackResource], config: Config) -> 
             endpoint.urn,
         )
         for endpoint in of_type(resources, ENDPOINT)
-        if not any(_scales(t, endpoint, resources) for t in targets)
+        if not any(_scales(t, endpoint, resources) for t in targets) and not _serverless(endpoint, resources)
     ]
 
 

@@ -29,7 +29,11 @@ SKIPS: tuple[tuple[str, str], ...] = (
     (r"^pulumi ", "needs the Pulumi CLI, a state backend and AWS credentials"),
     (r"^aws ", "needs AWS credentials and a deployed stack"),
     (r"^mlplat deploy\b", "runs `pulumi preview`/`up` against AWS"),
-    (r"^mlplat (train|release)\b", "needs a deployed stack (its outputs, bucket and tracking server) and AWS"),
+    (
+        r"^mlplat (train|release|transform|jobs|budget)\b",
+        "needs a deployed stack (its outputs, bucket and tracking server) and AWS",
+    ),
+    (r"^mlplat cost .*--(actual|idle)\b", "reads Cost Explorer and CloudWatch of a deployed stack"),
     (r"^python -c .*MlflowClient", "sets an alias in a deployed stack's registry"),
     (r"^mlplat monitor --stack", "needs a deployed stack's capture bucket and AWS credentials"),
     (r"^python -m training\b", "a full training run at the default epochs; tests/training runs this entrypoint"),

@@ -21,7 +21,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any, TypeVar
 
-from training import config
+from training import config, interruptions
 from training.config import Settings
 from training.errors import (
     EXIT_BAD_INPUT,
@@ -68,6 +68,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     arguments = list(sys.argv[1:] if argv is None else argv)
     signals = StopSignals()
     signals.install()
+    interruptions.watch(os.environ)
     try:
         settings = config.resolve(arguments, os.environ)
     except InputError as exc:
@@ -107,6 +108,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _bad_input(exc: InputError) -> int:
     message = " ".join(str(exc).split())
     print(f"error: {message}", file=sys.stderr)
+    interruptions.note_exit(EXIT_BAD_INPUT)
     return EXIT_BAD_INPUT
 
 
@@ -350,6 +352,7 @@ class Job:
             self._call(lambda: client.update_run(run_id, status="RUNNING"), "resume the MLflow run")
             restarts = int(checkpoint.get("restarts", 0)) + 1
             self._call(lambda: client.set_tag(run_id, "mlplat.restarts", str(restarts)), "tag the run")
+            self._call(lambda: interruptions.resumed(client, run_id, restarts + 1), "record the restart")
             self.restarts = restarts
         else:
             experiment_id = self._call(lambda: self._experiment_id(client), "find the MLflow experiment")
@@ -445,6 +448,8 @@ class Job:
             self.store.wait(20.0)
         if self.sink is not None:
             self.sink.close(3.0)
+        epoch = interruptions.checkpoint_epoch(self.last_checkpoint)
+        interruptions.record(self.client, self.run_id, self.signals() or signal.SIGTERM, epoch)
         self._set_status("KILLED", timeout=3.0)
 
     def abandon(self, status: str) -> Path | None:

@@ -2,6 +2,7 @@
 
 from pathlib import Path
 
+from mlplat.cost.actual import ActualReport
 from mlplat.cost.estimate import Estimate
 
 
@@ -32,6 +33,34 @@ def write_chart(estimate: Estimate, path: Path, compare: Estimate | None = None)
         ax.set_xlabel("USD per month")
         # "$" would start matplotlib mathtext; "\$" is a literal dollar sign.
         ax.set_title(f"{current.stack}: idle \\${current.idle_total:,.0f}, peak \\${current.peak_total:,.0f}")
+        ax.legend(loc="lower right")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, format="png", dpi=100)
+    plt.close(fig)
+    return path
+
+
+def write_actual_chart(report: ActualReport, path: Path) -> Path:
+    """Estimate (idle, peak) against actual spend per component and per team, side by side, to `path` as PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    views = [("component", report.components), ("team", report.teams)]
+    rows = max(len(r) for _, r in views) or 1
+    fig, axes = plt.subplots(1, 2, figsize=(14, 0.5 * rows + 2), squeeze=False)
+    for ax, (title, view) in zip(axes[0], views, strict=True):
+        names = [r.name for r in view]
+        positions = range(len(names))
+        ax.barh([y - 0.27 for y in positions], [r.idle_usd for r in view], height=0.27, label="estimate idle")
+        ax.barh(list(positions), [r.peak_usd for r in view], height=0.27, label="estimate peak")
+        ax.barh([y + 0.27 for y in positions], [r.actual_usd for r in view], height=0.27, label="actual")
+        ax.set_yticks(list(positions), names)
+        ax.invert_yaxis()
+        ax.set_xlabel(f"USD over {report.days} days")
+        ax.set_title(f"{report.stack}: per {title}, {report.start} to {report.end}")
         ax.legend(loc="lower right")
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -9,12 +9,17 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from components.config import display_path
+from components.config import display_path, load_stack_file
 from mlplat import clikit
 from mlplat import policy as policy_cmd
-from mlplat.cost.chart import write_chart
+from mlplat.cost import idle as idle_mod
+from mlplat.cost.actual import ActualError, ActualReport, Row, actual_report, window
+from mlplat.cost.chart import write_actual_chart, write_chart
 from mlplat.cost.estimate import Estimate, estimate
+from mlplat.cost.prices import default_table
 
+# Cost Explorer answers from one region whatever the stack's.
+COST_EXPLORER_REGION = "us-east-1"
 TODAY_ENV = "MLPLAT_TODAY"
 
 
@@ -74,6 +79,38 @@ def _verdict(result: Estimate) -> str:
     return f"{result.stack}: peak {_usd(result.peak_total)} is {share:.1f}% of the {budget} budget ({state})"
 
 
+def _actual_table(report: ActualReport, title: str, rows: tuple[Row, ...]) -> Table:
+    table = Table(
+        title=f"{report.stack}: estimate vs actual per {title}",
+        caption=f"{report.start} to {report.end} ({report.days} days)",
+        show_footer=True,
+    )
+    table.add_column(title, footer="total")
+    table.add_column("estimate idle", justify="right", footer=_usd(sum(r.idle_usd for r in rows)))
+    table.add_column("estimate peak", justify="right", footer=_usd(sum(r.peak_usd for r in rows)))
+    table.add_column("actual", justify="right", footer=_usd(sum(r.actual_usd for r in rows)))
+    for row in rows:
+        table.add_row(row.name, _usd(row.idle_usd), _usd(row.peak_usd), _usd(row.actual_usd))
+    return table
+
+
+def _idle_table(items: list[idle_mod.IdleItem], days: int) -> Table:
+    table = Table(title=f"Idle over the last {days} days", show_footer=True)
+    table.add_column("kind", footer="total")
+    table.add_column("name")
+    table.add_column("why")
+    table.add_column("monthly", justify="right", footer=_usd(sum(i.monthly_usd for i in items)))
+    for item in items:
+        table.add_row(item.kind, item.name, item.detail, _usd(item.monthly_usd))
+    return table
+
+
+def _client(service: str, region: str) -> Any:
+    import boto3
+
+    return boto3.client(service, region_name=region)
+
+
 def stack_estimate(stack: str, stack_file_path: Path | None, plan_path: Path | None, today: date) -> Estimate:
     """Plan (or load) a stack and price it."""
     return estimate(policy_cmd.plan_record(stack, stack_file_path, plan_path), today=today)
@@ -108,8 +145,24 @@ def cost(
             dir_okay=False,
         ),
     ] = None,
+    actual: Annotated[
+        bool,
+        typer.Option("--actual", help="Read actual spend from Cost Explorer, per component and per team."),
+    ] = False,
+    since: Annotated[str, typer.Option("--since", help="With --actual: the window, in days (e.g. 30d).")] = "30d",
+    idle: Annotated[
+        bool,
+        typer.Option("--idle", help="List endpoints with no invocations and GPU nodes with idle GPUs (CloudWatch)."),
+    ] = False,
+    idle_days: Annotated[int, typer.Option("--idle-days", help="With --idle: the window in days.", min=1)] = 7,
 ) -> None:
-    """Estimate the stack's monthly cost at idle (autoscalers at minimum) and at peak (at maximum)."""
+    """Estimate the stack's monthly cost at idle (autoscalers at minimum) and at peak (at maximum).
+
+    With --actual, set Cost Explorer's actual spend beside it; with --idle, list what costs money and does nothing.
+    """
+    if actual or idle:
+        _measured(stack, stack_file_path, plan_path, actual, since, idle, idle_days, as_json, chart)
+        return
     console = clikit.console(stderr=as_json)
     errors = clikit.console(stderr=True)
     today = _today()
@@ -144,6 +197,61 @@ def cost(
     for written in (chart, policy_config_out, json_out):
         if written is not None:
             console.print(f"wrote {display_path(written)}", highlight=False)
+
+
+def _measured(
+    stack: str | None,
+    stack_file_path: Path | None,
+    plan_path: Path | None,
+    actual: bool,
+    since: str,
+    idle: bool,
+    idle_days: int,
+    as_json: bool,
+    chart: Path | None,
+) -> None:
+    """`--actual` and `--idle`: what the cloud says, beside the estimate."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    console = clikit.console(stderr=as_json)
+    today = _today()
+    name, path = clikit.resolve_stack(stack, stack_file_path)
+    clikit.check_writable(chart)
+    config = load_stack_file(path)
+    result = stack_estimate(name, path, plan_path, today)
+    try:
+        start, end = window(since, today)
+    except ActualError as exc:
+        raise clikit.BadInput(str(exc)) from None
+    doc: dict[str, Any] = {"stack": name}
+    try:
+        if actual:
+            report = actual_report(_client("ce", COST_EXPLORER_REGION), result, config.team, start, end)
+            doc["actual"] = report.to_json()
+            if chart is not None:
+                write_actual_chart(report, chart)
+            if not as_json:
+                console.print(_actual_table(report, "component", report.components))
+                console.print(_actual_table(report, "team", report.teams))
+        if idle:
+            begin, finish = idle_mod.idle_window(idle_days)
+            cloudwatch = _client("cloudwatch", config.region)
+            items = idle_mod.idle_endpoints(cloudwatch, config, result, begin, finish)
+            if config.cluster is not None:
+                cluster = f"mlplat-{config.environment}-compute-cluster"
+                items += idle_mod.idle_gpu_nodes(cloudwatch, cluster, default_table(), config.region, begin, finish)
+            doc["idle"] = {"days": idle_days, "items": [i.to_json() for i in items]}
+            if not as_json:
+                console.print(_idle_table(items, idle_days))
+    except ClientError as exc:
+        raise clikit.Failed(str(exc)) from None
+    except BotoCoreError as exc:
+        if type(exc).__name__ in {"NoCredentialsError", "PartialCredentialsError"}:
+            raise  # the error path names the missing credentials and how to provide them
+        raise clikit.Failed(str(exc)) from None
+    clikit.emit_json(doc, as_json, None)
+    if chart is not None and actual:
+        console.print(f"wrote {display_path(chart)}", highlight=False)
 
 
 def register(app: typer.Typer) -> None:

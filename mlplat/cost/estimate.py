@@ -13,7 +13,9 @@ with the project's table (`prices.json`):
 - NAT gateways and their Elastic IPs around the clock, plus an assumed volume of processed data per gateway.
 - Interface VPC endpoints: one endpoint-hour per subnet (AZ) per hour. Gateway endpoints are free.
 - SageMaker endpoints: each variant's instance type, at the autoscaling target's min and max capacity (without a
-  target, at its initial instance count).
+  target, at its initial instance count). A scale-to-zero variant (inference components) counts its managed
+  instance scaling's min (0) and max instances; a serverless variant costs nothing idle and, at peak, its memory
+  busy at full concurrency around the clock.
 - MLflow: the tracking server's size around the clock; the serverless app itself is free.
 - KMS keys per month; S3 and CloudWatch Logs from per-environment volume assumptions in the price table.
 
@@ -396,10 +398,19 @@ class _Estimator:
     def endpoint_config(self, r: ResourceLike) -> None:
         variants = [v for v in r.inputs.get("productionVariants") or [] if isinstance(v, Mapping)]
         for variant in variants:
+            serverless = variant.get("serverlessConfig")
+            if isinstance(serverless, Mapping):
+                self._serverless(r, variant, serverless)
+                continue
             instance_type = variant.get("instanceType")
             if not instance_type:
-                continue  # serverless variants are billed per request
-            low, high = self._capacity(r, variant, len(variants))
+                continue
+            managed = variant.get("managedInstanceScaling")
+            if isinstance(managed, Mapping) and managed.get("status") == "ENABLED":
+                low = _number(managed.get("minInstanceCount"))
+                high = _number(managed.get("maxInstanceCount"), _number(variant.get("initialInstanceCount"), 1.0))
+            else:
+                low, high = self._capacity(r, variant, len(variants))
             sku = f"sagemaker:hosting:{instance_type}"
             self.add(
                 r,
@@ -410,6 +421,20 @@ class _Estimator:
                 low * self.hours,
                 high * self.hours,
             )
+
+    def _serverless(self, r: ResourceLike, variant: Mapping[str, Any], serverless: Mapping[str, Any]) -> None:
+        gib = _number(serverless.get("memorySizeInMb"), 1024.0) / 1024
+        concurrency = _number(serverless.get("maxConcurrency"), 1.0)
+        sku = "sagemaker:serverless-gb-hour"
+        self.add(
+            r,
+            f"serverless {gib:g} GB x0..{concurrency:g} concurrent ({variant.get('variantName')})",
+            sku,
+            "GB-hour",
+            self.prices.value(sku),
+            0.0,
+            gib * concurrency * self.hours,
+        )
 
     def tracking_server(self, r: ResourceLike) -> None:
         size = str(r.inputs.get("trackingServerSize") or "Small")

@@ -1,10 +1,11 @@
-"""`mlplat train --on eks`: the stack's torchrun Job, rendered by components.training_job, validated, applied."""
+"""`mlplat train --on eks`: the stack's torchrun Job, rendered by components.training_job, validated.
+
+Creating and following it through the Kubernetes client: tests/jobs/test_train_eks_follow.py.
+"""
 
 import json
 from pathlib import Path
-from typing import Any
 
-import pytest
 import yaml
 from cloud_support import make_outputs
 from typer.testing import CliRunner
@@ -91,37 +92,6 @@ def test_without_a_kubeconfig_the_error_says_how_to_get_one(tmp_path: Path) -> N
         f"error: no kubeconfig at {tmp_path / 'none'}: run `aws eks update-kubeconfig --name mlplat-staging` "
         "or pass --dry-run to print the manifests\n"
     )
-
-
-def test_with_a_kubeconfig_the_manifests_are_created_with_the_kubernetes_client(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    from kubernetes import utils
-
-    created: list[dict[str, Any]] = []
-    monkeypatch.setattr(utils, "create_from_dict", lambda api, manifest: created.append(manifest))
-    kubeconfig = tmp_path / "kubeconfig"
-    kubeconfig.write_text(
-        yaml.safe_dump(
-            {
-                "apiVersion": "v1",
-                "kind": "Config",
-                "clusters": [{"name": "c", "cluster": {"server": "https://127.0.0.1:6443"}}],
-                "users": [{"name": "u", "user": {"token": "t"}}],
-                "contexts": [{"name": "ctx", "context": {"cluster": "c", "user": "u"}}],
-                "current-context": "ctx",
-            }
-        )
-    )
-
-    code, output = train_eks(tmp_path, "staging", "--kubeconfig", str(kubeconfig))
-
-    assert code == 0, output
-    assert [(m["kind"], m["metadata"]["name"]) for m in created] == [
-        ("Service", "abalone-run-1-rdzv"),
-        ("Job", "abalone-run-1"),
-    ]
-    assert output == "created Service research/abalone-run-1-rdzv\ncreated Job research/abalone-run-1\n"
 
 
 def test_dry_run_prints_the_job_suspended_for_the_teams_kueue_queue(tmp_path: Path) -> None:

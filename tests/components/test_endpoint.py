@@ -129,7 +129,7 @@ def test_no_data_capture_when_the_rate_is_zero() -> None:
     assert "dataCaptureConfig" not in owned(record, CONFIG, ENDPOINT)[0].inputs
 
 
-@pytest.mark.parametrize(("stack", "low", "high"), [("dev", 1, 2), ("staging", 1, 4), ("prod", 2, 10)])
+@pytest.mark.parametrize(("stack", "low", "high"), [("staging", 1, 4), ("prod", 2, 10)])
 def test_autoscaling_target_spans_the_configured_capacity(
     plans: dict[str, PlanRecord], stack: str, low: int, high: int
 ) -> None:

@@ -43,7 +43,9 @@ OUTPUT_KEYS = {
 def _class_takes_tags(type_token: str) -> bool:
     """Read from the pulumi-aws SDK itself: does this resource's Args class take `tags`?"""
     _, module, class_name = type_token.split(":")
-    python_module = importlib.import_module(f"pulumi_aws.{module.split('/')[0]}")
+    name = module.split("/")[0]
+    # `lambda` is a Python keyword: pulumi-aws spells the module `lambda_`.
+    python_module = importlib.import_module(f"pulumi_aws.{name}_" if name == "lambda" else f"pulumi_aws.{name}")
     args_class = getattr(python_module, f"{class_name}Args")
     return "tags" in inspect.signature(args_class.__init__).parameters
 
@@ -102,9 +104,11 @@ def test_resources_get_no_physical_names_except_where_a_name_must_be_known_early
         if parent_type(r) in FOUNDATION
         and ("name" in r.inputs or (r.type == "aws:s3/bucket:Bucket" and "bucket" in r.inputs))
     )
-    # Alias and log group names are referenced by policies before the resources exist; the endpoint's name by its
-    # alarms; managed MLflow is not auto-named by the provider. Each is derived from its component's name.
+    # Alias and log group names are referenced by policies before the resources exist (the budget enforcer's log
+    # group by its key's policy); the endpoint's name by its alarms; managed MLflow is not auto-named by the
+    # provider. Each is derived from its component's name.
     assert named == [
+        "aws:cloudwatch/logGroup:LogGroup",
         "aws:cloudwatch/logGroup:LogGroup",
         "aws:kms/alias:Alias",
         "aws:sagemaker/endpoint:Endpoint",

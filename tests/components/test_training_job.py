@@ -79,9 +79,23 @@ def test_without_a_queue_the_job_runs_unsuspended_and_unlabelled() -> None:
     assert "kueue.x-k8s.io/queue-name" not in job["metadata"]["labels"]
 
 
-def test_the_job_fails_fast_has_a_deadline_and_cleans_up_after_itself(job: dict[str, Any]) -> None:
+def test_the_job_retries_twice_has_a_deadline_and_cleans_up_after_itself(job: dict[str, Any]) -> None:
     spec = job["spec"]
-    assert (spec["backoffLimit"], spec["activeDeadlineSeconds"], spec["ttlSecondsAfterFinished"]) == (0, 86400, 86400)
+    assert (spec["backoffLimit"], spec["activeDeadlineSeconds"], spec["ttlSecondsAfterFinished"]) == (2, 86400, 86400)
+
+
+def test_disruptions_cost_no_retry_and_bad_input_fails_the_job_at_once(job: dict[str, Any]) -> None:
+    assert job["spec"]["podFailurePolicy"] == {
+        "rules": [
+            {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}]},
+            {"action": "FailJob", "onExitCodes": {"containerName": "train", "operator": "In", "values": [2]}},
+        ]
+    }
+
+
+def test_a_negative_retry_budget_is_refused_before_anything_is_rendered() -> None:
+    with pytest.raises(ValueError, match=r"maxRetries must be >= 0 \(got -1\)"):
+        render_training_job(replace(SPEC, max_retries=-1))
 
 
 def test_the_rendezvous_service_is_headless_and_publishes_pods_before_they_are_ready(
@@ -105,6 +119,9 @@ def test_pods_get_stable_names_under_the_rendezvous_service(pod: dict[str, Any],
 
 def test_each_pod_runs_torchrun_as_one_node_meeting_at_the_index_zero_pod(container: dict[str, Any]) -> None:
     assert container["command"] == [
+        "python",
+        "-m",
+        "training.gang",
         "torchrun",
         "--nnodes=2",
         "--nproc-per-node=4",
