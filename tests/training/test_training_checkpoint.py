@@ -1,10 +1,13 @@
 """The checkpoint store on a local directory: atomic writes, the newest two kept, names, payload format, results."""
 
 import json
+import logging
 import math
+import uuid
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 import torch
 
@@ -74,10 +77,35 @@ def test_only_the_newest_two_checkpoints_are_kept(tmp_path: Path) -> None:
     assert sorted(path.name for path in tmp_path.iterdir()) == [checkpoint_name(2, 0), checkpoint_name(3, 0)]
 
 
-def test_the_newest_readable_checkpoint_wins_over_a_torn_newer_one(tmp_path: Path) -> None:
+def test_the_newest_readable_checkpoint_wins_over_a_torn_newer_one(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     store = CheckpointStore(tmp_path, None)
     saved(store, 1)
     (tmp_path / checkpoint_name(2, 0)).write_bytes(b"torn")
+    with caplog.at_level(logging.WARNING, logger="training.checkpoint"):
+        loaded = store.load_latest()
+    assert loaded is not None and loaded[0] == checkpoint_name(1, 0)
+    assert f"checkpoint {checkpoint_name(2, 0)} is unreadable (" in caplog.text
+    assert "); trying an older one" in caplog.text
+
+
+def test_the_newest_of_two_good_checkpoints_is_loaded(tmp_path: Path) -> None:
+    store = CheckpointStore(tmp_path, None)
+    saved(store, 1)
+    saved(store, 2)
+    loaded = store.load_latest()
+    assert loaded is not None and (loaded[0], loaded[1]["step"]) == (checkpoint_name(2, 0), 2)
+
+
+class Smuggled:
+    """An object a checkpoint may not carry: loading it would run arbitrary unpickling."""
+
+
+def test_a_checkpoint_carrying_a_pickled_object_is_not_loaded(tmp_path: Path) -> None:
+    store = CheckpointStore(tmp_path, None)
+    saved(store, 1)
+    torch.save({**payload(2), "extra": Smuggled()}, tmp_path / checkpoint_name(2, 0))
     loaded = store.load_latest()
     assert loaded is not None and loaded[0] == checkpoint_name(1, 0)
 
@@ -114,6 +142,10 @@ def test_a_payload_round_trips_with_non_finite_floats_as_null() -> None:
     assert set(unpacked) == {"step", "loss", "weights"}
 
 
+def test_numpy_values_in_the_metadata_are_serialised() -> None:
+    assert unpack(pack({"seen": np.array([1, 2])}, {}))["seen"] == [1, 2]
+
+
 def test_a_payload_of_another_format_is_refused() -> None:
     with pytest.raises(ValueError, match=r"^not an mlplat-checkpoint/1 checkpoint$"):
         unpack({"format": "other", "meta": "{}"})
@@ -128,6 +160,9 @@ def test_a_payload_of_another_format_is_refused() -> None:
         ("s3://bucket/", S3Location("bucket", "checkpoints/job-1/")),
         ("s3://bucket/runs/a", S3Location("bucket", "runs/a/")),
         ("s3://bucket/runs/a/", S3Location("bucket", "runs/a/")),
+        ("s3://bucket//", S3Location("bucket", "checkpoints/job-1/")),
+        ("s3://bucket/X", S3Location("bucket", "X/")),
+        ("s3://bucket/runX/", S3Location("bucket", "runX/")),
     ],
 )
 def test_the_s3_prefix_defaults_to_checkpoints_of_the_job(uri: str | None, expected: S3Location | None) -> None:
@@ -157,14 +192,94 @@ def test_an_unwritable_directory_is_refused_naming_it_and_the_setting(tmp_path: 
     blocker.write_text("")
     with pytest.raises(InputError) as raised:
         CheckpointStore(blocker / "ckpt", None).prepare()
-    assert str(raised.value).startswith(f"cannot write checkpoints to {blocker / 'ckpt'}: ")
-    assert str(raised.value).endswith(" (set --checkpoint-dir or MLPLAT_CHECKPOINT_DIR)")
+    assert str(raised.value) == (
+        f"cannot write checkpoints to {blocker / 'ckpt'}: Not a directory (set --checkpoint-dir or MLPLAT_CHECKPOINT_DIR)"
+    )
 
 
-def test_prepare_creates_the_directory_and_leaves_nothing_in_it(tmp_path: Path) -> None:
-    CheckpointStore(tmp_path / "a" / "b", None).prepare()
+def test_prepare_creates_the_directory_leaves_nothing_in_it_and_accepts_it_again(tmp_path: Path) -> None:
+    store = CheckpointStore(tmp_path / "a" / "b", None)
+    store.prepare()
+    store.prepare()
     assert list((tmp_path / "a" / "b").iterdir()) == []
+
+
+def test_a_local_result_is_read_even_when_s3_has_none(aws_env: Any, tmp_path: Path) -> None:
+    (tmp_path / "result.json").write_text('{"status": "done"}')
+    assert CheckpointStore(tmp_path, _remote(aws_env, tmp_path)).read_result() == {"status": "done"}
 
 
 def test_an_idle_store_has_nothing_left_to_wait_for(tmp_path: Path) -> None:
     assert CheckpointStore(tmp_path, None).wait(0) is True
+
+
+def _remote(aws_env: Any, tmp_path: Path) -> S3Location:
+    return S3Location(aws_env.bucket, f"checkpoints/{tmp_path.name}/")
+
+
+def _remote_keys(aws_env: Any, remote: S3Location) -> list[str]:
+    listed = aws_env.client().list_objects_v2(Bucket=remote.bucket, Prefix=remote.key)
+    return sorted(item["Key"][len(remote.key) :] for item in listed.get("Contents", []))
+
+
+def test_checkpoints_are_mirrored_to_s3_keeping_the_newest_two(aws_env: Any, tmp_path: Path) -> None:
+    remote = _remote(aws_env, tmp_path)
+    store = CheckpointStore(tmp_path / "local", remote)
+    store.prepare()
+    for step in (1, 2, 3):
+        saved(store, step)
+    assert _remote_keys(aws_env, remote) == [checkpoint_name(2, 0), checkpoint_name(3, 0)]
+
+
+def test_a_new_machine_resumes_from_the_newest_checkpoint_in_s3(aws_env: Any, tmp_path: Path) -> None:
+    remote = _remote(aws_env, tmp_path)
+    first = CheckpointStore(tmp_path / "first", remote)
+    first.prepare()
+    saved(first, 1)
+    saved(first, 2)
+    second = CheckpointStore(tmp_path / "second", remote)
+    second.prepare()
+    loaded = second.load_latest()
+    assert loaded is not None
+    assert (loaded[0], loaded[1]["step"]) == (checkpoint_name(2, 0), 2)
+    assert (tmp_path / "second" / checkpoint_name(2, 0)).exists()
+
+
+def test_a_new_machine_finds_the_finished_result_in_s3(aws_env: Any, tmp_path: Path) -> None:
+    remote = _remote(aws_env, tmp_path)
+    first = CheckpointStore(tmp_path / "first", remote)
+    first.prepare()
+    first.write_result({"status": "done"})
+    assert first.wait(10)
+    second = CheckpointStore(tmp_path / "second", remote)
+    second.prepare()
+    assert second.read_result() == {"status": "done"}
+
+
+def test_a_checkpoint_location_in_a_missing_bucket_is_refused_naming_it(aws_env: Any, tmp_path: Path) -> None:
+    store = CheckpointStore(tmp_path, S3Location("no-such-bucket", "checkpoints/job/"))
+    with pytest.raises(InputError) as raised:
+        store.prepare()
+    assert str(raised.value).startswith("cannot use checkpoint location s3://no-such-bucket/checkpoints/job/: ")
+
+
+def test_failed_uploads_warn_once_and_recovery_is_logged(
+    aws_env: Any, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    remote = S3Location(f"later-{uuid.uuid4().hex[:12]}", "checkpoints/job/")
+    store = CheckpointStore(tmp_path, remote)
+    with caplog.at_level(logging.INFO, logger="training.checkpoint"):
+        saved(store, 1)
+        saved(store, 2)
+        warnings = [record.getMessage() for record in caplog.records if record.levelno == logging.WARNING]
+        assert len(warnings) == 1
+        assert warnings[0].startswith(
+            f"could not upload {checkpoint_name(1, 0)} to s3://{remote.bucket}/checkpoints/job/: "
+        )
+        aws_env.client().create_bucket(Bucket=remote.bucket)
+        saved(store, 3)
+    assert f"checkpoint uploads to s3://{remote.bucket}/checkpoints/job/ work again" in caplog.text
+    assert _remote_keys(aws_env, remote) == [checkpoint_name(3, 0)]
+    saved(store, 4)
+    saved(store, 5)
+    assert _remote_keys(aws_env, remote) == [checkpoint_name(4, 0), checkpoint_name(5, 0)]
