@@ -192,9 +192,8 @@ def test_an_unwritable_directory_is_refused_naming_it_and_the_setting(tmp_path: 
     blocker.write_text("")
     with pytest.raises(InputError) as raised:
         CheckpointStore(blocker / "ckpt", None).prepare()
-    assert str(raised.value) == (
-        f"cannot write checkpoints to {blocker / 'ckpt'}: Not a directory (set --checkpoint-dir or MLPLAT_CHECKPOINT_DIR)"
-    )
+    hint = "(set --checkpoint-dir or MLPLAT_CHECKPOINT_DIR)"
+    assert str(raised.value) == f"cannot write checkpoints to {blocker / 'ckpt'}: Not a directory {hint}"
 
 
 def test_prepare_creates_the_directory_leaves_nothing_in_it_and_accepts_it_again(tmp_path: Path) -> None:
