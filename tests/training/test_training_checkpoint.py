@@ -86,8 +86,10 @@ def test_the_newest_readable_checkpoint_wins_over_a_torn_newer_one(
     with caplog.at_level(logging.WARNING, logger="training.checkpoint"):
         loaded = store.load_latest()
     assert loaded is not None and loaded[0] == checkpoint_name(1, 0)
-    assert f"checkpoint {checkpoint_name(2, 0)} is unreadable (" in caplog.text
-    assert "); trying an older one" in caplog.text
+    [message] = [record.getMessage() for record in caplog.records]
+    assert message.startswith(f"checkpoint {checkpoint_name(2, 0)} is unreadable (")
+    assert message.endswith("); trying an older one")
+    assert "(None)" not in message
 
 
 def test_the_newest_of_two_good_checkpoints_is_loaded(tmp_path: Path) -> None:
@@ -259,7 +261,8 @@ def test_a_checkpoint_location_in_a_missing_bucket_is_refused_naming_it(aws_env:
     store = CheckpointStore(tmp_path, S3Location("no-such-bucket", "checkpoints/job/"))
     with pytest.raises(InputError) as raised:
         store.prepare()
-    assert str(raised.value).startswith("cannot use checkpoint location s3://no-such-bucket/checkpoints/job/: ")
+    location = "s3://no-such-bucket/checkpoints/job/"
+    assert str(raised.value).startswith(f"cannot use checkpoint location {location}: NoSuchBucket")
 
 
 def test_failed_uploads_warn_once_and_recovery_is_logged(
