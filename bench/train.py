@@ -10,12 +10,16 @@
 2. Tracking overhead: the whole epoch loop of the entrypoint (training, validation, a checkpoint every epoch),
    once with no tracking and once logging every epoch's metrics to a real `mlflow server` (SQLite, started here)
    including the final flush; runs alternate and each side keeps its fastest.
-Targets (from the issue): the fused loop >= 10x the textbook loop; tracking overhead <= 3 %.
+3. Memory: `python -m training` for one epoch on abalone, then on a generated CSV of `--memory-mb` MB (abalone's
+   rows repeated), each as its own process; the peak RSS of the large run above the abalone run's, as a multiple of
+   the file's size (the process's fixed cost, torch and mlflow, cancels out).
+Targets (from the issues): the fused loop >= 10x the textbook loop; tracking overhead <= 3 %; memory <= 2x the file.
 """
 
 import argparse
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -37,13 +41,15 @@ os.environ.update({key: os.environ.get(key, value) for key, value in MLFLOW_ENV_
 from training import data, distributed  # noqa: E402
 from training.checkpoint import CheckpointStore, checkpoint_name, pack  # noqa: E402
 from training.loop import LoopConfig, Progress, Tensors, Trainer  # noqa: E402
-from training.main import EPOCH_METRICS  # noqa: E402
 from training.model import FlatAdamW, FlatParameters, MLPRegressor, StandardisedView, autograd_step  # noqa: E402
+from training.recipes import RegressionRecipe  # noqa: E402
 from training.tracking import AsyncMetricSink, MetricSink, NullSink  # noqa: E402
 
 TARGET_SPEEDUP = 10.0
 TARGET_OVERHEAD = 0.03
 HIDDEN = (64, 32)
+RECIPE = RegressionRecipe()
+TARGET_MEMORY_RATIO = 2.0
 
 
 def load_split(work: Path) -> tuple[Tensors, Tensors, data.Encoding]:
@@ -52,8 +58,8 @@ def load_split(work: Path) -> tuple[Tensors, Tensors, data.Encoding]:
     encoding = splits.encoding
 
     def tensors(name: str) -> Tensors:
-        y = torch.from_numpy(splits.y[name])
-        return Tensors(torch.from_numpy(splits.x[name]), ((y - encoding.target_mean) / encoding.target_std).float(), y)
+        # Row-major, as the loop gathers it: the bench measures the step, not the data's layout.
+        return RECIPE.tensors(splits.x[name].copy(order="C"), splits.y[name], encoding, torch.device("cpu"))
 
     return tensors("train"), tensors("val"), encoding
 
@@ -83,7 +89,7 @@ def best_rates(runs: list[Callable[[], tuple[float, float]]], samples: int, repe
 def textbook(train: Tensors, encoding: data.Encoding, epochs: int, batch_size: int) -> tuple[float, float]:
     net = new_net(encoding)
     optimizer = torch.optim.AdamW(net.parameters(), lr=3e-3, weight_decay=1e-4)
-    loader = DataLoader(TensorDataset(train.x, train.y_std), batch_size=batch_size, shuffle=True)
+    loader = DataLoader(TensorDataset(train.x, train.y_fit.squeeze(1)), batch_size=batch_size, shuffle=True)
     loss_fn = nn.MSELoss()
     started = time.perf_counter(), time.thread_time()
     for _ in range(epochs):
@@ -101,7 +107,8 @@ def ours(
     net = new_net(encoding)
     flat = FlatParameters(net)
     optimizer = FlatAdamW(flat, 3e-3, 1e-4)
-    trainer = Trainer(net, flat, optimizer, runtime(), LoopConfig(epochs, batch_size, 0, 42), train, val, lambda: 0)
+    config = LoopConfig(epochs, batch_size, 0, 42)
+    trainer = Trainer(net, flat, optimizer, runtime(), config, train, val, lambda: 0, RECIPE)
     if not fused:
         view = StandardisedView(net)
         trainer.step = lambda x, y, total: autograd_step(view, flat, optimizer, x, y, total)
@@ -124,7 +131,8 @@ def full_loop(
     net = new_net(encoding)
     flat = FlatParameters(net)
     optimizer = FlatAdamW(flat, 3e-3, 1e-4)
-    trainer = Trainer(net, flat, optimizer, runtime(), LoopConfig(epochs, batch_size, 0, 42), train, val, lambda: 0)
+    config = LoopConfig(epochs, batch_size, 0, 42)
+    trainer = Trainer(net, flat, optimizer, runtime(), config, train, val, lambda: 0, RECIPE)
     store = CheckpointStore(work, None)
     store.prepare()
 
@@ -136,7 +144,7 @@ def full_loop(
         store.save(pack(meta, tensors), checkpoint_name(progress.epochs_done, progress.batches_done), urgent)
 
     def on_epoch(metrics: dict[str, float], epoch: int) -> None:
-        sink.log_metrics({key: metrics[key] for key in EPOCH_METRICS}, epoch)
+        sink.log_metrics({key: metrics[key] for key in RECIPE.epoch_metrics}, epoch)
 
     started, cpu = time.perf_counter(), time.process_time()
     trainer.run(Progress(), on_epoch, save)
@@ -144,6 +152,50 @@ def full_loop(
     loop, loop_cpu = time.perf_counter() - started, time.process_time() - cpu
     assert sink.close(60.0), "the tracking server did not take every metric"
     return loop, loop_cpu, time.perf_counter() - started
+
+
+def generate_csv(path: Path, megabytes: int) -> int:
+    """Abalone's rows repeated until the file holds `megabytes` MB; returns its size in bytes."""
+    source = (REPO / "training" / "data" / "abalone.csv").read_bytes()
+    header, _, body = source.partition(b"\n")
+    with path.open("wb") as handle:
+        handle.write(header + b"\n")
+        while handle.tell() < megabytes * 1_000_000:
+            handle.write(body if body.endswith(b"\n") else body + b"\n")
+    return path.stat().st_size
+
+
+def peak_rss(data: Path, work: Path, tracking_uri: str) -> int:
+    """Peak resident set size in bytes of one `python -m training` job (one small epoch) on `data`."""
+    env = {**os.environ, "MLFLOW_TRACKING_URI": tracking_uri, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
+    name = data.stem.replace("_", "-")
+    command = [
+        sys.executable, "-m", "training", "--data", str(data), "--epochs", "1", "--hidden", "16",
+        "--batch-size", "1024", "--job-name", f"bench-{name}", "--registered-model-name", f"bench-{name}",
+        "--model-dir", str(work / name / "model"), "--output-data-dir", str(work / name / "output"),
+        "--checkpoint-dir", str(work / name / "checkpoints"),
+    ]  # fmt: skip
+    process = subprocess.Popen(command, env=env, cwd=work, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(process.pid, 0)
+    if os.waitstatus_to_exitcode(status) != 0:
+        assert process.stderr is not None
+        raise RuntimeError(f"training on {data} failed: {process.stderr.read().decode()[-500:]}")
+    return int(usage.ru_maxrss) * 1024  # kilobytes on Linux
+
+
+def memory_row(work: Path, megabytes: int, tracking_uri: str) -> dict[str, float]:
+    """Peak RSS of a job on a generated CSV above the abalone job's, as a multiple of the file's size."""
+    large = work / "large.csv"
+    size = generate_csv(large, megabytes)
+    baseline = peak_rss(REPO / "training" / "data" / "abalone.csv", work, tracking_uri)
+    peak = peak_rss(large, work, tracking_uri)
+    large.unlink()
+    return {
+        "file_mb": size / 1e6,
+        "abalone_peak_rss_mb": baseline / 1e6,
+        "large_peak_rss_mb": peak / 1e6,
+        "ratio_to_file": (peak - baseline) / size,
+    }
 
 
 def measure(args: argparse.Namespace) -> benchkit.Report:
@@ -230,6 +282,16 @@ def measure(args: argparse.Namespace) -> benchkit.Report:
             )
             report.results.update(overhead=overhead, cpu_overhead=cpu_overhead, median_overhead=typical)
             report.target("tracking overhead (wall, best of)", overhead * 100, "<=", TARGET_OVERHEAD * 100, " %")
+            if args.memory_mb:
+                memory = memory_row(work, args.memory_mb, service.url)
+                print(
+                    f"\nmemory, one epoch of python -m training: abalone peak RSS {memory['abalone_peak_rss_mb']:.0f} "
+                    f"MB; {memory['file_mb']:.0f} MB CSV peak RSS {memory['large_peak_rss_mb']:.0f} MB"
+                )
+                report.results["memory"] = memory
+                report.target(
+                    "peak RSS above abalone's, per byte of CSV", memory["ratio_to_file"], "<=", TARGET_MEMORY_RATIO, "x"
+                )
         finally:
             service.stop()
     return report
@@ -241,6 +303,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-size", type=int, default=64, help="minibatch size of every loop")
     parser.add_argument("--repeats", type=int, default=3, help="runs per measurement; the best counts")
     parser.add_argument("--overhead-epochs", type=int, default=600, help="epochs per tracking-overhead run")
+    parser.add_argument("--memory-mb", type=int, default=200, help="size of the memory row's CSV (0: skip the row)")
     return benchkit.run(parser, measure, argv)
 
 

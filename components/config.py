@@ -127,6 +127,12 @@ class EndpointConfig(_Model):
     scale_out_cooldown_seconds: int = Field(60, ge=0)
     data_capture_percent: Percent = 0
     rollout: RolloutConfig = RolloutConfig.model_construct()
+    platform: Literal["sagemaker", "kubernetes"] = "sagemaker"
+    """Where the endpoint runs: a SageMaker endpoint, or a Deployment on the stack's EKS cluster."""
+    pool: str | None = None
+    """Kubernetes only: `system` (the CPU system nodes) or one of `mlplat:gpuPools` (one GPU per pod)."""
+    team: str | None = None
+    """Kubernetes only: the `mlplat:teams` namespace the endpoint runs in."""
 
 
 class BudgetConfig(_Model):
@@ -319,7 +325,11 @@ def _semantic_problems(cfg: StackConfig) -> list[str]:
     for name in _duplicates(ep.name for ep in cfg.endpoints):
         add(f"mlplat:endpoints has duplicate name {name!r}")
     for i, ep in enumerate(cfg.endpoints):
-        problems.extend(_hosting_mode_problems(f"mlplat:endpoints[{i}]", ep, cfg.region))
+        if ep.platform == "kubernetes":
+            problems += _cluster_endpoint_problems(f"mlplat:endpoints[{i}]", ep, cfg)
+        else:
+            problems += _sagemaker_only_keys(f"mlplat:endpoints[{i}]", ep)
+            problems.extend(_hosting_mode_problems(f"mlplat:endpoints[{i}]", ep, cfg.region))
     artifacts = cfg.artifacts
     if artifacts.checkpoint_expiration_days <= artifacts.checkpoint_transition_days:
         # S3 rejects a lifecycle rule that expires objects on or before the day it transitions them.
@@ -360,6 +370,41 @@ def _semantic_problems(cfg: StackConfig) -> list[str]:
             )
     for name in _duplicates(t.name for t in cfg.teams):
         add(f"mlplat:teams has duplicate name {name!r}")
+    return problems
+
+
+SYSTEM_POOL = "system"
+"""The pool name of the cluster's system node group (CPU, untainted) for a Kubernetes endpoint."""
+
+
+def _sagemaker_only_keys(key: str, ep: EndpointConfig) -> list[str]:
+    return [
+        f"{key}.{field_name} applies only to platform: kubernetes (got {value!r})"
+        for field_name, value in (("pool", ep.pool), ("team", ep.team))
+        if value is not None
+    ]
+
+
+def _cluster_endpoint_problems(key: str, ep: EndpointConfig, cfg: StackConfig) -> list[str]:
+    problems: list[str] = []
+    add = problems.append
+    if ep.serverless is not None:
+        add(f"{key}.serverless applies only to platform: sagemaker")
+    if ep.min_capacity == 0:
+        # The autoscaler on CPU cannot wake a Deployment from zero pods; scale-to-zero is SageMaker's.
+        add(f"{key}.minCapacity must be >= 1 on platform: kubernetes (got 0)")
+    if cfg.cluster is None:
+        add(f"{key}.platform kubernetes needs mlplat:cluster (the endpoint runs on the EKS cluster)")
+    pools = [SYSTEM_POOL, *(p.name for p in cfg.gpu_pools)]
+    if ep.pool is None:
+        add(f"{key}.pool is required for platform: kubernetes (one of {pools})")
+    elif ep.pool not in pools:
+        add(f"{key}.pool must be one of {pools} (got {ep.pool!r})")
+    teams = [t.name for t in cfg.teams]
+    if ep.team is None:
+        add(f"{key}.team is required for platform: kubernetes (one of {teams})")
+    elif ep.team not in teams:
+        add(f"{key}.team must be one of {teams} (got {ep.team!r})")
     return problems
 
 

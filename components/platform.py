@@ -9,13 +9,21 @@ from components import iam, images, tagging
 from components.artifacts import DATA_CAPTURE_PREFIX, MLFLOW_PREFIX, MODELS_PREFIX, ArtifactStore, ArtifactStoreArgs
 from components.budget import BudgetAlerts, BudgetAlertsArgs, EnforcedEndpoint
 from components.compute import GpuCompute, GpuComputeArgs
-from components.config import EndpointConfig, StackConfig
+from components.config import SYSTEM_POOL, EndpointConfig, StackConfig
 from components.drift import DriftMonitor, platform_drift_args
 from components.endpoint import InferenceEndpoint, InferenceEndpointArgs
 from components.identity import Identity, IdentityArgs
 from components.network import Network, NetworkArgs
-from components.team import team_role_statements
+from components.serving_deployment import ServingDeployment, ServingDeploymentArgs, ServingSpec
+from components.team import SERVICE_ACCOUNT, team_role_statements
 from components.tracking import TrackingServer, TrackingServerArgs
+
+# The serving image's capture settings (serving/capture.py reads them; components may not import serving, so a
+# test holds the two spellings together). A cluster-served endpoint writes where SageMaker's capture would.
+CAPTURE_DESTINATION_ENV = "MLPLAT_CAPTURE_DESTINATION"
+CAPTURE_PERCENT_ENV = "MLPLAT_CAPTURE_PERCENT"
+CAPTURE_ENDPOINT_ENV = "MLPLAT_ENDPOINT_NAME"
+CAPTURE_KMS_ENV = "MLPLAT_CAPTURE_KMS_KEY_ID"
 
 
 @dataclass(frozen=True)
@@ -31,6 +39,46 @@ def model_data_key(endpoint: EndpointConfig) -> str:
     return f"{MODELS_PREFIX}{endpoint.model}/{endpoint.model_version}/model.tar.gz"
 
 
+def cluster_serving_spec(
+    endpoint: EndpointConfig,
+    image: pulumi.Input[str],
+    tracking_uri: pulumi.Input[str],
+    capture_uri: pulumi.Input[str],
+    kms_key_arn: pulumi.Input[str],
+) -> ServingSpec:
+    """The Deployment of a `platform: kubernetes` endpoint: replicas from its capacity, one GPU per pod on a GPU
+    pool, none on the system nodes (which carry no pool label, so no node selector)."""
+    assert endpoint.team is not None and endpoint.pool is not None  # config validation guarantees both
+    on_gpu = endpoint.pool != SYSTEM_POOL
+    return ServingSpec(
+        name=endpoint.name,
+        namespace=endpoint.team,
+        image=image,
+        model_uri=f"models:/{endpoint.model}/{endpoint.model_version}",
+        tracking_uri=tracking_uri,
+        min_replicas=endpoint.min_capacity,
+        max_replicas=endpoint.max_capacity,
+        cpu="500m" if not on_gpu else "1",
+        memory="1Gi" if not on_gpu else "4Gi",
+        gpus=1 if on_gpu else 0,
+        pool=endpoint.pool if on_gpu else None,
+        service_account=SERVICE_ACCOUNT,
+        env=capture_env(endpoint, capture_uri, kms_key_arn),
+    )
+
+
+def capture_env(
+    endpoint: EndpointConfig, capture_uri: pulumi.Input[str], kms_key_arn: pulumi.Input[str]
+) -> dict[str, pulumi.Input[str]]:
+    """The server's capture settings; none when the endpoint captures nothing (`dataCapturePercent: 0`)."""
+    env: dict[str, pulumi.Input[str]] = {CAPTURE_ENDPOINT_ENV: endpoint.name}
+    if endpoint.data_capture_percent > 0:
+        env[CAPTURE_DESTINATION_ENV] = capture_uri
+        env[CAPTURE_PERCENT_ENV] = f"{endpoint.data_capture_percent:g}"
+        env[CAPTURE_KMS_ENV] = kms_key_arn
+    return env
+
+
 class MlPlatform(pulumi.ComponentResource):
     """Network, artifact store, tracking, identities, endpoints and budget of one environment, tagged once.
 
@@ -43,6 +91,7 @@ class MlPlatform(pulumi.ComponentResource):
     tracking: TrackingServer
     identity: Identity
     endpoints: list[InferenceEndpoint]
+    cluster_endpoints: list[ServingDeployment]
     drift_monitors: list[DriftMonitor]
     budget: BudgetAlerts
 
@@ -147,6 +196,25 @@ class MlPlatform(pulumi.ComponentResource):
                 self._child("endpoint"),
             )
             for endpoint in config.endpoints
+            if endpoint.platform == "sagemaker"
+        ]
+        self.cluster_endpoints = [
+            ServingDeployment(
+                f"{name}-{endpoint.name}",
+                ServingDeploymentArgs(
+                    spec=cluster_serving_spec(
+                        endpoint,
+                        image=images.image_uri(endpoint.image or config.images.serving, config.region, account),
+                        tracking_uri=self.tracking.arn,
+                        capture_uri=self.artifacts.uri(f"{DATA_CAPTURE_PREFIX}{endpoint.name}/"),
+                        kms_key_arn=self.artifacts.key_arn,
+                    ),
+                    provider=self.compute.cluster.provider,
+                ),
+                self._child("serving"),
+            )
+            for endpoint in config.endpoints
+            if endpoint.platform == "kubernetes" and self.compute is not None
         ]
 
         # A model nobody watches silently rots: every endpoint gets a scheduled drift check and an alarm topic.
@@ -174,7 +242,10 @@ class MlPlatform(pulumi.ComponentResource):
                         inference_component=e.inference_component_name,
                         minimum=settings.min_capacity,
                     )
-                    for e, settings in zip(self.endpoints, config.endpoints, strict=True)
+                    # Budget enforcement scales SageMaker endpoints; cluster-served ones are bounded by their pool.
+                    for e, settings in zip(
+                        self.endpoints, [ep for ep in config.endpoints if ep.platform == "sagemaker"], strict=True
+                    )
                     # Serverless endpoints bill per request and have no capacity to take away.
                     if settings.serverless is None
                 ],

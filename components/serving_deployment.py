@@ -3,8 +3,8 @@ disruption budget.
 
 `render_serving_deployment(spec)` returns the manifests as plain dicts and `ServingDeployment` registers exactly those.
 The Deployment leaves `replicas` unset so the HorizontalPodAutoscaler alone decides it (a Pulumi update never resets
-a scaled-out Deployment). No stack declares one by default: the platform serves through SageMaker endpoints, and a
-team opts into cluster serving by creating this component (or applying the rendered manifests) in its namespace.
+a scaled-out Deployment). The platform builds one for each `mlplat:endpoints` entry with `platform: kubernetes`
+(`cluster_serving_spec`); SageMaker endpoints stay the default.
 """
 
 from collections.abc import Mapping
@@ -39,11 +39,11 @@ class ServingSpec:
     """Deployment and Service name (a DNS label)."""
     namespace: str
     """The team namespace it runs in."""
-    image: str
+    image: pulumi.Input[str]
     """The serving image."""
     model_uri: str
     """`MLPLAT_MODEL_URI`, e.g. `models:/abalone@champion`."""
-    tracking_uri: str
+    tracking_uri: pulumi.Input[str]
     """`MLFLOW_TRACKING_URI`: the tracking server's ARN or URL."""
     min_replicas: int = 2
     """Fewest pods (two keep the service up through a node drain)."""
@@ -63,7 +63,7 @@ class ServingSpec:
     """Node pool to run on (`mlplat.io/pool`); any schedulable node when None."""
     service_account: str = "workload"
     """The team's IRSA service account (reads the model from the registry and bucket)."""
-    env: Mapping[str, str] = field(default_factory=dict)
+    env: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
     """More environment variables."""
 
 
@@ -119,7 +119,8 @@ def render_serving_deployment(spec: ServingSpec) -> list[dict[str, Any]]:
             {
                 "name": "serve",
                 "image": spec.image,
-                "imagePullPolicy": "IfNotPresent",
+                # A stack names a release tag; Always makes a restarted pod notice a tag that moved (CKV_K8S_15).
+                "imagePullPolicy": "Always",
                 "command": ["python", "-m", "serving"],
                 "ports": [{"name": "http", "containerPort": PORT, "protocol": "TCP"}],
                 "env": [

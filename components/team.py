@@ -17,7 +17,7 @@ import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
 from components import iam
-from components.artifacts import CHECKPOINTS_PREFIX, DATASETS_PREFIX, MLFLOW_PREFIX, ArtifactStore
+from components.artifacts import CHECKPOINTS_PREFIX, DATA_CAPTURE_PREFIX, DATASETS_PREFIX, MLFLOW_PREFIX, ArtifactStore
 from components.cluster import irsa_trust_policy
 from components.k8s_objects import create_objects
 from components.kueue import render_local_queue
@@ -29,7 +29,8 @@ TEAM_LABEL = "mlplat.io/team"
 PRIVATE_RANGES = ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "169.254.0.0/16", "100.64.0.0/10")
 
 READ_PREFIXES = (DATASETS_PREFIX, CHECKPOINTS_PREFIX, MLFLOW_PREFIX)
-WRITE_PREFIXES = (CHECKPOINTS_PREFIX, MLFLOW_PREFIX)
+# data-capture/: a team's cluster-served endpoints write their captured requests there for the drift monitor.
+WRITE_PREFIXES = (CHECKPOINTS_PREFIX, MLFLOW_PREFIX, DATA_CAPTURE_PREFIX)
 
 
 @dataclass(frozen=True)

@@ -354,9 +354,10 @@ def expected(exc: BaseException) -> tuple[list[str], int] | None:
 
 def crash_log_dir() -> Path:
     """Where tracebacks of unexpected errors go: the local platform's home (`$MLPLAT_HOME`, else .mlplat/) + logs."""
-    from mlplat.local.state import default_home
-
-    return default_home() / "logs"
+    # Spelled here rather than imported from mlplat.local.state: the training image carries this module (for the
+    # drift monitor's command line) but not the local platform.
+    home = os.environ.get("MLPLAT_HOME")
+    return (Path(home).expanduser().resolve() if home else PROJECT_DIR / ".mlplat") / "logs"
 
 
 def _display(path: Path) -> str:

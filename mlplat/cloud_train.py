@@ -34,6 +34,7 @@ pool, team namespace, image, retry budget), creates them with the Kubernetes cli
 """
 
 import contextlib
+import dataclasses
 import json
 import math
 import os
@@ -694,6 +695,10 @@ def train_command(
     last_attempt_on_demand: Annotated[
         bool, typer.Option("--last-attempt-on-demand", help="EKS: run the final attempt on on-demand capacity")
     ] = False,
+    entry_point: Annotated[
+        str | None, typer.Option("--entry-point", help="script mode: your script in --source-dir")
+    ] = None,
+    source_dir: Annotated[Path | None, typer.Option("--source-dir", help="script mode: your project")] = None,
 ) -> None:
     """Launch the training container in the cloud with everything the stack provides, and follow it to the end."""
     if schedule_timeout is not None and schedule_timeout <= 0:
@@ -709,6 +714,14 @@ def train_command(
             raise TrainError(f"stack {stack!r} has no endpoint to take the model name from; pass --model")
         uri = tracking_uri or stack_outputs.tracking_server_arn
         extra = parse_hyperparameters(hp or [])
+        source = _script_source(entry_point, source_dir, stack_outputs.bucket_name)
+        if source is not None:
+            if on is Target.eks:
+                raise TrainError("--entry-point runs on SageMaker for now; use --on sagemaker")
+            # What the SageMaker SDK's estimators send: the program and the archive's URI, JSON-encoded.
+            extra.update(
+                {"sagemaker_program": json.dumps(entry_point), "sagemaker_submit_directory": json.dumps(source[1])}
+            )
         if on is Target.eks:
             follow = EksFollow(
                 detach, schedule_timeout or cfg.training.schedule_timeout_seconds, max_retries,
@@ -739,9 +752,20 @@ def train_command(
             hyperparameters=extra,
             image=image,
         )
+        if source is not None:
+            # Script mode: the script takes only its own hyperparameters; the runtime reads ours from the environment.
+            script_params = {k: v for k, v in job.hyperparameters.items() if k in extra or k == "epochs"}
+            environment = {**job.environment, "MLPLAT_REGISTERED_MODEL_NAME": model_name}
+            environment["MLFLOW_EXPERIMENT_NAME"] = experiment
+            job = dataclasses.replace(job, hyperparameters=script_params, environment=environment)
         if dry_run:
             typer.echo(json.dumps(training_job_request(job), indent=2))
             return
+        if source is not None:
+            import boto3
+
+            bucket, _, key = source[1].removeprefix("s3://").partition("/")
+            boto3.client("s3").put_object(Bucket=bucket, Key=key, Body=source[0])
         check_tracking_uri(uri)  # this command logs or looks up the run itself
         if client is Client.sdk and not sdk_available():
             raise TrainError("--client sdk needs the SageMaker Python SDK: pip install 'mlplat[cloud]'")
@@ -762,6 +786,21 @@ def train_command(
     typer.echo(f"  run       {result.run_id} (experiment {result.experiment})")
     typer.echo(f"  model     {result.model} version {result.version}")
     typer.echo(f"next: mlplat release --stack {stack} --model {result.model} --version {result.version}")
+
+
+def _script_source(entry_point: str | None, source_dir: Path | None, bucket: str) -> tuple[bytes, str] | None:
+    """Script mode's archive and its content-addressed S3 URI, or None for the built-in trainer."""
+    from mlplat import sourcedir
+
+    if entry_point is None and source_dir is None:
+        return None
+    if entry_point is None or source_dir is None:
+        raise TrainError("--entry-point and --source-dir go together")
+    try:
+        content, digest = sourcedir.pack(source_dir, entry_point)
+    except sourcedir.SourceError as exc:
+        raise TrainError(str(exc)) from None
+    return content, f"s3://{bucket}/{sourcedir.key(digest)}"
 
 
 def _run_with_progress(

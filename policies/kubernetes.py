@@ -159,3 +159,65 @@ def job_queue_label(resources: Sequence[StackResource], config: Config) -> list[
         and peek(job.props, "metadata", "namespace") in teams
         and not peek(job.props, "metadata", "labels", QUEUE_LABEL)
     ]
+
+
+SERVING_LABEL = "mlplat.io/workload"
+HPA = "kubernetes:autoscaling/v2:HorizontalPodAutoscaler"
+PDB = "kubernetes:policy/v1:PodDisruptionBudget"
+MIN_SERVING_UID = 10000
+"""Serving pods run above the UIDs a node's image assigns to its own users (and to root's)."""
+
+
+def _is_serving(props: Props) -> bool:
+    return peek(props, "metadata", "labels", SERVING_LABEL) == "serving"
+
+
+def serving_hardening(resource_type: str, props: Props, config: Config) -> list[str]:
+    """A serving Deployment runs as a UID >= 10000 and does not mount the Kubernetes API token (it reaches AWS through
+    its IRSA web-identity token, which is a separate projected volume)."""
+    if not _is_serving(props):
+        return []
+    found: list[str] = []
+    for label, container, pod in _containers(resource_type, props):
+        uid = _effective(container, pod, "runAsUser")
+        if not isinstance(uid, int) or uid < MIN_SERVING_UID:
+            found.append(f"{label} runs as UID {uid}; set securityContext.runAsUser to {MIN_SERVING_UID} or above.")
+    pod = get(props, *POD_SPEC_PATHS[resource_type])
+    if get(pod, "automountServiceAccountToken") is not False:
+        found.append(
+            "the pod mounts the service account's API token; set automountServiceAccountToken: false "
+            "(IRSA credentials do not need it)."
+        )
+    return found
+
+
+def serving_availability(resources: Sequence[StackResource], config: Config) -> list[Violation]:
+    """Every serving Deployment has an autoscaler targeting it and a disruption budget in its namespace."""
+
+    def key(r: StackResource) -> tuple[Any, Any]:
+        return peek(r.props, "metadata", "namespace"), peek(r.props, "metadata", "name")
+
+    scaled = {
+        (peek(r.props, "metadata", "namespace"), peek(r.props, "spec", "scaleTargetRef", "name"))
+        for r in resources
+        if r.type == HPA
+    }
+    budgeted = {key(r) for r in resources if r.type == PDB}
+    found: list[Violation] = []
+    for deployment in resources:
+        if deployment.type != DEPLOYMENT or not _is_serving(deployment.props):
+            continue
+        namespace, name = key(deployment)
+        missing = [
+            what
+            for what, present in (
+                ("HorizontalPodAutoscaler", (namespace, name) in scaled),
+                ("PodDisruptionBudget", (namespace, name) in budgeted),
+            )
+            if not present
+        ]
+        if missing:
+            found.append(
+                Violation(f"serving Deployment {namespace}/{name} has no {' or '.join(missing)}.", deployment.urn)
+            )
+    return found

@@ -531,6 +531,23 @@ POLICIES: tuple[PolicySpec, ...] = (
         (kubernetes.DEPLOYMENT,),
         kubernetes.deployment_probes,
     ),
+    _resource(
+        "k8s-serving-hardening",
+        "Serving Deployments run as a UID >= 10000 and do not mount the Kubernetes API token.",
+        "kubernetes",
+        "mandatory",
+        "Set securityContext.runAsUser >= 10000 and automountServiceAccountToken: false.",
+        (kubernetes.DEPLOYMENT,),
+        kubernetes.serving_hardening,
+    ),
+    _stack(
+        "k8s-serving-availability",
+        "Serving Deployments have a HorizontalPodAutoscaler and a PodDisruptionBudget.",
+        "kubernetes",
+        "mandatory",
+        "Build cluster endpoints with components.serving_deployment, which renders both.",
+        kubernetes.serving_availability,
+    ),
     _stack(
         "k8s-job-queue-label",
         "Jobs in team namespaces carry a Kueue queue label, so their pods are admitted as one gang.",

@@ -48,7 +48,7 @@ def test_a_misspelled_endpoint_instance_type_fails_plan_with_exit_2_before_any_r
     result = runner.invoke(app, ["plan", "--stack", "dev", "--stack-file", str(path)])
     assert result.exit_code == 2
     assert result.stderr.splitlines() == [
-        f"{path}: mlplat:endpoints[0].instanceType is not a SageMaker endpoint instance type "
+        f"error: {path}: mlplat:endpoints[0].instanceType is not a SageMaker endpoint instance type "
         "(got 'ml.c5.xlarg'; did you mean 'ml.c5.xlarge'?)"
     ]
 
@@ -58,7 +58,7 @@ def test_a_tracking_server_size_aws_does_not_have_fails_plan_with_exit_2(tmp_pat
     result = runner.invoke(app, ["plan", "--stack", "prod", "--stack-file", str(path)])
     assert result.exit_code == 2
     assert result.stderr.splitlines() == [
-        f"{path}: mlplat:tracking.size must be 'Small', 'Medium' or 'Large' (got 'Huge')"
+        f"error: {path}: mlplat:tracking.size must be 'Small', 'Medium' or 'Large' (got 'Huge')"
     ]
 
 

@@ -13,6 +13,11 @@ tensors (progress, history, unsent metrics) travels as one JSON string, which ke
 
 When the job finishes, `result.json` (the final MLPLAT_RESULT) is written next to the checkpoints: a restarted
 job that finds it prints the same result instead of training again.
+
+`run.json` names the owner of the directory: the job name, the hash of its configuration and its MLflow run id. It
+is written (atomically, synchronously, and uploaded) the moment the run is created, before any epoch, so a job
+killed at any point after that resumes the same run. Checkpoints and `result.json` carry the same identity; a job
+that finds another job's files refuses to touch them unless told to start fresh (`clear`).
 """
 
 import io
@@ -36,6 +41,7 @@ log = logging.getLogger(__name__)
 
 NAME = re.compile(r"^ckpt-(\d{6})-(\d{6})\.pt$")
 RESULT = "result.json"
+IDENTITY = "run.json"
 KEEP = 2
 FORMAT = "mlplat-checkpoint/1"
 
@@ -137,19 +143,57 @@ class CheckpointStore:
         return None
 
     def read_result(self) -> dict[str, Any] | None:
-        path = self.directory / RESULT
+        return self._read_json(RESULT)
+
+    def read_identity(self) -> dict[str, Any] | None:
+        """The directory's `run.json` (local, else S3), or None."""
+        return self._read_json(IDENTITY)
+
+    def _read_json(self, name: str) -> dict[str, Any] | None:
+        path = self.directory / name
         if not path.exists() and self.remote is not None:
             try:
-                storage.download(self.client(), self.remote.child(RESULT), path)
+                storage.download(self.client(), self.remote.child(name), path)
             except Exception:
                 return None
         if not path.exists():
             return None
         try:
-            result = json.loads(path.read_text(encoding="utf-8"))
+            document = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, json.JSONDecodeError):
             return None
-        return result if isinstance(result, dict) else None
+        return document if isinstance(document, dict) else None
+
+    def write_identity(self, identity: dict[str, Any]) -> None:
+        """Write `run.json` now: renamed into place after an fsync, and uploaded before returning."""
+        path = self.directory / IDENTITY
+        temporary = path.with_name(path.name + ".tmp")
+        with temporary.open("wb") as handle:
+            handle.write(json.dumps(identity, indent=2).encode("utf-8"))
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+        descriptor = os.open(self.directory, os.O_RDONLY)
+        try:
+            os.fsync(descriptor)  # the rename itself survives a crash of the machine, not only of the process
+        finally:
+            os.close(descriptor)
+        if self.remote is not None:
+            storage.upload(self.client(), path, self.remote.child(IDENTITY))
+
+    def clear(self) -> list[str]:
+        """Delete every checkpoint, `result.json` and `run.json`, locally and under the S3 prefix; returns names."""
+        owned = [RESULT, IDENTITY]
+        removed: list[str] = []
+        for name in [*self._local_names(), *owned]:
+            path = self.directory / name
+            if path.exists():
+                path.unlink()
+                removed.append(name)
+        if self.remote is not None:
+            for name in sorted(set(self._remote_names()) | set(owned)):
+                storage.delete(self.client(), self.remote.child(name))
+        return removed
 
     # ---- saving ------------------------------------------------------------------------------------------------
 

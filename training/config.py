@@ -60,6 +60,8 @@ class Settings:
     tracking_timeout: float
     git_commit: str
     image: str
+    task: str = "auto"
+    start_fresh: bool = False
 
     def params(self) -> dict[str, str]:
         """The values logged as MLflow parameters: what decides the model, not where files go."""
@@ -76,6 +78,7 @@ class Settings:
             "val_fraction": repr(self.val_fraction),
             "test_fraction": repr(self.test_fraction),
             "promotion_margin": repr(self.promotion_margin),
+            "task": self.task,
             "data": self.data,
         }
 
@@ -157,6 +160,15 @@ def _text(text: str) -> str:
     return text
 
 
+TASKS = ("auto", "regression", "classification")
+
+
+def _task(text: str) -> str:
+    if text.strip().lower() not in TASKS:
+        raise ValueError(f"must be one of {', '.join(TASKS)}")
+    return text.strip().lower()
+
+
 @dataclass(frozen=True)
 class _Option:
     """One setting: its flag, environment variables, whether hyperparameters.json may set it, default, parser."""
@@ -188,6 +200,9 @@ _OPTIONS: tuple[_Option, ...] = (
     _Option("job_name", "mlplat-training", _job_name, ("MLPLAT_JOB_NAME", "TRAINING_JOB_NAME"), False,
             "names the MLflow run and the checkpoint prefix; a restarted job must keep it"),
     _Option("target", "Rings", _name, ("MLPLAT_TARGET",), True, "the column to predict"),
+    _Option("task", "auto", _task, ("MLPLAT_TASK",), True,
+            "regression, classification, or auto (a text target, or an integer one with <= 10 values, is "
+            "classification)"),
     _Option("epochs", "200", _integer(1), ("MLPLAT_EPOCHS",), True, "maximum epochs"),
     _Option("batch_size", "64", _integer(1), ("MLPLAT_BATCH_SIZE",), True, "global batch size (split across ranks)"),
     _Option("lr", "0.003", _number(0.0), ("MLPLAT_LR",), True, "AdamW learning rate"),
@@ -209,6 +224,8 @@ _OPTIONS: tuple[_Option, ...] = (
             "the new test RMSE must be below champion RMSE * (1 - margin)"),
     _Option("experiment_name", "mlplat-training", _name, ("MLPLAT_EXPERIMENT_NAME", "MLFLOW_EXPERIMENT_NAME"), True,
             "MLflow experiment"),
+    _Option("start_fresh", "false", _boolean, ("MLPLAT_START_FRESH",), True,
+            "delete another job's checkpoints, result and run.json found in the checkpoint location, then start"),
     _Option("tracking_timeout", "120", _number(0.0), ("MLPLAT_TRACKING_TIMEOUT",), False,
             "seconds to keep retrying an unanswering tracking server before giving up on a blocking call"),
 )  # fmt: skip
@@ -235,7 +252,7 @@ def build_parser() -> argparse.ArgumentParser:
     for option in _OPTIONS:
         sources = ", ".join(option.envs) if option.envs else "no env"
         help_text = f"{option.help} [env: {sources}; default: {option.default or 'none'}]"
-        if option.name == "promote":
+        if option.name in {"promote", "start_fresh"}:
             parser.add_argument(option.flag, dest=option.name, action="store_const", const="true", help=help_text)
         else:
             parser.add_argument(option.flag, dest=option.name, metavar="VALUE", help=help_text)
@@ -308,6 +325,8 @@ def resolve(argv: Sequence[str], environ: Mapping[str, str]) -> Settings:
         tracking_timeout=values["tracking_timeout"],
         git_commit=environ.get("MLPLAT_GIT_COMMIT", ""),
         image=environ.get("MLPLAT_IMAGE", "local"),
+        task=values["task"],
+        start_fresh=values["start_fresh"],
     )
 
 

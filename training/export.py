@@ -20,6 +20,10 @@ Both are pyfunc artifacts of the logged MLflow model, so they sit in the model d
    "program": "model.pt2"}
   ```
 
+- classification (`mlplat-mlp-classifier/1`): the same keys, plus `"task": "classification"` and `"classes"` (the
+  labels as the data spells them: strings, or ints for an integer target; index i = logit i), `"output": "logits"`.
+  The program returns logits, float32 `[batch, n_classes]`; probabilities are their softmax.
+
 To encode a raw row: numeric columns first (in `numeric` order) as floats, then for each categorical column (in
 `categorical` order) one 0/1 value per listed category (a category not in the list gives all zeros); then
 `(value - mean[i]) / std[i]` per position. One-hot positions have mean 0 and std 1.
@@ -30,33 +34,22 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch import nn
 
 from training.data import Encoding
-from training.model import MLPRegressor
 
-FORMAT = "mlplat-mlp/1"
 PROGRAM = "model.pt2"
 METADATA = "mlplat_model.json"
 
 
 def metadata(encoding: Encoding) -> dict[str, Any]:
-    return {
-        "format": FORMAT,
-        "target": encoding.target,
-        "columns": list(encoding.columns),
-        "numeric": list(encoding.numeric),
-        "categorical": {column: list(values) for column, values in encoding.categorical.items()},
-        "encoded_features": list(encoding.encoded_features),
-        "mean": [float(value) for value in encoding.mean],
-        "std": [float(value) for value in encoding.std],
-        "target_mean": None,
-        "target_std": None,
-        "output": "target_units",
-        "program": PROGRAM,
-    }
+    """`mlplat_model.json` for the encoding's task (the recipe decides the format)."""
+    from training.recipes import RECIPES
+
+    return RECIPES[encoding.task]().metadata(encoding)
 
 
-def export_program(net: MLPRegressor, n_features: int, path: Path) -> None:
+def export_program(net: nn.Module, n_features: int, path: Path) -> None:
     """Save the network, on CPU and in eval mode, with a dynamic batch dimension."""
     import copy
 
@@ -69,7 +62,7 @@ def export_program(net: MLPRegressor, n_features: int, path: Path) -> None:
     torch.export.save(program, path)
 
 
-def write_model_files(net: MLPRegressor, encoding: Encoding, directory: Path) -> dict[str, Path]:
+def write_model_files(net: nn.Module, encoding: Encoding, directory: Path) -> dict[str, Path]:
     """Write `model.pt2` and `mlplat_model.json` into `directory`; returns them as pyfunc artifacts."""
     directory.mkdir(parents=True, exist_ok=True)
     program = directory / PROGRAM

@@ -10,7 +10,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -18,11 +18,15 @@ from torch import nn
 
 from training.distributed import Runtime
 from training.errors import Interrupted
-from training.model import FlatAdamW, FlatParameters, FusedStep, MLPRegressor, StandardisedView, autograd_step
+from training.model import FlatAdamW, FlatParameters, FusedStep
 
 # Under DDP the ranks agree on stopping with a collective; doing that every batch would double the collectives.
 STOP_SYNC_EVERY = 16
 EPOCH_SEED_STRIDE = 1_000_003
+# Rows per forward pass when predicting a whole split, and per gather of the epoch's order: bounded buffers, so a
+# large data set costs its own size in memory and not several times that in activations or shuffled copies.
+PREDICT_ROWS = 1 << 16
+GATHER_ROWS = 1 << 16
 
 
 @dataclass
@@ -33,7 +37,8 @@ class Progress:
     batches_done: int = 0
     loss_sum: float = 0.0
     loss_count: int = 0
-    best_val_rmse: float = math.inf
+    # The recipe's selection metric (lower is better, e.g. val_rmse or val_log_loss) at the best epoch so far.
+    best_score: float = math.inf
     best_epoch: int = 0
     bad_epochs: int = 0
     best_weights: torch.Tensor | None = None
@@ -48,7 +53,7 @@ class Progress:
             "batches_done": self.batches_done,
             "loss_sum": self.loss_sum,
             "loss_count": self.loss_count,
-            "best_val_rmse": self.best_val_rmse if math.isfinite(self.best_val_rmse) else None,
+            "best_score": self.best_score if math.isfinite(self.best_score) else None,
             "best_epoch": self.best_epoch,
             "bad_epochs": self.bad_epochs,
             "history": self.history,
@@ -58,17 +63,34 @@ class Progress:
 
     @classmethod
     def from_meta(cls, meta: dict[str, Any], best_weights: torch.Tensor | None) -> "Progress":
-        best = meta["best_val_rmse"]
-        return cls(**{**meta, "best_val_rmse": math.inf if best is None else best, "best_weights": best_weights})
+        best = meta["best_score"]
+        return cls(**{**meta, "best_score": math.inf if best is None else best, "best_weights": best_weights})
 
 
 @dataclass(frozen=True)
 class Tensors:
-    """One split on the training device: standardised features, target in standardised and in target units."""
+    """One split on the training device: standardised features, the target as the loss sees it, and the truth.
+
+    Regression: `y_fit` is the standardised target, [rows, 1]; classification: class indices, [rows]. `y` is the
+    truth in the data's units (regression) or class indices (classification).
+    """
 
     x: torch.Tensor
-    y_std: torch.Tensor
+    y_fit: torch.Tensor
     y: torch.Tensor
+
+
+Step = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], None]
+
+
+class TaskHooks(Protocol):
+    """What the loop needs of a recipe (see `recipes.py`): its training step and its validation metrics."""
+
+    selection: str
+
+    def step(self, net: nn.Module, flat: FlatParameters, optimizer: FlatAdamW, runtime: Runtime) -> Step: ...
+
+    def validate(self, net: nn.Module, val: Tensors) -> dict[str, float]: ...
 
 
 def regression_metrics(prediction: np.ndarray, truth: np.ndarray) -> dict[str, float]:
@@ -83,12 +105,13 @@ def regression_metrics(prediction: np.ndarray, truth: np.ndarray) -> dict[str, f
 
 
 @torch.inference_mode()
-def predict(net: MLPRegressor, x: torch.Tensor) -> np.ndarray:
-    """Target-unit predictions for a whole split, in one forward pass."""
+def predict(net: nn.Module, x: torch.Tensor) -> np.ndarray:
+    """The network's output for a whole split (target units for the regressor), in chunks of PREDICT_ROWS."""
     was_training = net.training
     net.eval()
     try:
-        return net(x).float().cpu().numpy()
+        parts = [net(x[start : start + PREDICT_ROWS]).float().cpu() for start in range(0, x.shape[0], PREDICT_ROWS)]
+        return torch.cat(parts).numpy()
     finally:
         net.train(was_training)
 
@@ -110,7 +133,7 @@ class Trainer:
 
     def __init__(
         self,
-        net: MLPRegressor,
+        net: nn.Module,
         flat: FlatParameters,
         optimizer: FlatAdamW,
         runtime: Runtime,
@@ -118,6 +141,7 @@ class Trainer:
         train: Tensors,
         val: Tensors,
         stop_signal: Callable[[], int],
+        hooks: TaskHooks,
     ) -> None:
         self.net = net
         self.flat = flat
@@ -126,9 +150,10 @@ class Trainer:
         self.config = config
         self.val = val
         self.stop_signal = stop_signal
+        self.hooks = hooks
         self.train = self._shard(train)
         self.local_batch = max(1, math.ceil(config.batch_size / runtime.world_size))
-        self.step = self._choose_step()
+        self.step = hooks.step(net, flat, optimizer, runtime)
 
     def _shard(self, train: Tensors) -> Tensors:
         """This rank's rows: every world_size-th row, cut to a common length so all ranks run the same batches."""
@@ -137,24 +162,7 @@ class Trainer:
         per_rank = train.x.shape[0] // self.runtime.world_size
         rows = torch.arange(self.runtime.rank, per_rank * self.runtime.world_size, self.runtime.world_size)
         rows = rows.to(train.x.device)
-        return Tensors(x=train.x[rows].contiguous(), y_std=train.y_std[rows].contiguous(), y=train.y[rows])
-
-    def _choose_step(self) -> Callable[[torch.Tensor, torch.Tensor, torch.Tensor], None]:
-        if self.runtime.distributed:
-            module: nn.Module = nn.parallel.DistributedDataParallel(
-                StandardisedView(self.net),
-                device_ids=[self.runtime.device] if self.runtime.device.type == "cuda" else None,
-            )
-        elif self.runtime.device.type == "cuda":
-            module = StandardisedView(self.net)
-        else:
-            return FusedStep(self.net, self.optimizer)
-        autocast = self.runtime.autocast
-
-        def step(x: torch.Tensor, y: torch.Tensor, total: torch.Tensor) -> None:
-            autograd_step(module, self.flat, self.optimizer, x, y, total, autocast)
-
-        return step
+        return Tensors(x=train.x[rows].contiguous(), y_fit=train.y_fit[rows].contiguous(), y=train.y[rows])
 
     @property
     def batches_per_epoch(self) -> int:
@@ -193,19 +201,27 @@ class Trainer:
         """One pass over this rank's rows in the epoch's order, from `progress.batches_done` on."""
         order = self.epoch_order(epoch)
         size = self.local_batch
-        # One gather per epoch, then batches are views: no per-sample work, no per-batch copies.
-        xs = self.train.x[order].split(size)
-        ys = self.train.y_std[order].unsqueeze(1).split(size)
         rows = self.train.x.shape[0]
         total = torch.zeros(1, 1, dtype=torch.float32, device=self.train.x.device)
         start = progress.batches_done
-        n_batches = len(xs)
+        n_batches = math.ceil(rows / size)
+        # One gather per chunk of batches, then batches are views: no per-sample work, no per-batch copies, and a
+        # shuffled copy of at most GATHER_ROWS rows (not of the whole split) at any time.
+        per_gather = max(1, GATHER_ROWS // size)
+        xs: tuple[torch.Tensor, ...] = ()
+        ys: tuple[torch.Tensor, ...] = ()
+        first = 0
         distributed = self.runtime.distributed
         step = self.step
         stop_signal = self.stop_signal
         with torch.no_grad() if isinstance(step, FusedStep) else contextlib.nullcontext():
             for batch in range(start, n_batches):
-                step(xs[batch], ys[batch], total)
+                if batch - first >= len(xs):
+                    first = batch - batch % per_gather
+                    chunk = order[first * size : (first + per_gather) * size]
+                    xs = self.train.x[chunk].split(size)
+                    ys = self.train.y_fit[chunk].split(size)
+                step(xs[batch - first], ys[batch - first], total)
                 if distributed:
                     due = (batch + 1) % STOP_SYNC_EVERY == 0 and batch + 1 < n_batches
                     signal = self._agreed_signal() if due else 0
@@ -229,21 +245,12 @@ class Trainer:
         progress.batches_done = 0
         progress.loss_sum = 0.0
         progress.loss_count = 0
-        prediction = predict(self.net, self.val.x)
-        truth = self.val.y.cpu().numpy()
-        scores = regression_metrics(prediction, truth)
-        target_std = float(self.net.target_std)
-        metrics = {
-            "train_loss": loss_sum / max(loss_count, 1.0),
-            "val_loss": scores["rmse"] ** 2 / target_std**2,
-            "val_rmse": scores["rmse"],
-            "val_mae": scores["mae"],
-            "val_r2": scores["r2"],
-            "epoch_seconds": seconds,
-        }
+        metrics = {"train_loss": loss_sum / max(loss_count, 1.0), **self.hooks.validate(self.net, self.val)}
+        metrics["epoch_seconds"] = seconds
         progress.history.append({"epoch": float(progress.epochs_done), **metrics})
-        if scores["rmse"] < progress.best_val_rmse:
-            progress.best_val_rmse = scores["rmse"]
+        score = metrics[self.hooks.selection]
+        if score < progress.best_score:
+            progress.best_score = score
             progress.best_epoch = progress.epochs_done
             progress.bad_epochs = 0
             progress.best_weights = self.flat.snapshot()

@@ -6,6 +6,7 @@ anything else, including a tracking server that stayed unreachable (the message 
 Heavy imports (torch, mlflow) wait until the input has been checked, so bad input fails in about a second.
 """
 
+import hashlib
 import json
 import logging
 import os
@@ -38,9 +39,6 @@ log = logging.getLogger("training")
 T = TypeVar("T")
 RESULT_PREFIX = "MLPLAT_RESULT "
 UNSENT_METRICS = "unsent-metrics.jsonl"
-# Logged to MLflow every epoch. metrics.json and the curves also have the validation loss (val_rmse² in standardised
-# units, so redundant here) and each epoch's duration: every metric row costs the tracking server CPU.
-EPOCH_METRICS = ("train_loss", "val_rmse", "val_mae", "val_r2")
 
 
 class StopSignals:
@@ -66,6 +64,10 @@ class StopSignals:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one training job; returns the exit status."""
     arguments = list(sys.argv[1:] if argv is None else argv)
+    from training import script
+
+    if script.requested(arguments, os.environ):
+        return script.run(arguments, os.environ)
     signals = StopSignals()
     signals.install()
     interruptions.watch(os.environ)
@@ -103,6 +105,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_FAILURE
     finally:
         job.close()
+
+
+def config_hash(fingerprint: dict[str, Any], params: dict[str, str]) -> str:
+    """SHA-256 of what decides the model: the data's hash, the split, the architecture and the hyperparameters.
+
+    The data's location is left out: the same bytes read from a local copy or from S3 are the same job.
+    """
+    decisive = {**{key: value for key, value in params.items() if key != "data"}, **fingerprint}
+    return hashlib.sha256(json.dumps(decisive, sort_keys=True).encode("utf-8")).hexdigest()
+
+
+def _describe_task(encoding: Any) -> str:
+    if encoding.task == "classification":
+        classes = ", ".join(repr(label) for label in encoding.classes[:10])
+        return f"classification of {encoding.target!r} into {len(encoding.classes)} classes ({classes})"
+    return f"regression of {encoding.target!r}"
 
 
 def _bad_input(exc: InputError) -> int:
@@ -162,6 +180,10 @@ class Job:
         self.last_checkpoint: str | None = None
         self.restarts = 0
         self.fingerprint: dict[str, Any] = {}
+        self.config_hash = ""
+        self.recipe: Any = None
+        # The location's run.json when it is this job's: a restart resumes its run even without a checkpoint.
+        self.identity: dict[str, Any] | None = None
 
     # ---- the flow ----------------------------------------------------------------------------------------------
 
@@ -170,10 +192,13 @@ class Job:
 
         settings = self.settings
         table = data.load_table(settings.data, settings.target, self.workdir)
-        splits = data.prepare(table, settings.seed, settings.val_fraction, settings.test_fraction)
+        task = table.resolve_task(settings.task)
+        rows, files = table.rows, table.files
+        splits = data.prepare(table, settings.seed, settings.val_fraction, settings.test_fraction, task)
         self.fingerprint = {
             "dataset_sha256": table.sha256,
             "target": settings.target,
+            "task": task,
             "hidden": list(settings.hidden),
             "seed": settings.seed,
             "val_fraction": settings.val_fraction,
@@ -181,21 +206,24 @@ class Job:
             "batch_size": settings.batch_size,
             "encoded_features": list(splits.encoding.encoded_features),
         }
+        self.config_hash = config_hash(self.fingerprint, settings.params())
         from training import distributed  # torch: imported only once the input has passed its checks
 
         self.runtime = distributed.start(os.environ)
         if self.runtime.is_main:
             self._check_output_directories()
             log.info(
-                "data: %d rows from %s (sha256 %s); split train/val/test = %d/%d/%d; %d encoded features",
-                len(table.frame),
-                ", ".join(table.files),
+                "data: %d rows from %s (sha256 %s); %s; split train/val/test = %d/%d/%d; %d encoded features",
+                rows,
+                ", ".join(files),
                 table.sha256[:12],
+                _describe_task(splits.encoding),
                 len(splits.y["train"]),
                 len(splits.y["val"]),
                 len(splits.y["test"]),
                 len(splits.encoding.encoded_features),
             )
+            self._claim_checkpoint_location()
         finished = self.runtime.broadcast(self._finished_result() if self.runtime.is_main else None)
         if finished is not None:
             if self.runtime.is_main:
@@ -223,9 +251,33 @@ class Job:
         self.store = checkpoints.CheckpointStore(self.settings.checkpoint_dir, remote)
         self.store.prepare()
 
+    def _claim_checkpoint_location(self) -> None:
+        """Refuse (exit 2, nothing changed) a location that holds another job's files, unless --start-fresh."""
+        settings = self.settings
+        owner = self.store.read_identity() or self.store.read_result()
+        if owner is None:
+            found = self.store.load_latest()
+            owner = found[1] if found is not None else None
+        if owner is None:
+            return
+        self.identity = owner if "run_id" in owner and "config_hash" in owner else None
+        other_job, other_hash = str(owner.get("job_name", "unknown")), str(owner.get("config_hash", "unknown"))
+        if (other_job, other_hash) == (settings.job_name, self.config_hash):
+            return
+        where = str(self.store.directory) + (f" and {self.store.remote}" if self.store.remote is not None else "")
+        if not settings.start_fresh:
+            raise InputError(
+                f"checkpoint location {where} belongs to job {other_job!r} (config {other_hash[:12]}), "
+                f"not to this job {settings.job_name!r} (config {self.config_hash[:12]}); "
+                "use another --checkpoint-dir, or --start-fresh to delete its files"
+            )
+        removed = self.store.clear()
+        self.identity = None
+        log.warning("--start-fresh: deleted job %r's files from %s (%s)", other_job, where, ", ".join(removed))
+
     def _finished_result(self) -> dict[str, Any] | None:
         result = self.store.read_result()
-        if result is None or result.get("dataset_sha256") != self.fingerprint["dataset_sha256"]:
+        if result is None or result.get("config_hash") != self.config_hash:
             return None
         return result
 
@@ -234,13 +286,6 @@ class Job:
         if found is None:
             return None
         name, payload = found
-        recorded = payload.get("fingerprint", {})
-        for key, value in self.fingerprint.items():
-            if recorded.get(key) != value:
-                raise InputError(
-                    f"checkpoint {name} in {self.settings.checkpoint_dir} belongs to a different job "
-                    f"({key} was {recorded.get(key)!r}, now {value!r}); use another --job-name or --checkpoint-dir"
-                )
         self.last_checkpoint = name
         log.info("resuming from checkpoint %s (MLflow run %s)", name, payload.get("run_id"))
         return payload
@@ -249,16 +294,17 @@ class Job:
         import torch
 
         from training import distributed
-        from training.loop import LoopConfig, Progress, Tensors, Trainer
-        from training.model import FlatAdamW, FlatParameters, MLPRegressor
+        from training.loop import LoopConfig, Progress, Trainer
+        from training.model import FlatAdamW, FlatParameters
+        from training.recipes import RECIPES
         from training.tracking import NullSink
 
         settings, runtime = self.settings, self.runtime
         encoding = splits.encoding
+        recipe = RECIPES[encoding.task]()
+        self.recipe = recipe
         torch.manual_seed(settings.seed)
-        net = MLPRegressor(
-            len(encoding.encoded_features), settings.hidden, settings.dropout, encoding.target_mean, encoding.target_std
-        ).to(runtime.device)
+        net = recipe.build(encoding, settings.hidden, settings.dropout).to(runtime.device)
         threads = torch.get_num_threads()
         if runtime.device.type == "cpu":
             work = sum(parameter.numel() for parameter in net.parameters()) * settings.batch_size
@@ -278,20 +324,14 @@ class Job:
             if torch.cuda.is_available() and checkpoint["rng"].get("cuda"):
                 torch.cuda.set_rng_state_all(checkpoint["rng"]["cuda"])
 
-        device = runtime.device
-
-        def tensors(name: str) -> Tensors:
-            y = torch.from_numpy(splits.y[name]).to(device)
-            y_std = (y - encoding.target_mean) / encoding.target_std
-            return Tensors(x=torch.from_numpy(splits.x[name]).to(device), y_std=y_std.float(), y=y)
-
-        train, val, test = tensors("train"), tensors("val"), tensors("test")
+        train, val, test = (
+            recipe.tensors(splits.x[name], splits.y[name], encoding, runtime.device)
+            for name in ("train", "val", "test")
+        )
         self.sink = NullSink()
         if runtime.is_main:
             self._start_tracking(table, checkpoint)
         save = self._checkpoint_writer(net, optimizer)
-        if runtime.is_main and checkpoint is None:
-            save(progress, False)  # the run id is on disk before the first epoch: a restart continues this run
         trainer = Trainer(
             net,
             flat,
@@ -301,6 +341,7 @@ class Job:
             train,
             val,
             self.signals,
+            recipe,
         )
         if self.signals():
             raise Interrupted(self.signals())
@@ -308,8 +349,8 @@ class Job:
             start = progress.epochs_done + 1
             log.info(
                 "training on %s%s%s: epochs %d..%d, %d batches of %d per epoch%s",
-                device,
-                f" ({threads} threads)" if device.type == "cpu" else "",
+                runtime.device,
+                f" ({threads} threads)" if runtime.device.type == "cpu" else "",
                 f" x{runtime.world_size} ranks" if runtime.distributed else "",
                 start,
                 settings.epochs,
@@ -319,16 +360,10 @@ class Job:
             )
 
         def on_epoch(metrics: dict[str, float], epoch: int) -> None:
-            self.sink.log_metrics({key: metrics[key] for key in EPOCH_METRICS}, epoch)
-            log.info(
-                "epoch %d/%d train_loss=%.4f val_rmse=%.4f val_mae=%.4f val_r2=%.4f",
-                epoch,
-                settings.epochs,
-                metrics["train_loss"],
-                metrics["val_rmse"],
-                metrics["val_mae"],
-                metrics["val_r2"],
-            )
+            shown = {key: metrics[key] for key in recipe.epoch_metrics}
+            self.sink.log_metrics(shown, epoch)
+            text = " ".join(f"{key}={value:.4f}" for key, value in shown.items())
+            log.info("epoch %d/%d %s", epoch, settings.epochs, text)
 
         progress = trainer.run(progress, on_epoch, save)
         if not runtime.is_main:
@@ -347,10 +382,11 @@ class Job:
         settings = self.settings
         client = MlflowClient()
         self.client = client
-        if checkpoint is not None and checkpoint.get("run_id"):
-            run_id = str(checkpoint["run_id"])
+        resumed = checkpoint if checkpoint is not None and checkpoint.get("run_id") else self.identity
+        if resumed is not None:
+            run_id = str(resumed["run_id"])
             self._call(lambda: client.update_run(run_id, status="RUNNING"), "resume the MLflow run")
-            restarts = int(checkpoint.get("restarts", 0)) + 1
+            restarts = int(resumed.get("restarts", 0)) + 1
             self._call(lambda: client.set_tag(run_id, "mlplat.restarts", str(restarts)), "tag the run")
             self._call(lambda: interruptions.resumed(client, run_id, restarts + 1), "record the restart")
             self.restarts = restarts
@@ -374,6 +410,8 @@ class Job:
                 "create the MLflow run",
             )
             run_id = run.info.run_id
+            # Before anything else can fail: whatever happens from here on, a restart finds and resumes this run.
+            self.store.write_identity(self._identity(run_id))
             params = [mlflow.entities.Param(key, value) for key, value in settings.params().items()]
             self._call(lambda: client.log_batch(run_id, params=params), "log the parameters")
             self.restarts = 0
@@ -406,6 +444,7 @@ class Job:
                 return
             meta = {
                 "job_name": self.settings.job_name,
+                "config_hash": self.config_hash,
                 "run_id": self.run_id,
                 "fingerprint": self.fingerprint,
                 "world_size": self.runtime.world_size,
@@ -429,6 +468,14 @@ class Job:
             self.last_checkpoint = name
 
         return save
+
+    def _identity(self, run_id: str) -> dict[str, Any]:
+        return {
+            "job_name": self.settings.job_name,
+            "config_hash": self.config_hash,
+            "run_id": run_id,
+            "experiment_name": self.settings.experiment_name,
+        }
 
     def _call(self, call: Callable[[], T], what: str) -> T:
         """A tracking call, retried while the server is away (up to --tracking-timeout); a signal interrupts it."""
@@ -496,45 +543,28 @@ class Job:
             raise Interrupted(self.signals())
 
     def _finish(self, net: Any, flat: Any, progress: Any, table: Any, splits: Any, train: Any, test: Any) -> int:
-        import numpy as np
-
         from training import export, profile, registry, report
-        from training.loop import predict, regression_metrics
 
-        settings, client, run_id = self.settings, self.client, self.run_id
+        settings, client, run_id, recipe = self.settings, self.client, self.run_id, self.recipe
+        encoding = splits.encoding
         assert run_id is not None
         if progress.best_weights is not None:
             flat.restore(progress.best_weights.to(flat.flat.device))
-        test_prediction = predict(net, test.x)
-        truth = splits.y["test"].astype(np.float64)
-        scores = regression_metrics(test_prediction, truth)
-        baseline = float(np.sqrt(np.mean((truth - float(splits.y["train"].mean())) ** 2)))
+        scores = recipe.evaluate(net, test, splits.y["train"])
         final = {
-            "test_rmse": scores["rmse"],
-            "test_mae": scores["mae"],
-            "test_r2": scores["r2"],
-            "baseline_test_rmse": baseline,
-            "rmse_ratio_to_mean": scores["rmse"] / baseline if baseline > 0 else float("nan"),
-            "best_val_rmse": progress.best_val_rmse,
+            **scores,
+            f"best_{recipe.selection}": progress.best_score,
             "best_epoch": float(progress.best_epoch),
             "epochs_trained": float(progress.epochs_done),
         }
         self.sink.log_metrics(final, progress.epochs_done)
-        log.info(
-            "test RMSE %.4f (predicting the training mean: %.4f; ratio %.3f), MAE %.4f, R² %.4f",
-            final["test_rmse"],
-            baseline,
-            final["rmse_ratio_to_mean"],
-            final["test_mae"],
-            final["test_r2"],
-        )
+        log.info("%s", recipe.summary(final))
 
         # Files first, on local disk: they exist even if the tracking server is gone.
         output = settings.output_data_dir
-        files = export.write_model_files(net, splits.encoding, self.workdir / "model-files")
-        train_prediction = predict(net, train.x)
-        reference = profile.reference_profile(
-            splits.raw["train"], table.numeric, table.categorical, train_prediction, settings.seed
+        files = export.write_model_files(net, encoding, self.workdir / "model-files")
+        reference = profile.with_prediction(
+            splits.feature_profile, len(splits.y["train"]), recipe.profiled(net, train.x), settings.seed
         )
         profile_path = output / "reference_profile.json"
         profile_path.write_text(json.dumps(reference), encoding="utf-8")
@@ -542,14 +572,16 @@ class Job:
         document = {
             "run_id": run_id,
             "job_name": settings.job_name,
+            "task": encoding.task,
             "dataset_sha256": table.sha256,
             "final": final,
             "stop_reason": progress.stop_reason,
             "history": progress.history,
         }
         metrics_path = report.write_metrics(document, output / report.METRICS)
-        example = splits.raw["train"].head(5)
-        arguments = registry.model_arguments(files, example, predict(net, train.x[:5]), settings.target)
+        example = splits.example
+        outputs = recipe.outputs(net, train.x[: len(example)], encoding)
+        arguments = registry.model_arguments(files, example, outputs, classifier=encoding.task == "classification")
         registry.save_to_directory(arguments, settings.model_dir)
         log.info("model written to %s; outputs in %s", settings.model_dir, output)
         self._checkpoint_signal()
@@ -561,33 +593,12 @@ class Job:
         name = settings.registered_model_name
         version = self._call(lambda: registry.register(client, name, model_info, run_id), "register the model")
         log.info("registered %s version %s", name, version.version)
+        metric = recipe.promotion_metric
         decision = self._call(
-            lambda: self._gate(name, version, final["test_rmse"], splits),
+            lambda: self._gate(name, version, final[metric], splits),
             "apply the promotion gate",
         )
-        for alias in decision.aliases:
-            self._call(
-                partial(client.set_registered_model_alias, name, alias, version.version),
-                f"set alias {alias}",
-            )
-        version_tags = {
-            "mlplat.decision": decision.decision,
-            "mlplat.decision_reason": decision.reason,
-            "mlplat.test_rmse": repr(final["test_rmse"]),
-            "mlplat.rmse_ratio_to_mean": repr(final["rmse_ratio_to_mean"]),
-            "mlplat.dataset_sha256": table.sha256,
-        }
-        if decision.champion_version is not None:
-            version_tags["mlplat.champion_version"] = decision.champion_version
-            version_tags["mlplat.champion_test_rmse"] = repr(decision.champion_test_rmse)
-        for key, value in version_tags.items():
-            self._call(
-                partial(client.set_model_version_tag, name, version.version, key, value),
-                "tag the version",
-            )
-        run_tags = {"mlplat.promotion_decision": decision.decision, "mlplat.model_version": str(version.version)}
-        for key, value in run_tags.items():
-            self._call(partial(client.set_tag, run_id, key, value), "tag the run")
+        self._apply_decision(name, version, decision, final, table.sha256)
         log.info("promotion gate: %s (%s); aliases set: %s", decision.decision, decision.reason, decision.aliases)
 
         unsent = None
@@ -598,50 +609,89 @@ class Job:
         result = {
             "run_id": run_id,
             "experiment_name": settings.experiment_name,
+            "task": encoding.task,
             "model_uri": f"models:/{name}/{version.version}",
             "logged_model_uri": model_info.model_uri,
             "registered_model_name": name,
             "version": str(version.version),
-            "test_rmse": final["test_rmse"],
-            "test_mae": final["test_mae"],
-            "test_r2": final["test_r2"],
-            "baseline_test_rmse": baseline,
-            "rmse_ratio_to_mean": final["rmse_ratio_to_mean"],
+            **scores,
+            "promotion_metric": metric,
             "decision": decision.decision,
             "aliases": decision.aliases,
             "decision_reason": decision.reason,
             "champion_version": decision.champion_version,
-            "champion_test_rmse": decision.champion_test_rmse,
+            f"champion_{metric}": decision.champion_score,
             "epochs_trained": progress.epochs_done,
             "best_epoch": progress.best_epoch,
             "stop_reason": progress.stop_reason,
             "dataset_sha256": table.sha256,
             "job_name": settings.job_name,
+            "config_hash": self.config_hash,
             "model_dir": str(settings.model_dir),
             "output_data_dir": str(output),
             "unsent_metrics_file": str(unsent) if unsent else None,
         }
+        if encoding.task == "classification":
+            result["classes"] = list(encoding.classes)
         self.store.write_result(result)
         self.store.wait(30.0)
         self.sink = None
         print(RESULT_PREFIX + json.dumps(result), flush=True)
         return EXIT_OK
 
-    def _gate(self, name: str, version: Any, test_rmse: float, splits: Any) -> Any:
+    def _apply_decision(self, name: str, version: Any, decision: Any, final: dict[str, float], sha256: str) -> None:
+        client, run_id, metric = self.client, self.run_id, self.recipe.promotion_metric
+        assert run_id is not None
+        for alias in decision.aliases:
+            self._call(
+                partial(client.set_registered_model_alias, name, alias, version.version),
+                f"set alias {alias}",
+            )
+        version_tags = {
+            "mlplat.decision": decision.decision,
+            "mlplat.decision_reason": decision.reason,
+            "mlplat.task": self.recipe.task,
+            f"mlplat.{metric}": repr(final[metric]),
+            "mlplat.dataset_sha256": sha256,
+        }
+        if "rmse_ratio_to_mean" in final:
+            version_tags["mlplat.rmse_ratio_to_mean"] = repr(final["rmse_ratio_to_mean"])
+        if decision.champion_version is not None:
+            version_tags["mlplat.champion_version"] = decision.champion_version
+            version_tags[f"mlplat.champion_{metric}"] = repr(decision.champion_score)
+        for key, value in version_tags.items():
+            self._call(
+                partial(client.set_model_version_tag, name, version.version, key, value),
+                "tag the version",
+            )
+        run_tags = {"mlplat.promotion_decision": decision.decision, "mlplat.model_version": str(version.version)}
+        for key, value in run_tags.items():
+            self._call(partial(client.set_tag, run_id, key, value), "tag the run")
+
+    def _gate(self, name: str, version: Any, new_score: float, splits: Any) -> Any:
         from training import registry
 
+        recipe, settings = self.recipe, self.settings
         champion = registry.champion_version(self.client, name)
+        label, higher = recipe.promotion_label, recipe.higher_is_better
         if champion is None:
-            return registry.decide(test_rmse, None, self.settings.promotion_margin, self.settings.promote)
+            return registry.decide(new_score, None, settings.promotion_margin, settings.promote, label, higher)
         if str(champion.version) == str(version.version):
             # A resumed finalisation that had already promoted this version.
             return registry.Decision(registry.CHAMPION, [registry.CHALLENGER, registry.CHAMPION], None, None, "")
-        champion_rmse = registry.score_version(name, champion, splits.raw["test"], splits.y["test"])
-        if champion_rmse is None:
+        champion_score = registry.score_version(
+            name,
+            champion,
+            recipe.promotion_metric,
+            lambda model: recipe.score(model, splits.test_frame, splits.y["test"], splits.encoding),
+        )
+        if champion_score is None:
             return registry.Decision(
                 "rejected", [], str(champion.version), None, f"champion version {champion.version} could not be scored"
             )
-        decision = registry.decide(test_rmse, champion_rmse, self.settings.promotion_margin, self.settings.promote)
+        decision = registry.decide(
+            new_score, champion_score, settings.promotion_margin, settings.promote, label, higher
+        )
         return registry.Decision(
-            decision.decision, decision.aliases, str(champion.version), champion_rmse, decision.reason
+            decision.decision, decision.aliases, str(champion.version), champion_score, decision.reason
         )

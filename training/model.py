@@ -57,6 +57,46 @@ class MLPRegressor(nn.Module):
         return [*self.hidden_layers, self.output]
 
 
+class MLPClassifier(nn.Module):
+    """Linear → ReLU (→ dropout) per hidden width, then a Linear to one logit per class; `forward` returns logits."""
+
+    def __init__(self, n_features: int, hidden: Sequence[int], dropout: float, n_classes: int) -> None:
+        super().__init__()
+        widths = [n_features, *hidden]
+        self.hidden_layers = nn.ModuleList(nn.Linear(a, b) for a, b in itertools.pairwise(widths))
+        self.output = nn.Linear(widths[-1], n_classes)
+        self.dropout = float(dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits, shape [batch, classes]."""
+        for layer in self.hidden_layers:
+            x = torch.relu(layer(x))
+            if self.training and self.dropout > 0.0:
+                keep = 1.0 - self.dropout
+                x = x * torch.empty_like(x).bernoulli_(keep).div_(keep)
+        return self.output(x)
+
+
+def classification_step(
+    train_module: nn.Module,
+    flat: "FlatParameters",
+    optimizer: "FlatAdamW",
+    x: torch.Tensor,
+    y: torch.Tensor,
+    total: torch.Tensor,
+    autocast: bool = False,
+) -> None:
+    """One cross-entropy step through autograd; adds the batch's summed loss to `total`; `y` holds class indices."""
+    flat.grad.zero_()
+    with torch.autocast(device_type=x.device.type, dtype=torch.bfloat16, enabled=autocast):
+        logits = train_module(x)
+    loss = nn.functional.cross_entropy(logits.float(), y)
+    loss.backward()
+    optimizer.step()
+    with torch.no_grad():
+        total.add_(loss.detach() * y.shape[0])
+
+
 class FlatParameters:
     """Re-home a module's parameters (and their gradients) as views of one contiguous tensor."""
 

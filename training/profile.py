@@ -51,6 +51,14 @@ def categorical_profile(values: pd.Series) -> dict[str, Any]:
     return {"type": "categorical", "frequencies": {str(key): float(value) for key, value in frequencies.items()}}
 
 
+def categorical_frequencies(codes: np.ndarray, labels: list[str]) -> dict[str, Any]:
+    """The categorical profile of integer codes into `labels` (no text per row is ever built)."""
+    counts = np.bincount(codes, minlength=len(labels))
+    total = max(int(counts.sum()), 1)
+    present = sorted((labels[code], int(count)) for code, count in enumerate(counts) if count)
+    return {"type": "categorical", "frequencies": {label: count / total for label, count in present}}
+
+
 def reference_profile(
     train: pd.DataFrame, numeric: list[str], categorical: list[str], predictions: np.ndarray, seed: int = 0
 ) -> dict[str, Any]:
@@ -61,9 +69,9 @@ def reference_profile(
             features[column] = numeric_profile(train[column].to_numpy(), seed)
         elif column in categorical:
             features[column] = categorical_profile(train[column])
-    return {
-        "format": FORMAT,
-        "n": len(train),
-        "features": features,
-        "prediction": numeric_profile(predictions, seed),
-    }
+    return with_prediction(features, len(train), predictions, seed)
+
+
+def with_prediction(features: dict[str, Any], n: int, predictions: np.ndarray, seed: int = 0) -> dict[str, Any]:
+    """The whole profile from the features' part (computed while the raw columns exist) and the predictions."""
+    return {"format": FORMAT, "n": n, "features": features, "prediction": numeric_profile(predictions, seed)}

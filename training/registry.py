@@ -1,15 +1,18 @@
 """Log the pyfunc model, register it, and decide its aliases with the promotion gate.
 
-The gate: the new version's test RMSE is compared with the `champion` version's RMSE *on the same test rows* (the
+The gate compares the task's metric (the recipe's `promotion_metric`: `test_rmse` for regression, `test_log_loss`
+for classification; lower wins) of the new version with the `champion` version's *on the same test rows* (the
 champion is loaded and scored, so a change of data cannot make an old score look better or worse; its recorded
-`mlplat.test_rmse` tag is the fallback when it cannot be loaded). The new version passes when there is no champion,
-or when `new < champion * (1 - margin)`. Passing sets `challenger`; with `--promote` it also moves `champion`.
+`mlplat.<metric>` tag is the fallback when it cannot be loaded). The new version passes when there is no champion,
+or when `new < champion * (1 - margin)` (for a metric where higher wins, `new > champion * (1 + margin)`).
+Passing sets `challenger`; with `--promote` it also moves `champion`.
 The decision is recorded as the tag `mlplat.decision` on the model version and `mlplat.promotion_decision` on the run.
 """
 
 import logging
 import shutil
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,35 +35,47 @@ class Decision:
     decision: str
     aliases: list[str]
     champion_version: str | None
-    champion_test_rmse: float | None
+    champion_score: float | None
     reason: str
 
 
-def decide(new_rmse: float, champion_rmse: float | None, margin: float, promote: bool) -> Decision:
-    """The promotion gate as a pure function (see the module docstring)."""
-    if champion_rmse is None:
+def decide(
+    new: float,
+    champion: float | None,
+    margin: float,
+    promote: bool,
+    label: str = "test RMSE",
+    higher_is_better: bool = False,
+) -> Decision:
+    """The promotion gate as a pure function (see the module docstring); `label` names the metric in the reason."""
+    if champion is None:
         passed, reason = True, "no champion exists"
     else:
-        bar = champion_rmse * (1.0 - margin)
-        passed = new_rmse < bar
+        sign = "+" if higher_is_better else "-"
+        bar = champion * (1.0 + margin) if higher_is_better else champion * (1.0 - margin)
+        passed = new > bar if higher_is_better else new < bar
         verb = "beats" if passed else "does not beat"
-        reason = f"test RMSE {new_rmse:.4f} {verb} champion {champion_rmse:.4f} * (1 - {margin:g}) = {bar:.4f}"
+        reason = f"{label} {new:.4f} {verb} champion {champion:.4f} * (1 {sign} {margin:g}) = {bar:.4f}"
     if not passed:
-        return Decision("rejected", [], None, champion_rmse, reason)
+        return Decision("rejected", [], None, champion, reason)
     if promote:
-        return Decision(CHAMPION, [CHALLENGER, CHAMPION], None, champion_rmse, reason)
-    return Decision(CHALLENGER, [CHALLENGER], None, champion_rmse, reason)
+        return Decision(CHAMPION, [CHALLENGER, CHAMPION], None, champion, reason)
+    return Decision(CHALLENGER, [CHALLENGER], None, champion, reason)
 
 
 def model_arguments(
-    artifacts: dict[str, Path], example: pd.DataFrame, predictions: np.ndarray, target: str
+    artifacts: dict[str, Path], example: pd.DataFrame, outputs: pd.Series, classifier: bool = False
 ) -> dict[str, Any]:
-    """Keyword arguments shared by `save_model` (the model directory) and `log_model` (the tracking server)."""
+    """Keyword arguments shared by `save_model` (the model directory) and `log_model` (the tracking server).
+
+    A classifier's signature declares the `output` parameter (default "labels"; "probabilities" on request).
+    """
     import mlflow
     import torch
     from mlflow.models import infer_signature
 
-    signature = infer_signature(example, pd.Series(predictions.astype(np.float64), name=target))
+    params = {"output": "labels"} if classifier else None
+    signature = infer_signature(example, outputs, params=params)
     return {
         "python_model": str(PYFUNC_CODE),
         "artifacts": {name: str(path) for name, path in artifacts.items()},
@@ -116,15 +131,15 @@ def champion_version(client: Any, name: str) -> Any | None:
         raise
 
 
-def score_version(name: str, version: Any, frame: pd.DataFrame, truth: np.ndarray) -> float | None:
-    """The version's RMSE on `frame`; its recorded `mlplat.test_rmse` tag when it cannot be loaded or run."""
+def score_version(
+    name: str, version: Any, metric: str, score: Callable[[Any], float], metric_tag: str | None = None
+) -> float | None:
+    """`score(loaded model)` for the version; its recorded `mlplat.<metric>` tag when it cannot be loaded or run."""
     import mlflow
 
     try:
-        model = mlflow.pyfunc.load_model(f"models:/{name}/{version.version}")
-        prediction = np.asarray(model.predict(frame), dtype=np.float64).reshape(-1)
-        return float(np.sqrt(np.mean((prediction - truth.astype(np.float64)) ** 2)))
+        return score(mlflow.pyfunc.load_model(f"models:/{name}/{version.version}"))
     except Exception as exc:
-        recorded = (version.tags or {}).get("mlplat.test_rmse")
-        log.warning("could not score champion version %s (%s); using its recorded test RMSE", version.version, exc)
+        recorded = (version.tags or {}).get(metric_tag or f"mlplat.{metric}")
+        log.warning("could not score champion version %s (%s); using its recorded %s", version.version, exc, metric)
         return float(recorded) if recorded is not None else None

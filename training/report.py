@@ -9,24 +9,25 @@ METRICS = "metrics.json"
 
 
 def plot_curves(history: list[dict[str, float]], path: Path, best_epoch: int) -> Path:
-    """Loss (train and validation, standardised units) and validation RMSE/MAE per epoch."""
+    """Loss (train and validation) and the other validation metrics per epoch."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     epochs = [row["epoch"] for row in history]
-    figure, (loss_axes, error_axes) = plt.subplots(1, 2, figsize=(11, 4))
+    figure, (loss_axes, metric_axes) = plt.subplots(1, 2, figsize=(11, 4))
     loss_axes.plot(epochs, [row["train_loss"] for row in history], label="train loss")
     loss_axes.plot(epochs, [row["val_loss"] for row in history], label="validation loss")
     loss_axes.set_xlabel("epoch")
-    loss_axes.set_ylabel("MSE (standardised target)")
+    loss_axes.set_ylabel("loss")
     loss_axes.set_yscale("log")
-    error_axes.plot(epochs, [row["val_rmse"] for row in history], label="validation RMSE")
-    error_axes.plot(epochs, [row["val_mae"] for row in history], label="validation MAE")
-    error_axes.set_xlabel("epoch")
-    error_axes.set_ylabel("target units")
-    for axes in (loss_axes, error_axes):
+    others = [key for key in (history[0] if history else {}) if key.startswith("val_") and key != "val_loss"]
+    for key in others:
+        if key not in {"val_r2", "val_log_loss"}:
+            metric_axes.plot(epochs, [row[key] for row in history], label=key.replace("_", " "))
+    metric_axes.set_xlabel("epoch")
+    for axes in (loss_axes, metric_axes):
         if best_epoch:
             axes.axvline(best_epoch, color="grey", linestyle=":", label=f"best epoch ({best_epoch})")
         axes.grid(alpha=0.3)

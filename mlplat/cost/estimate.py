@@ -16,6 +16,9 @@ with the project's table (`prices.json`):
   target, at its initial instance count). A scale-to-zero variant (inference components) counts its managed
   instance scaling's min (0) and max instances; a serverless variant costs nothing idle and, at peak, its memory
   busy at full concurrency around the clock.
+- Cluster-served endpoints (serving Deployments): the pod's share of one node of its pool (GPUs of a GPU pool's
+  dearest type; CPU of the system node group's type) times the autoscaler's min replicas at idle and max at peak.
+  It is counted on top of the pool's own line: these pods are what makes the pool grow.
 - MLflow: the tracking server's size around the clock; the serverless app itself is free.
 - KMS keys per month; S3 and CloudWatch Logs from per-environment volume assumptions in the price table.
 
@@ -28,6 +31,8 @@ from datetime import date
 from typing import Any, Protocol
 
 from components import catalog, versions
+from components.serving_deployment import POOL_LABEL
+from components.serving_deployment import WORKLOAD_LABEL as SERVING_LABEL
 from mlplat.cost.prices import Price, PriceError, PriceTable, default_table
 
 COMPONENT_TAG = "mlplat:component"
@@ -219,6 +224,25 @@ def _quantity(value: Any) -> Any:
     return value
 
 
+def _cpu(value: Any) -> float:
+    """A CPU quantity (`"2"`, `"500m"`) in cores; 0 when it is not one."""
+    text = str(value) if isinstance(value, str | int | float) else ""
+    if text.endswith("m") and text[:-1].isdigit():
+        return int(text[:-1]) / 1000
+    return float(text) if text.replace(".", "", 1).isdigit() else 0.0
+
+
+def _vcpus(instance_type: str) -> int | None:
+    """vCPUs of a general-purpose size (large 2, xlarge 4, Nxlarge 4N); None for other sizes."""
+    size = instance_type.rsplit(".", 1)[-1]
+    if size == "large":
+        return 2
+    multiple = size.removesuffix("xlarge")
+    if size.endswith("xlarge") and (multiple == "" or multiple.isdigit()):
+        return 4 * int(multiple or 1)
+    return None
+
+
 def _siblings(resources: Iterable[ResourceLike], resource: ResourceLike, type_: str) -> list[ResourceLike]:
     return [r for r in resources if r.type == type_ and r.parent == resource.parent]
 
@@ -256,6 +280,7 @@ class _Estimator:
             "aws:ec2/eip:Eip": self.public_ip,
             "aws:ec2/vpcEndpoint:VpcEndpoint": self.vpc_endpoint,
             "aws:sagemaker/endpointConfiguration:EndpointConfiguration": self.endpoint_config,
+            "kubernetes:apps/v1:Deployment": self.serving_deployment,
             "aws:sagemaker/mlflowTrackingServer:MlflowTrackingServer": self.tracking_server,
             "aws:sagemaker/mlflowApp:MlflowApp": self.mlflow_app,
             "aws:kms/key:Key": self.kms_key,
@@ -421,6 +446,62 @@ class _Estimator:
                 low * self.hours,
                 high * self.hours,
             )
+
+    def serving_deployment(self, r: ResourceLike) -> None:
+        metadata = r.inputs.get("metadata") or {}
+        if (metadata.get("labels") or {}).get(SERVING_LABEL) != "serving":
+            return
+        pod = ((r.inputs.get("spec") or {}).get("template") or {}).get("spec") or {}
+        requests = ((pod.get("containers") or [{}])[0].get("resources") or {}).get("requests") or {}
+        low = high = 1.0
+        for hpa in _siblings(self.resources, r, "kubernetes:autoscaling/v2:HorizontalPodAutoscaler"):
+            spec = hpa.inputs.get("spec") or {}
+            low, high = _number(spec.get("minReplicas"), 1.0), _number(spec.get("maxReplicas"), 1.0)
+        pool = (pod.get("nodeSelector") or {}).get(POOL_LABEL)
+        share = self._gpu_share(pool, requests) if pool else self._cpu_share(requests)
+        if share is None:
+            self.prices.missing.append(f"serving Deployment {r.name} runs on no priced node type; counted as $0")
+            return
+        instance_type, fraction, what = share
+        sku = f"ec2:{instance_type}"
+        self.add(
+            r,
+            f"{what} of {instance_type} ({fraction:.3g} node) x{low:g}..{high:g} pods",
+            sku,
+            "hour",
+            self.prices.value(sku) * fraction,
+            low * self.hours,
+            high * self.hours,
+        )
+
+    def _gpu_share(self, pool: str, requests: Mapping[str, Any]) -> tuple[str, float, str] | None:
+        gpus = _number(_quantity(requests.get("nvidia.com/gpu")))
+        for p in self.resources:
+            spec = p.inputs.get("spec") or {}
+            if p.type != "kubernetes:karpenter.sh/v1:NodePool" or (p.inputs.get("metadata") or {}).get("name") != pool:
+                continue
+            requirements = ((spec.get("template") or {}).get("spec") or {}).get("requirements") or []
+            types = [
+                str(v)
+                for q in requirements
+                if q.get("key") == "node.kubernetes.io/instance-type"
+                for v in q.get("values") or []
+                if catalog.gpus_per_node(str(v))
+            ]
+            if types and gpus:
+                dearest = max(types, key=lambda t: self.prices.value(f"ec2:{t}") / catalog.gpus_per_node(t))
+                return dearest, gpus / catalog.gpus_per_node(dearest), f"{gpus:g} GPU"
+        return None
+
+    def _cpu_share(self, requests: Mapping[str, Any]) -> tuple[str, float, str] | None:
+        cpu = _cpu(requests.get("cpu"))
+        for group in self.resources:
+            if group.type == "aws:eks/nodeGroup:NodeGroup":
+                instance_type = self._node_type(group)
+                vcpus = _vcpus(instance_type) if instance_type else None
+                if instance_type and vcpus and cpu:
+                    return instance_type, cpu / vcpus, f"{cpu:g} vCPU"
+        return None
 
     def _serverless(self, r: ResourceLike, variant: Mapping[str, Any], serverless: Mapping[str, Any]) -> None:
         gib = _number(serverless.get("memorySizeInMb"), 1024.0) / 1024

@@ -234,10 +234,12 @@ def test_every_kubernetes_object_in_the_plan_is_valid_for_the_clusters_version(p
     assert report.schema_version == "1.35"
     assert [str(p) for p in report.problems] == []
     # Nine objects per team namespace (with its LocalQueue); per pool a node class, a node pool and a flavor; the CPU
-    # flavor and three priority classes; a ClusterQueue per team; a drift CronJob and its account per endpoint on k8s.
+    # flavor and three priority classes; a ClusterQueue per team; a drift CronJob and its account per endpoint on k8s;
+    # a Deployment, Service, autoscaler and disruption budget per cluster-served endpoint.
     teams, pools = len(plan.config["teams"]), len(plan.config["gpuPools"])
     drift_on_cluster = plan.config["monitoring"]["runner"] == "kubernetes"
-    assert len(report.validated) == 9 * teams + 3 * pools + 4 + teams + (
+    served = [e for e in plan.config["endpoints"] if e.get("platform") == "kubernetes"]
+    assert len(report.validated) == 9 * teams + 3 * pools + 4 + teams + 4 * len(served) + (
         2 * len(plan.config["endpoints"]) if drift_on_cluster else 0
     )
     assert len(report.helm_releases) == 5
@@ -261,14 +263,15 @@ def test_a_teams_role_trusts_only_its_service_account_through_the_clusters_issue
     ]
 
 
-def test_a_teams_role_reads_datasets_writes_checkpoints_and_mlflow_and_nothing_more(prod: PlanRecord) -> None:
+def test_a_teams_role_reads_datasets_and_writes_checkpoints_mlflow_and_data_capture_only(prod: PlanRecord) -> None:
     _, policy = _team_role(prod, "applied")
     bucket, key, tracking = (prod.outputs[k] for k in ("bucketArn", "kmsKeyArn", "trackingServerArn"))
     granted = {(a, r) for s in statements(policy) for a in as_list(s["Action"]) for r in as_list(s["Resource"])}
     read = {"s3:GetObject", "s3:GetObjectVersion"}
     write = {"s3:PutObject", "s3:AbortMultipartUpload", "s3:ListMultipartUploadParts"}
     expected = {(a, f"{bucket}/{p}*") for a in read for p in ("datasets/", "checkpoints/", "mlflow/")}
-    expected |= {(a, f"{bucket}/{p}*") for a in write for p in ("checkpoints/", "mlflow/")}
+    # data-capture/: the team's cluster-served endpoints write their captured requests there.
+    expected |= {(a, f"{bucket}/{p}*") for a in write for p in ("checkpoints/", "mlflow/", "data-capture/")}
     expected |= {("s3:ListBucket", bucket)}
     expected |= {(a, key) for a in ("kms:Decrypt", "kms:GenerateDataKey", "kms:DescribeKey")}
     expected |= {(f"sagemaker-mlflow:{op}", tracking) for op in MLFLOW_CLIENT_OPERATIONS}

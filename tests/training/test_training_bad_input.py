@@ -66,6 +66,29 @@ def test_non_numeric_target_value_is_reported(tmp_path: Path) -> None:
     assert_bad_input(finished, f"error: column 'Rings' in {path} has a non-numeric value 'old' on line 100")
 
 
+def test_classification_target_with_a_single_class_is_reported(tmp_path: Path) -> None:
+    path = tmp_path / "one-class.csv"
+    path.write_text("a,b,label\n" + "".join(f"{i},{i * 2},benign\n" for i in range(30)))
+
+    finished = run_training(["--data", str(path), "--target", "label", *job_dirs(tmp_path)])
+
+    assert_bad_input(
+        finished, "error: target column 'label' has a single class ('benign'); classification needs at least two"
+    )
+
+
+def test_regression_of_a_text_target_is_reported(tmp_path: Path) -> None:
+    path = tmp_path / "text.csv"
+    path.write_text("a,label\n" + "".join(f"{i},{'yes' if i % 2 else 'no'}\n" for i in range(30)))
+
+    finished = run_training(["--data", str(path), "--target", "label", "--task", "regression", *job_dirs(tmp_path)])
+
+    assert_bad_input(
+        finished,
+        "error: target column 'label' is not numeric (e.g. 'no'); regression needs numbers (use --task classification)",
+    )
+
+
 def test_empty_value_is_reported_with_its_line(tmp_path: Path) -> None:
     path = edited_abalone(tmp_path, line=7, column="Sex", value="")
 

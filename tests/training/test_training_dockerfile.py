@@ -68,6 +68,7 @@ def test_image_ships_code_and_pinned_requirements_but_not_the_data() -> None:
         "training/requirements.txt /app/training/requirements.txt",
         "training/*.py /app/training/",
         "mlplat/__init__.py /app/mlplat/__init__.py",
+        "mlplat/clikit.py /app/mlplat/clikit.py",
         "mlplat/monitor/ /app/mlplat/monitor/",
     ]
     assert all(re.fullmatch(r"[\w.-]+==[\w.]+", pin) for pin in pins), pins

@@ -172,8 +172,8 @@ def test_checkpoints_are_kept_locally_and_in_s3(sagemaker_job: dict[str, Any], s
     newest = f"ckpt-{epochs:06d}-000000.pt"
     # Writes and uploads are coalesced (the newest queued checkpoint wins), and the newest two are kept.
     for names in (local, remote):
-        assert names[-2:] == [newest, "result.json"]
-        assert 2 <= len(names) <= 3
+        assert names[-3:] == [newest, "result.json", "run.json"]
+        assert 3 <= len(names) <= 4
 
 
 def test_restarting_a_finished_job_prints_its_result_without_training_again(

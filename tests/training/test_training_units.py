@@ -118,7 +118,8 @@ def test_split_is_deterministic_and_disjoint() -> None:
 
 def test_standardisation_is_fitted_on_the_training_split_only(abalone_splits: data.Splits) -> None:
     encoding = abalone_splits.encoding
-    train = abalone_splits.raw["train"]
+    rows = data.split_indices(4177, seed=42, val_fraction=0.15, test_fraction=0.15)["train"]
+    train = pd.read_csv(ABALONE).iloc[rows]
 
     assert encoding.mean[0] == pytest.approx(train["Length"].mean())
     assert encoding.std[0] == pytest.approx(train["Length"].std(ddof=0))
@@ -159,7 +160,7 @@ def test_pyfunc_encoding_matches_training_encoding_including_unknown_categories(
     from training.pyfunc_model import encode
 
     spec = export.metadata(abalone_splits.encoding)
-    raw = abalone_splits.raw["test"].head(20).copy()
+    raw = abalone_splits.test_frame.head(20).copy()
     raw.loc[0, "Sex"] = "unknown"
 
     encoded = encode(raw, spec)
@@ -168,8 +169,8 @@ def test_pyfunc_encoding_matches_training_encoding_including_unknown_categories(
     assert encoded[0, -3:].tolist() == [0.0, 0.0, 0.0]
 
 
-def test_reference_profile_has_the_documented_shape(abalone_splits: data.Splits) -> None:
-    train = abalone_splits.raw["train"]
+def test_reference_profile_has_the_documented_shape() -> None:
+    train = pd.read_csv(ABALONE)
     predictions = np.linspace(5.0, 15.0, len(train))
 
     document = profile.reference_profile(train, ["Length"], ["Sex"], predictions)
@@ -255,11 +256,76 @@ def test_metric_sink_restores_metrics_carried_by_a_checkpoint() -> None:
     assert [(m.key, m.value, m.step, m.timestamp) for m in client.received] == [("val_rmse", 2.0, 3, carried[0][2])]
 
 
-def test_encoding_of_the_raw_frame_uses_training_categories_only() -> None:
-    frame = pd.DataFrame({"c": ["a", "b", "a", "b"], "x": [1.0, 2.0, 3.0, 4.0], "y": [0.0, 1.0, 0.0, 1.0]})
-    table = data.Table(frame, "y", ["x"], ["c"], "mem", ["mem"], "0")
+def test_categories_are_fitted_on_the_training_split_only() -> None:
+    rows = 20
+    only_in_test = int(data.split_indices(rows, 3, 0.2, 0.2)["test"][0])
+    codes = np.zeros(rows, dtype=np.int32)
+    codes[only_in_test] = 1
+    columns = {
+        "c": data.Column(codes, ["a", "b"]),
+        "x": data.Column(np.arange(rows, dtype=np.float32)),
+        "y": data.Column(np.arange(rows, dtype=np.float32)),
+    }
+    table = data.Table(columns, ["c", "x", "y"], "y", rows, "mem", ["mem"], "0")
 
-    encoding = data.fit_encoding(table, frame.iloc[:1])
+    splits = data.prepare(table, 3, 0.2, 0.2)
 
-    assert encoding.categorical == {"c": ["a"]}
-    assert encoding.encode(frame)[:, 1].tolist() == [1.0, 0.0, 1.0, 0.0]
+    assert splits.encoding.categorical == {"c": ["a"]}
+    assert splits.x["test"][:, 1].tolist().count(0.0) == 1  # the row of "b" encodes as all zeros
+
+
+def test_numeric_columns_are_read_as_float32_and_text_columns_as_codes(tmp_path: Path) -> None:
+    table = data.load_table(str(ABALONE), "Rings", tmp_path)
+
+    assert table.columns["Length"].values.dtype == np.float32
+    assert table.columns["Sex"].values.dtype == np.int32
+    assert sorted(table.columns["Sex"].labels or []) == ["F", "I", "M"]
+    assert table.rows == 4177
+
+
+def test_splits_are_column_major_views_so_each_feature_is_written_alone(abalone_splits: data.Splits) -> None:
+    x = abalone_splits.x["train"]
+
+    assert x.dtype == np.float32 and x.flags["F_CONTIGUOUS"] and not x.flags["C_CONTIGUOUS"]
+
+
+def test_auto_task_makes_a_text_target_a_classification_with_labels_as_spelled(tmp_path: Path) -> None:
+    path = tmp_path / "text.csv"
+    path.write_text("a,b,y\n" + "".join(f"{i},{i % 3},{'yes' if i % 2 else 'no'}\n" for i in range(40)))
+    table = data.load_table(str(path), "y", tmp_path)
+
+    task = table.resolve_task("auto")
+    splits = data.prepare(table, 1, 0.2, 0.2, task)
+
+    assert task == "classification"
+    assert splits.encoding.classes == ["no", "yes"]
+    assert splits.y["train"].dtype == np.int64
+
+
+def test_auto_task_keeps_an_integer_target_with_many_values_a_regression(tmp_path: Path) -> None:
+    assert data.load_table(str(ABALONE), "Rings", tmp_path).resolve_task("auto") == "regression"
+
+
+def test_auto_task_makes_a_zero_one_target_a_classification_with_int_labels(tmp_path: Path) -> None:
+    path = tmp_path / "binary.csv"
+    path.write_text("a,y\n" + "".join(f"{i},{i % 2}\n" for i in range(40)))
+    table = data.load_table(str(path), "y", tmp_path)
+
+    splits = data.prepare(table, 1, 0.2, 0.2, table.resolve_task("auto"))
+
+    assert splits.encoding.classes == [0, 1]
+
+
+def test_classification_metrics_match_hand_computed_values() -> None:
+    from training.recipes import classification_metrics
+
+    probability = np.array([[0.9, 0.1], [0.2, 0.8], [0.6, 0.4], [0.3, 0.7]])
+    truth = np.array([0, 1, 1, 0])
+
+    scores = classification_metrics(probability, truth)
+
+    assert scores["accuracy"] == 0.5
+    assert scores["f1_macro"] == pytest.approx(0.5)
+    assert scores["log_loss"] == pytest.approx(-np.mean(np.log([0.9, 0.8, 0.4, 0.3])))
+    # positives score 0.8 and 0.4, negatives 0.1 and 0.7: 3 of the 4 pairs are ordered right
+    assert scores["roc_auc"] == pytest.approx(0.75)
