@@ -10,7 +10,7 @@ CHECKOV_VENV := .venv-checkov
 CHECKOV_STAMP := $(CHECKOV_VENV)/.checkov-installed
 CHECKOV_VERSION := 3.3.30
 
-.PHONY: up down test lint install clean
+.PHONY: up down test lint install clean mutants
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -39,6 +39,17 @@ lint: $(STAMP)
 test: lint $(CHECKOV_STAMP)
 	$(BIN)/pytest
 
+# Mutation testing, separate from `make test`: `make mutants` (every guarded module, about an hour),
+# `make mutants MODULE=serving/config.py` (one), `make mutants ARGS=--json`. Niced, one mutant at a time.
+MUTMUT_STAMP := $(VENV)/.mutmut-installed
+MODULE ?=
+$(MUTMUT_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[test,cloud,dev]'
+	touch $(MUTMUT_STAMP)
+
+mutants: $(MUTMUT_STAMP)
+	nice -n 19 $(BIN)/python tests/mutants_report.py run $(MODULE) --max-children 1 $(ARGS)
+
 clean:
 	rm -rf $(VENV) $(CHECKOV_VENV) .mlplat .pytest_cache .mypy_cache .ruff_cache
-	rm -rf build cost*.png drift.json *-outputs.json plan*.json out.json mlflow.db mlruns
+	rm -rf build cost*.png drift.json *-outputs.json plan*.json out.json mlflow.db mlruns mutants mutants-report.json

@@ -26,6 +26,7 @@ BIN = Path(sys.executable).parent
 SKIPS: tuple[tuple[str, str], ...] = (
     (r"^make up\b", "the same `mlplat up --local` runs below, as the README's local-platform commands"),
     (r"^make test\b", "the test suite itself"),
+    (r"^make mutants\b", "mutation testing reruns the guarded modules' tests hundreds of times (weekly in CI)"),
     (r"^pulumi ", "needs the Pulumi CLI, a state backend and AWS credentials"),
     (r"^aws ", "needs AWS credentials and a deployed stack"),
     (r"^mlplat deploy\b", "runs `pulumi preview`/`up` against AWS"),

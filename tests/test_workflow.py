@@ -1,4 +1,5 @@
-"""The CI deploy workflow: actionlint passes, the stages run in order, credentials only where they are needed."""
+"""The CI workflows: actionlint passes, the deploy stages run in order, credentials only where they are needed, and
+mutation testing runs weekly off the merge path."""
 
 import re
 import shutil
@@ -15,6 +16,7 @@ from mlplat.cli import app
 
 ROOT = Path(__file__).resolve().parents[1]
 WORKFLOW = ROOT / ".github" / "workflows" / "deploy.yml"
+MUTANTS = ROOT / ".github" / "workflows" / "mutants.yml"
 
 
 def actionlint() -> str:
@@ -32,9 +34,28 @@ def workflow() -> dict[str, Any]:
     return doc
 
 
-def test_actionlint_accepts_the_workflow() -> None:
-    result = subprocess.run([actionlint(), "-no-color", str(WORKFLOW)], capture_output=True, text=True, timeout=60)
+@pytest.mark.parametrize("path", [WORKFLOW, MUTANTS], ids=lambda path: path.name)
+def test_actionlint_accepts_the_workflow(path: Path) -> None:
+    result = subprocess.run([actionlint(), "-no-color", str(path)], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_mutation_testing_runs_weekly_or_on_demand_never_on_a_push_or_pull_request() -> None:
+    doc = yaml.safe_load(MUTANTS.read_text())
+    triggers = doc[True]  # YAML 1.1 reads the bare key `on` as a boolean
+    assert set(triggers) == {"schedule", "workflow_dispatch"}
+    assert [entry["cron"] for entry in triggers["schedule"]] == ["17 3 * * 1"]
+
+
+def test_mutation_testing_runs_make_mutants_read_only_and_uploads_the_report() -> None:
+    doc = yaml.safe_load(MUTANTS.read_text())
+    assert doc["permissions"] == {"contents": "read"}
+    steps = doc["jobs"]["mutants"]["steps"]
+    assert "make mutants\n" in "\n".join(step.get("run", "") for step in steps)
+    upload = next(step for step in steps if step.get("uses", "").startswith("actions/upload-artifact@"))
+    assert upload["if"] == "always()"
+    assert upload["with"]["path"] == "mutants-report.json"
+    assert "secrets." not in MUTANTS.read_text()
 
 
 def test_the_stages_run_test_then_plan_then_preview_then_staging_then_prod(workflow: dict[str, Any]) -> None:

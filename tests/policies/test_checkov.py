@@ -24,6 +24,7 @@ ACCEPTED: dict[str, str] = yaml.safe_load((Path(__file__).parent / "checkov_acce
 STACKS = ("dev", "staging", "prod")
 HELM_RELEASE = "kubernetes:helm.sh/v3:Release"
 FRAMEWORKS = ("kubernetes", "dockerfile", "github_actions")
+WORKFLOWS = ("deploy.yml", "mutants.yml")
 
 
 def checkov_binary() -> Path:
@@ -69,7 +70,7 @@ def scanned(report: list[dict[str, Any]]) -> list[tuple[str, str, str]]:
 
 @pytest.fixture(scope="module")
 def shipped(plan_of: Callable[[str], synth.PlanRecord], tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A directory holding every plan's Kubernetes objects, both Dockerfiles and the deploy workflow."""
+    """A directory holding every plan's Kubernetes objects, both Dockerfiles and every workflow."""
     root = tmp_path_factory.mktemp("shipped")
     for stack in STACKS:
         for name, manifest in manifests(plan_of(stack)):
@@ -79,7 +80,8 @@ def shipped(plan_of: Callable[[str], synth.PlanRecord], tmp_path_factory: pytest
         (root / image).mkdir()
         shutil.copy(ROOT / image / "Dockerfile", root / image / "Dockerfile")
     (root / ".github" / "workflows").mkdir(parents=True)
-    shutil.copy(ROOT / ".github" / "workflows" / "deploy.yml", root / ".github" / "workflows" / "deploy.yml")
+    for workflow in WORKFLOWS:
+        shutil.copy(ROOT / ".github" / "workflows" / workflow, root / ".github" / "workflows" / workflow)
     return root
 
 
@@ -94,16 +96,20 @@ def test_the_plans_dockerfiles_and_workflow_pass_checkov_but_the_accepted_checks
     assert run_checkov(shipped, sorted(ACCEPTED)) == []
 
 
-def test_checkov_parses_and_checks_the_deploy_workflow(shipped: Path, tmp_path: Path) -> None:
+def test_the_shipped_workflows_are_the_ones_checkov_scans() -> None:
+    assert sorted(path.name for path in (ROOT / ".github" / "workflows").iterdir()) == sorted(WORKFLOWS)
+
+
+@pytest.mark.parametrize("workflow", WORKFLOWS)
+def test_checkov_parses_and_checks_each_workflow(shipped: Path, tmp_path: Path, workflow: str) -> None:
     (tmp_path / ".github" / "workflows").mkdir(parents=True)
-    text = (shipped / ".github" / "workflows" / "deploy.yml").read_text()
+    text = (shipped / ".github" / "workflows" / workflow).read_text()
     # A write-all token: if checkov still skipped the file (as its schema made it before), this would go unnoticed.
     assert "\npermissions:\n  contents: read\n" in text
     text = text.replace("\npermissions:\n  contents: read\n", "\npermissions: write-all\n")
-    (tmp_path / ".github" / "workflows" / "deploy.yml").write_text(text)
-    assert ("CKV2_GHA_1", "/.github/workflows/deploy.yml", "Ensure top-level permissions are not set to write-all") in [
-        (c, p, n) for c, p, n in scanned(run_checkov(tmp_path, []))
-    ]
+    (tmp_path / ".github" / "workflows" / workflow).write_text(text)
+    finding = ("CKV2_GHA_1", f"/.github/workflows/{workflow}", "Ensure top-level permissions are not set to write-all")
+    assert finding in scanned(run_checkov(tmp_path, []))
 
 
 def test_an_unpinned_image_and_a_root_container_trip_checkov(tmp_path: Path) -> None:
