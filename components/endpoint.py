@@ -196,30 +196,14 @@ class InferenceEndpoint(pulumi.ComponentResource):
         if scale_to_zero:
             self._inference_component(name, args, endpoint, model)
         elif serverless is None:
-            target = aws.appautoscaling.Target(
-                f"{name}-scaling-target",
-                service_namespace="sagemaker",
-                resource_id=pulumi.Output.concat("endpoint/", endpoint.name, "/variant/", VARIANT),
-                scalable_dimension=SCALABLE_DIMENSION,
-                min_capacity=settings.min_capacity,
-                max_capacity=settings.max_capacity,
-                opts=child,
-            )
-            aws.appautoscaling.Policy(
-                f"{name}-scaling-policy",
-                policy_type="TargetTrackingScaling",
-                service_namespace=target.service_namespace,
-                resource_id=target.resource_id,
-                scalable_dimension=target.scalable_dimension,
-                target_tracking_scaling_policy_configuration=aws.appautoscaling.PolicyTargetTrackingScalingPolicyConfigurationArgs(
-                    target_value=settings.target_invocations_per_instance,
-                    predefined_metric_specification=aws.appautoscaling.PolicyTargetTrackingScalingPolicyConfigurationPredefinedMetricSpecificationArgs(
-                        predefined_metric_type=SCALING_METRIC
-                    ),
-                    scale_in_cooldown=settings.scale_in_cooldown_seconds,
-                    scale_out_cooldown=settings.scale_out_cooldown_seconds,
-                ),
-                opts=child,
+            _target_tracking(
+                name,
+                pulumi.Output.concat("endpoint/", endpoint.name, "/variant/", VARIANT),
+                SCALABLE_DIMENSION,
+                settings.min_capacity,
+                SCALING_METRIC,
+                settings,
+                child,
             )
 
         self.register_outputs(
@@ -266,30 +250,8 @@ class InferenceEndpoint(pulumi.ComponentResource):
         )
         # Registered only once the component exists: Application Auto Scaling checks the resource on registration.
         scaling = pulumi.ResourceOptions(parent=self, depends_on=[component])
-        target = aws.appautoscaling.Target(
-            f"{name}-scaling-target",
-            service_namespace="sagemaker",
-            resource_id=f"inference-component/{ic_name}",
-            scalable_dimension=IC_DIMENSION,
-            min_capacity=0,
-            max_capacity=settings.max_capacity,
-            opts=scaling,
-        )
-        aws.appautoscaling.Policy(
-            f"{name}-scaling-policy",
-            policy_type="TargetTrackingScaling",
-            service_namespace=target.service_namespace,
-            resource_id=target.resource_id,
-            scalable_dimension=target.scalable_dimension,
-            target_tracking_scaling_policy_configuration=aws.appautoscaling.PolicyTargetTrackingScalingPolicyConfigurationArgs(
-                target_value=settings.target_invocations_per_instance,
-                predefined_metric_specification=aws.appautoscaling.PolicyTargetTrackingScalingPolicyConfigurationPredefinedMetricSpecificationArgs(
-                    predefined_metric_type=IC_SCALING_METRIC
-                ),
-                scale_in_cooldown=settings.scale_in_cooldown_seconds,
-                scale_out_cooldown=settings.scale_out_cooldown_seconds,
-            ),
-            opts=scaling,
+        target = _target_tracking(
+            name, f"inference-component/{ic_name}", IC_DIMENSION, 0, IC_SCALING_METRIC, settings, scaling
         )
         wake = aws.appautoscaling.Policy(
             f"{name}-wake-policy",
@@ -440,3 +402,42 @@ class InferenceEndpoint(pulumi.ComponentResource):
             policy=iam.policy_document(self.invoke_statements()),
             opts=pulumi.ResourceOptions(parent=self),
         )
+
+
+def _target_tracking(
+    name: str,
+    resource_id: pulumi.Input[str],
+    dimension: str,
+    min_capacity: int,
+    metric: str,
+    settings: EndpointConfig,
+    opts: pulumi.ResourceOptions,
+) -> aws.appautoscaling.Target:
+    """A scalable target and its target-tracking policy on invocations; a variant's and an inference component's
+    differ only in their resource, dimension, floor and metric."""
+    target = aws.appautoscaling.Target(
+        f"{name}-scaling-target",
+        service_namespace="sagemaker",
+        resource_id=resource_id,
+        scalable_dimension=dimension,
+        min_capacity=min_capacity,
+        max_capacity=settings.max_capacity,
+        opts=opts,
+    )
+    aws.appautoscaling.Policy(
+        f"{name}-scaling-policy",
+        policy_type="TargetTrackingScaling",
+        service_namespace=target.service_namespace,
+        resource_id=target.resource_id,
+        scalable_dimension=target.scalable_dimension,
+        target_tracking_scaling_policy_configuration=aws.appautoscaling.PolicyTargetTrackingScalingPolicyConfigurationArgs(
+            target_value=settings.target_invocations_per_instance,
+            predefined_metric_specification=aws.appautoscaling.PolicyTargetTrackingScalingPolicyConfigurationPredefinedMetricSpecificationArgs(
+                predefined_metric_type=metric
+            ),
+            scale_in_cooldown=settings.scale_in_cooldown_seconds,
+            scale_out_cooldown=settings.scale_out_cooldown_seconds,
+        ),
+        opts=opts,
+    )
+    return target
