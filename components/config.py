@@ -17,7 +17,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic.alias_generators import to_camel
 
-from components import catalog, versions
+from components import aws_enums, catalog, versions
 
 NAMESPACE = "mlplat"
 STACKS_DIR = Path(__file__).resolve().parents[1] / "stacks"
@@ -389,7 +389,7 @@ def validate(raw: Mapping[str, Any], source: str) -> StackConfig:
         cfg = StackConfig.model_validate(dict(raw))
     except ValidationError as exc:
         raise ConfigError([f"{source}: {_describe(e)}" for e in exc.errors()]) from None
-    problems = _semantic_problems(cfg)
+    problems = _semantic_problems(cfg) + aws_enums.problems(cfg)
     if problems:
         raise ConfigError([f"{source}: {p}" for p in problems])
     return cfg

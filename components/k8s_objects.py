@@ -88,8 +88,9 @@ def create_objects(
     return created
 
 
-# The hardening every mlplat workload pod carries; it satisfies the `restricted` Pod Security Standard.
-RUN_AS = 1000
+# The hardening every mlplat workload pod carries; it satisfies the `restricted` Pod Security Standard. The UID is
+# above 10000 so that it cannot collide with a user of the node (checkov CKV_K8S_40); the images create this user.
+RUN_AS = 10001
 GPU_TOLERATION = {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
 
 

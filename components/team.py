@@ -88,7 +88,7 @@ def team_role_statements(artifacts: ArtifactStore, tracking: TrackingServer) -> 
         statements += artifacts.read_statements(prefix)
     for prefix in WRITE_PREFIXES:
         statements += artifacts.write_statements(prefix)
-    return [*statements, *artifacts.kms_statements(), *tracking.client_statements()]
+    return [*statements, *artifacts.kms_statements(), *tracking.client_statements(ui=True)]
 
 
 def render_team_namespace(spec: TeamSpec, role_arn: pulumi.Input[str]) -> list[dict[str, Any]]:

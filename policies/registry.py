@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from policies import compute, cost, identity, kubernetes, network, sagemaker, storage, tagging
+from policies import compute, cost, iam_reference, identity, kubernetes, network, sagemaker, storage, tagging
 from policies.base import ResourceCheck, StackCheck
 
 PACK_NAME = "mlplat-guard"
@@ -214,6 +214,28 @@ POLICIES: tuple[PolicySpec, ...] = (
         (identity.ROLE,),
         identity.trust_scoped,
         {"allowedAwsPrincipals": {**_STRINGS, "default": []}},
+    ),
+    _resource(
+        "iam-actions-exist",
+        "Every action of every policy document exists in AWS's authorization reference and is granted on a "
+        "resource type it applies to.",
+        "identity",
+        "mandatory",
+        "Spell the action as the Service Authorization Reference does, and grant it on the resource type it lists "
+        '(or on "*" when it lists none).',
+        iam_reference.DOCUMENT_TYPES,
+        iam_reference.actions_exist,
+        {"acceptedActions": {**_STRINGS, "default": []}},
+    ),
+    _resource(
+        "iam-arns-well-formed",
+        "Every Resource ARN of every policy document has the shape of a resource type of its service.",
+        "identity",
+        "mandatory",
+        "Write the ARN in the format the Service Authorization Reference gives for the resource type.",
+        iam_reference.DOCUMENT_TYPES,
+        iam_reference.arns_well_formed,
+        {"acceptedServices": {**_STRINGS, "default": []}},
     ),
     # network
     _stack(

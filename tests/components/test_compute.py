@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from plan_helpers import as_list, parent_type, statements
 
-from components.tracking import CLIENT_ACTIONS
+from components.iam import MLFLOW_CLIENT_OPERATIONS
 from mlplat import k8s_validate
 from mlplat.synth import PlanRecord, ResourceRecord
 
@@ -271,7 +271,8 @@ def test_a_teams_role_reads_datasets_writes_checkpoints_and_mlflow_and_nothing_m
     expected |= {(a, f"{bucket}/{p}*") for a in write for p in ("checkpoints/", "mlflow/")}
     expected |= {("s3:ListBucket", bucket)}
     expected |= {(a, key) for a in ("kms:Decrypt", "kms:GenerateDataKey", "kms:DescribeKey")}
-    expected |= {(a, tracking) for a in CLIENT_ACTIONS}
+    expected |= {(f"sagemaker-mlflow:{op}", tracking) for op in MLFLOW_CLIENT_OPERATIONS}
+    expected |= {("sagemaker:CreatePresignedMlflowTrackingServerUrl", tracking), ("sagemaker-mlflow:AccessUI", "*")}
     assert granted == expected
 
 

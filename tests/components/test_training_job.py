@@ -156,9 +156,9 @@ def test_each_pod_requests_and_limits_its_gpus_cpu_and_memory(container: dict[st
 def test_pods_run_as_a_fixed_non_root_user_under_the_default_seccomp_profile(pod: dict[str, Any]) -> None:
     assert pod["securityContext"] == {
         "runAsNonRoot": True,
-        "runAsUser": 1000,
-        "runAsGroup": 1000,
-        "fsGroup": 1000,
+        "runAsUser": 10001,
+        "runAsGroup": 10001,
+        "fsGroup": 10001,
         "seccompProfile": {"type": "RuntimeDefault"},
     }
 
@@ -166,8 +166,8 @@ def test_pods_run_as_a_fixed_non_root_user_under_the_default_seccomp_profile(pod
 def test_the_container_is_read_only_unprivileged_and_without_capabilities(container: dict[str, Any]) -> None:
     assert container["securityContext"] == {
         "runAsNonRoot": True,
-        "runAsUser": 1000,
-        "runAsGroup": 1000,
+        "runAsUser": 10001,
+        "runAsGroup": 10001,
         "readOnlyRootFilesystem": True,
         "allowPrivilegeEscalation": False,
         "privileged": False,
