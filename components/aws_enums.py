@@ -86,7 +86,9 @@ def problems(cfg: "StackConfig") -> list[str]:
         key = f"mlplat:gpuPools[{i}]"
         for j, itype in enumerate(pool.instance_types):
             found += _check(f"{key}.instanceTypes[{j}]", itype, ec2_types, "an EC2 instance type")
-        # Karpenter pools name capacity types and AMI families from closed lists the config model already enforces.
+        families = frozenset(t.split(".", 1)[0] for t in ec2_types)
+        for j, family in enumerate(pool.instance_families):
+            found += _check(f"{key}.instanceFamilies[{j}]", family, families, "an EC2 instance family")
     for j, itype in enumerate(cfg.limits.allowed_gpu_instance_types or []):
         found += _check(f"mlplat:limits.allowedGpuInstanceTypes[{j}]", itype, ec2_types, "an EC2 instance type")
     return found

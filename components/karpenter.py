@@ -168,11 +168,10 @@ def controller_policy(
                 "Condition": {"StringEquals": {"aws:RequestedRegion": region}},
             },
             {
-                # AWS's public parameters (the EKS AMI IDs) have an empty account field, which `*` matches.
                 "Sid": "AllowSSMReadActions",
                 "Effect": "Allow",
                 "Action": "ssm:GetParameter",
-                "Resource": f"arn:{partition}:ssm:{region}:*:parameter/aws/service/*",
+                "Resource": f"arn:{partition}:ssm:{region}::parameter/aws/service/*",
             },
             {"Sid": "AllowPricingReadActions", "Effect": "Allow", "Action": "pricing:GetProducts", "Resource": "*"},
             {

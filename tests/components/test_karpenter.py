@@ -162,7 +162,7 @@ def test_describe_calls_are_limited_to_the_clusters_region(statements: dict[str,
 
 
 def test_ssm_reads_only_the_public_aws_parameters_and_pricing_is_read_only(statements: dict[str, Any]) -> None:
-    assert statements["AllowSSMReadActions"]["Resource"] == "arn:aws:ssm:us-east-1:*:parameter/aws/service/*"
+    assert statements["AllowSSMReadActions"]["Resource"] == "arn:aws:ssm:us-east-1::parameter/aws/service/*"
     assert statements["AllowSSMReadActions"]["Action"] == "ssm:GetParameter"
     assert statements["AllowPricingReadActions"]["Action"] == "pricing:GetProducts"
 
