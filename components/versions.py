@@ -52,6 +52,9 @@ _CHARTS = {
     "metrics-server": METRICS_SERVER,
 }
 
+# The end dates are AWS's; 1.36 is not tabled because its EKS release date could not be confirmed offline. The 1.34
+# and 1.35 add-on builds and the DCGM chart pin were entered without `describe-addon-versions` or the chart index at
+# hand: confirm them (and bump TABLE_AS_OF) before the first deploy on those versions.
 RELEASES: dict[str, ClusterRelease] = {
     "1.32": ClusterRelease(
         "1.32",
