@@ -134,6 +134,8 @@ def _check_action(label: str, action: str, resources: list[str], *, has_resource
         return [f"{label}: {action} names the service prefix {service!r}, which AWS's authorization reference lacks."]
     if not privileges:
         return [f"{label}: {action} is not an action in AWS's authorization reference for {service}."]
+    # A resource that is no ARN at all is iam-arns-well-formed's finding, not this one's.
+    resources = [arn for arn in resources if arn == "*" or _ARN_SHAPE.match(arn)]
     if len(privileges) != 1 or "*" in name or not has_resource or not resources or "*" in resources:
         return []
     types = _resource_types(service, privileges[0])
@@ -142,7 +144,7 @@ def _check_action(label: str, action: str, resources: list[str], *, has_resource
     if list(types) == ["*"]:
         applies = 'only "*" (it has no resource-level permissions)'
     else:
-        applies = ", ".join(f"{name} ({template})" for name, template in types.items())
+        applies = ", ".join(f"{name} ({template})" if name != "*" else '"*"' for name, template in types.items())
     granted = ", ".join(resources)
     return [f"{label}: {action} is granted on {granted}, but it applies to {applies}."]
 
