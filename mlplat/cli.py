@@ -2,7 +2,7 @@
 
 import typer
 
-from mlplat import cloud_train, config_cmd, deploy, plan, policy, release
+from mlplat import cloud_train, config_cmd, deploy, plan, policy, release, transform
 from mlplat.cost import cli as cost_cli
 from mlplat.local import cli as local_cli
 from mlplat.monitor import cli as monitor_cli
@@ -17,5 +17,5 @@ app = typer.Typer(
 
 # Each command module exposes `register(app)`; this order is the order of `mlplat --help`:
 # the offline tools first, then the cloud loop, then the local platform and monitoring.
-for module in (plan, config_cmd, policy, cost_cli, deploy, cloud_train, release, local_cli, monitor_cli):
+for module in (plan, config_cmd, policy, cost_cli, deploy, cloud_train, release, transform, local_cli, monitor_cli):
     module.register(app)
