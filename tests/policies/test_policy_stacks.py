@@ -144,3 +144,28 @@ def test_a_value_unknown_at_preview_becomes_a_note_not_a_violation(plan_of: Plan
         "during preview",
     )
     assert "s3-no-force-destroy" not in {f.policy for f in report.findings}
+
+
+def test_the_hand_made_mlflow_policy_is_reported_action_by_action_against_aws_reference(plan_of: PlanOf) -> None:
+    plan, _ = _with_extras(plan_of("bad"))
+    report = report_of(plan)
+    urn = "urn:pulumi:bad::mlplat::mlplat:platform:MlPlatform$aws:iam/rolePolicy:RolePolicy::mlflow-by-hand"
+    app = "arn:aws:sagemaker:us-east-1:444455556666:mlflow-app/app-0123456789ab"
+    assert [(f.policy, f.message) for f in report.findings if f.urn == urn] == [
+        (
+            "iam-actions-exist",
+            "statement 'LogModels': sagemaker-mlflow:CreateLoggedModel is not an action in AWS's authorization "
+            "reference for sagemaker-mlflow.",
+        ),
+        (
+            "iam-actions-exist",
+            f"statement 'UseApp': sagemaker-mlflow:CreateRun is granted on {app}, but it applies to "
+            "mlflow-tracking-server (arn:${Partition}:sagemaker:${Region}:${Account}:mlflow-tracking-server/"
+            "${MlflowTrackingServerName}).",
+        ),
+        (
+            "iam-arns-well-formed",
+            "statement 'ReadData': Resource 'mlplat-prod-artifacts/datasets/*' is not an ARN "
+            "(expected arn:<partition>:<service>:<region>:<account>:<resource>).",
+        ),
+    ]
