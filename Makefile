@@ -4,6 +4,11 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.mlplat-installed
+# checkov pins an older boto3/botocore and packaging than the project uses, so it gets a tool environment of its own;
+# the tests call its binary.
+CHECKOV_VENV := .venv-checkov
+CHECKOV_STAMP := $(CHECKOV_VENV)/.checkov-installed
+CHECKOV_VERSION := 3.3.30
 
 .PHONY: up down test lint install clean
 
@@ -13,7 +18,12 @@ $(STAMP): pyproject.toml Makefile
 	$(BIN)/python -m pip install --quiet -e '.[test,cloud]'
 	touch $(STAMP)
 
-install: $(STAMP)
+$(CHECKOV_STAMP): Makefile
+	test -x $(CHECKOV_VENV)/bin/python || $(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet 'checkov==$(CHECKOV_VERSION)'
+	touch $(CHECKOV_STAMP)
+
+install: $(STAMP) $(CHECKOV_STAMP)
 
 up: $(STAMP)
 	$(BIN)/mlplat up --local
@@ -26,8 +36,8 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-test: lint
+test: lint $(CHECKOV_STAMP)
 	$(BIN)/pytest
 
 clean:
-	rm -rf $(VENV) .mlplat .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(CHECKOV_VENV) .mlplat .pytest_cache .mypy_cache .ruff_cache

@@ -34,6 +34,7 @@ from components import iam, images
 from components.artifacts import DATA_CAPTURE_PREFIX, MLFLOW_PREFIX, MODELS_PREFIX, ArtifactStore
 from components.cluster import irsa_trust_policy
 from components.k8s_objects import container_security_context, create_objects, pod_security_context
+from components.tracking import kind_of
 
 MONITORING_PREFIX = "monitoring/"
 PROCESSING_TARGET = "arn:aws:scheduler:::aws-sdk:sagemaker:createProcessingJob"
@@ -46,21 +47,25 @@ PROFILE_FILE = "reference_profile.json"
 EXECUTION_ID = "<aws.scheduler.execution-id>"
 ROLE_ARN_ANNOTATION = "eks.amazonaws.com/role-arn"
 CONTAINER = "monitor"
+# IRSA's web-identity token, exactly as EKS's pod identity webhook projects it (volume name, path, audience): the
+# pod declares it itself so that it can refuse the Kubernetes API token (automountServiceAccountToken: false). The
+# webhook sees its volume already present and leaves the pod alone.
+IRSA_VOLUME = "aws-iam-token"
+IRSA_MOUNT = "/var/run/secrets/eks.amazonaws.com/serviceaccount"
+IRSA_AUDIENCE = "sts.amazonaws.com"
+IRSA_LIFETIME_SECONDS = 86400
 
-# What one monitor pass does on the tracking server, spelled out (the policy pack forbids `sagemaker-mlflow:*`):
+# What one monitor pass does in MLflow (on a tracking server each is its own action; an App takes one action for all):
 # resolve the model version to its run, read that run's profile, and log one run of its own.
-MLFLOW_ACTIONS: tuple[str, ...] = tuple(
-    f"sagemaker-mlflow:{action}"
-    for action in (
-        "GetModelVersion",
-        "GetRun",
-        "ListArtifacts",
-        "GetExperimentByName",
-        "CreateExperiment",
-        "CreateRun",
-        "LogBatch",
-        "UpdateRun",
-    )
+MLFLOW_OPERATIONS: tuple[str, ...] = (
+    "GetModelVersion",
+    "GetRun",
+    "ListArtifacts",
+    "GetExperimentByName",
+    "CreateExperiment",
+    "CreateRun",
+    "LogBatch",
+    "UpdateRun",
 )
 
 _RATE = re.compile(r"^rate\((\d+) (minute|minutes|hour|hours|day|days)\)$")
@@ -97,6 +102,8 @@ class DriftMonitorArgs:
     """The artifact store: the role is granted exactly its capture, MLflow and monitoring prefixes and its key."""
     tracking_arn: pulumi.Input[str]
     """ARN of the SageMaker MLflow app or tracking server (also the job's MLFLOW_TRACKING_URI)."""
+    tracking_kind: iam.MlflowKind
+    """Whether `tracking_arn` is an MLflow App or a tracking server (they are authorized differently)."""
     image: str
     """The training image (short ECR name or full URI); it holds the monitor entrypoint."""
     schedule: str = "rate(1 day)"
@@ -325,11 +332,21 @@ def render_cronjob(
     image: pulumi.Input[str],
     arguments: Sequence[pulumi.Input[str]],
     environment: Mapping[str, pulumi.Input[str]],
+    role_arn: pulumi.Input[str],
     max_runtime_seconds: int = 3600,
 ) -> dict[str, Any]:
-    """The CronJob of one endpoint's monitor: one pass at a time, exit 2 or 3 fails the Job at once, hardened pod."""
+    """The CronJob of one endpoint's monitor: one pass at a time, exit 2 or 3 fails the Job at once, hardened pod.
+
+    The monitor talks to AWS only, never to the Kubernetes API, so the pod mounts no service-account token for the
+    API; it mounts the one IRSA token (audience STS) that `role_arn` is assumed with.
+    """
     labels = _labels(name)
-    env = [{"name": k, "value": v} for k, v in sorted(environment.items())]
+    irsa = {
+        "AWS_ROLE_ARN": role_arn,
+        "AWS_WEB_IDENTITY_TOKEN_FILE": f"{IRSA_MOUNT}/token",
+        "AWS_STS_REGIONAL_ENDPOINTS": "regional",
+    }
+    env = [{"name": k, "value": v} for k, v in sorted({**environment, **irsa}.items())]
     return {
         "apiVersion": "batch/v1",
         "kind": "CronJob",
@@ -360,12 +377,15 @@ def render_cronjob(
                         "metadata": {"labels": labels},
                         "spec": {
                             "serviceAccountName": name,
+                            "automountServiceAccountToken": False,
                             "restartPolicy": "Never",
                             "securityContext": pod_security_context(),
                             "containers": [
                                 {
                                     "name": CONTAINER,
                                     "image": image,
+                                    # A tag may be moved; Always re-resolves it on every pass (a digest never moves).
+                                    "imagePullPolicy": "Always",
                                     "command": list(MONITOR_COMMAND),
                                     "args": list(arguments),
                                     "env": env,
@@ -375,10 +395,29 @@ def render_cronjob(
                                     },
                                     "securityContext": container_security_context(),
                                     # The root filesystem is read-only: reports, plots and caches go here.
-                                    "volumeMounts": [{"name": "scratch", "mountPath": "/tmp"}],
+                                    "volumeMounts": [
+                                        {"name": "scratch", "mountPath": "/tmp"},
+                                        {"name": IRSA_VOLUME, "mountPath": IRSA_MOUNT, "readOnly": True},
+                                    ],
                                 }
                             ],
-                            "volumes": [{"name": "scratch", "emptyDir": {"sizeLimit": "1Gi"}}],
+                            "volumes": [
+                                {"name": "scratch", "emptyDir": {"sizeLimit": "1Gi"}},
+                                {
+                                    "name": IRSA_VOLUME,
+                                    "projected": {
+                                        "sources": [
+                                            {
+                                                "serviceAccountToken": {
+                                                    "audience": IRSA_AUDIENCE,
+                                                    "expirationSeconds": IRSA_LIFETIME_SECONDS,
+                                                    "path": "token",
+                                                }
+                                            }
+                                        ]
+                                    },
+                                },
+                            ],
                         },
                     },
                 },
@@ -439,12 +478,7 @@ class DriftMonitor(pulumi.ComponentResource):
             *store.write_statements(MLFLOW_PREFIX),
             *store.write_statements(f"{MONITORING_PREFIX}{args.endpoint}/"),
             *store.kms_statements(),
-            {
-                "Sid": "UseTrackingServer",
-                "Effect": "Allow",
-                "Action": list(MLFLOW_ACTIONS),
-                "Resource": args.tracking_arn,
-            },
+            *iam.mlflow_statements(args.tracking_kind, args.tracking_arn, MLFLOW_OPERATIONS, sid="UseMlflow"),
             {"Sid": "PublishDrift", "Effect": "Allow", "Action": ["sns:Publish"], "Resource": topic.arn},
         ]
         if args.runner == "sagemaker":
@@ -510,6 +544,7 @@ class DriftMonitor(pulumi.ComponentResource):
                 image=image_uri,
                 arguments=arguments,
                 environment=environment,
+                role_arn=role_arn,
                 max_runtime_seconds=args.max_runtime_seconds,
             )
             if runner.provider is not None:
@@ -679,6 +714,7 @@ def platform_drift_args(
         region=config.region,
         artifacts=artifacts,
         tracking_arn=tracking_arn,
+        tracking_kind=kind_of(config.tracking.size),
         image=config.images.training,
         schedule=monitoring.schedule,
         psi_threshold=monitoring.psi_threshold,

@@ -2,7 +2,7 @@
 
 import json
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Literal
 
 import pulumi
 import pulumi_aws as aws
@@ -149,3 +149,98 @@ def sagemaker_vpc_statements(vpc_arn: pulumi.Input[str]) -> list[Statement]:
             "Condition": {"ArnEquals": {"ec2:Vpc": vpc_arn}},
         },
     ]
+
+
+MlflowKind = Literal["app", "server"]
+"""SageMaker managed MLflow comes as a serverless MLflow App or a sized tracking server; IAM differs between them."""
+
+# What a client does on a tracking server, spelled out (the policy pack forbids `sagemaker-mlflow:*`); every name is
+# an action of AWS's authorization reference (the pack's iam-actions-exist policy checks that).
+MLFLOW_CLIENT_OPERATIONS: tuple[str, ...] = (
+    "CreateExperiment",
+    "CreateModelVersion",
+    "CreateRegisteredModel",
+    "CreateRun",
+    "DeleteTag",
+    "FinalizeLoggedModel",
+    "GetDownloadURIForModelVersionArtifacts",
+    "GetExperiment",
+    "GetExperimentByName",
+    "GetLatestModelVersions",
+    "GetLoggedModel",
+    "GetMetricHistory",
+    "GetModelVersion",
+    "GetModelVersionByAlias",
+    "GetRegisteredModel",
+    "GetRun",
+    "ListArtifacts",
+    "ListLoggedModelArtifacts",
+    "LogBatch",
+    "LogInputs",
+    "LogLoggedModelParams",
+    "LogMetric",
+    "LogModel",
+    "LogOutputs",
+    "LogParam",
+    "SearchExperiments",
+    "SearchLoggedModels",
+    "SearchModelVersions",
+    "SearchRegisteredModels",
+    "SearchRuns",
+    "SetExperimentTag",
+    "SetLoggedModelTags",
+    "SetRegisteredModelAlias",
+    "SetRegisteredModelTag",
+    "SetTag",
+    "UpdateExperiment",
+    "UpdateModelVersion",
+    "UpdateRegisteredModel",
+    "UpdateRun",
+)
+
+
+def mlflow_statements(
+    kind: MlflowKind,
+    arn: pulumi.Input[str],
+    operations: Sequence[str] = MLFLOW_CLIENT_OPERATIONS,
+    *,
+    ui: bool = False,
+    sid: str = "UseMlflow",
+) -> list[Statement]:
+    """The statements that let a role use one managed MLflow, for either kind; `ui` adds the web UI.
+
+    An App is used through one action, `sagemaker:CallMlflowAppApi` on the app's ARN, which covers every MLflow
+    operation (so `operations` does not narrow it); its UI opens through a presigned app URL. A tracking server
+    authorizes each MLflow operation as its own `sagemaker-mlflow:` action on the server's ARN, except `AccessUI`,
+    which AWS evaluates against `"*"` only.
+    """
+    if kind == "app":
+        app_actions = ["sagemaker:CallMlflowAppApi"]
+        if ui:
+            app_actions.append("sagemaker:CreatePresignedMlflowAppUrl")
+        return [{"Sid": sid, "Effect": "Allow", "Action": app_actions, "Resource": arn}]
+    statements: list[Statement] = [
+        {
+            "Sid": sid,
+            "Effect": "Allow",
+            "Action": [f"sagemaker-mlflow:{operation}" for operation in operations],
+            "Resource": arn,
+        }
+    ]
+    if ui:
+        statements += [
+            {
+                "Sid": f"{sid}PresignedUrl",
+                "Effect": "Allow",
+                "Action": ["sagemaker:CreatePresignedMlflowTrackingServerUrl"],
+                "Resource": arn,
+            },
+            {
+                "Sid": f"{sid}Ui",
+                "Effect": "Allow",
+                "Action": ["sagemaker-mlflow:AccessUI"],
+                # AccessUI has no resource type in AWS's reference: only "*" grants it.
+                "Resource": "*",
+            },
+        ]
+    return statements

@@ -13,54 +13,6 @@ from components import iam
 CREATE_TIMEOUT = "90m"
 UPDATE_TIMEOUT = "90m"
 
-# What a client (a training job, a notebook) does against the tracking server, spelled out: the policy pack
-# forbids `sagemaker-mlflow:*`.
-CLIENT_ACTIONS: tuple[str, ...] = tuple(
-    f"sagemaker-mlflow:{action}"
-    for action in (
-        "AccessUI",
-        "CreateExperiment",
-        "CreateModelVersion",
-        "CreateRegisteredModel",
-        "CreateRun",
-        "DeleteTag",
-        "FinalizeLoggedModel",
-        "CreateLoggedModel",
-        "GetLoggedModel",
-        "SearchLoggedModels",
-        "LogLoggedModelParams",
-        "SetLoggedModelTags",
-        "GetDownloadURIForModelVersionArtifacts",
-        "GetExperiment",
-        "GetExperimentByName",
-        "GetLatestModelVersions",
-        "GetMetricHistory",
-        "GetModelVersion",
-        "GetModelVersionByAlias",
-        "GetRegisteredModel",
-        "GetRun",
-        "ListArtifacts",
-        "LogBatch",
-        "LogInputs",
-        "LogMetric",
-        "LogModel",
-        "LogOutputs",
-        "LogParam",
-        "SearchExperiments",
-        "SearchModelVersions",
-        "SearchRegisteredModels",
-        "SearchRuns",
-        "SetExperimentTag",
-        "SetRegisteredModelAlias",
-        "SetRegisteredModelTag",
-        "SetTag",
-        "UpdateExperiment",
-        "UpdateModelVersion",
-        "UpdateRegisteredModel",
-        "UpdateRun",
-    )
-)
-
 
 @dataclass(frozen=True)
 class TrackingServerArgs:
@@ -88,7 +40,7 @@ class TrackingServer(pulumi.ComponentResource):
     arn: pulumi.Output[str]
     url: pulumi.Output[str]
     role_arn: pulumi.Output[str]
-    kind: Literal["app", "server"]
+    kind: iam.MlflowKind
 
     def __init__(self, name: str, args: TrackingServerArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("mlplat:tracking:TrackingServer", name, None, opts)
@@ -136,8 +88,8 @@ class TrackingServer(pulumi.ComponentResource):
         long_running = pulumi.ResourceOptions(
             parent=self, custom_timeouts=pulumi.CustomTimeouts(create=CREATE_TIMEOUT, update=UPDATE_TIMEOUT)
         )
-        if args.size is None:
-            self.kind = "app"
+        self.kind = kind_of(args.size)
+        if self.kind == "app":
             app = aws.sagemaker.MlflowApp(
                 f"{name}-app",
                 # MLflow apps are not auto-named by the provider; derive the name from the component's.
@@ -154,7 +106,6 @@ class TrackingServer(pulumi.ComponentResource):
             # signs the requests) and open the UI through a presigned URL.
             self.url = app.arn
         else:
-            self.kind = "server"
             server = aws.sagemaker.MlflowTrackingServer(
                 f"{name}-server",
                 tracking_server_name=name,
@@ -171,9 +122,9 @@ class TrackingServer(pulumi.ComponentResource):
 
         self.register_outputs({"arn": self.arn, "url": self.url, "roleArn": self.role_arn})
 
-    def client_statements(self) -> list[iam.Statement]:
-        """What a client needs to log runs and register models on this tracking server, and nothing else."""
-        return [{"Sid": "UseMlflow", "Effect": "Allow", "Action": list(CLIENT_ACTIONS), "Resource": self.arn}]
+    def client_statements(self, ui: bool = False) -> list[iam.Statement]:
+        """What a client needs to log runs and register models here (and, with `ui`, to open the web UI)."""
+        return iam.mlflow_statements(self.kind, self.arn, ui=ui)
 
     def grant_use(self, role: aws.iam.Role) -> aws.iam.RolePolicy:
         """Let `role` log runs and register models here (an inline policy on that role, owned by this component)."""
@@ -183,3 +134,8 @@ class TrackingServer(pulumi.ComponentResource):
             policy=iam.policy_document(self.client_statements()),
             opts=pulumi.ResourceOptions(parent=self),
         )
+
+
+def kind_of(size: str | None) -> iam.MlflowKind:
+    """The MLflow a stack gets: the serverless App without a size, a tracking server with one."""
+    return "app" if size is None else "server"

@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from policies import compute, cost, identity, kubernetes, network, sagemaker, storage, tagging
+from policies import compute, cost, iam_reference, identity, kubernetes, network, sagemaker, storage, tagging
 from policies.base import ResourceCheck, StackCheck
 
 PACK_NAME = "mlplat-guard"
@@ -215,6 +215,28 @@ POLICIES: tuple[PolicySpec, ...] = (
         identity.trust_scoped,
         {"allowedAwsPrincipals": {**_STRINGS, "default": []}},
     ),
+    _resource(
+        "iam-actions-exist",
+        "Every action of every policy document exists in AWS's authorization reference and is granted on a "
+        "resource type it applies to.",
+        "identity",
+        "mandatory",
+        "Spell the action as the Service Authorization Reference does, and grant it on the resource type it lists "
+        '(or on "*" when it lists none).',
+        iam_reference.DOCUMENT_TYPES,
+        iam_reference.actions_exist,
+        {"acceptedActions": {**_STRINGS, "default": []}},
+    ),
+    _resource(
+        "iam-arns-well-formed",
+        "Every Resource ARN of every policy document has the shape of a resource type of its service.",
+        "identity",
+        "mandatory",
+        "Write the ARN in the format the Service Authorization Reference gives for the resource type.",
+        iam_reference.DOCUMENT_TYPES,
+        iam_reference.arns_well_formed,
+        {"acceptedServices": {**_STRINGS, "default": []}},
+    ),
     # network
     _stack(
         "vpc-flow-logs",
@@ -286,7 +308,15 @@ POLICIES: tuple[PolicySpec, ...] = (
         "Set mlplat:cluster.version to minVersion or later.",
         (compute.CLUSTER,),
         compute.supported_version,
-        {"minVersion": {"type": "string", "pattern": r"^1\.\d+$", "default": "1.32"}},
+        {
+            "minVersion": {"type": "string", "pattern": r"^1\.\d+$", "default": "1.35"},
+            "standardSupportEnds": {
+                "type": "object",
+                "additionalProperties": {"type": "string", "format": "date"},
+                "default": compute.STANDARD_SUPPORT_ENDS,
+            },
+            "asOf": {"type": "string", "format": "date"},
+        },
     ),
     _resource(
         "eks-node-launch-template",
@@ -322,7 +352,7 @@ POLICIES: tuple[PolicySpec, ...] = (
         "compute",
         "mandatory",
         "Pick a type from allowedInstanceTypes (mlplat:limits.allowedGpuInstanceTypes).",
-        (compute.NODE_GROUP, compute.LAUNCH_TEMPLATE),
+        (compute.NODE_GROUP, compute.LAUNCH_TEMPLATE, compute.NODE_POOL),
         compute.gpu_instance_types_allowed,
         {"allowedInstanceTypes": {**_STRINGS, "default": ["g4dn.xlarge", "g5.xlarge", "g6.xlarge"]}},
     ),
@@ -331,10 +361,36 @@ POLICIES: tuple[PolicySpec, ...] = (
         "A GPU pool at its maximum size stays within the environment's GPU cap.",
         "compute",
         "mandatory",
-        "Lower scalingConfig.maxSize (mlplat:gpuPools[].maxSize) or raise maxGpusPerPool.",
-        (compute.NODE_GROUP,),
+        "Lower the NodePool's GPU limit (mlplat:gpuPools[].gpuLimit) or raise maxGpusPerPool.",
+        (compute.NODE_GROUP, compute.NODE_POOL),
         compute.gpu_pool_max_gpus,
         {"maxGpusPerPool": {"type": "integer", "minimum": 1, "default": 4}},
+    ),
+    _resource(
+        "gpu-nodepool-gpu-limit",
+        "Every GPU NodePool caps the GPUs its nodes may hold.",
+        "compute",
+        "mandatory",
+        "Set spec.limits.nvidia.com/gpu (mlplat:gpuPools[].gpuLimit).",
+        (compute.NODE_POOL,),
+        compute.node_pool_gpu_limit,
+    ),
+    _resource(
+        "spot-nodepool-on-demand-fallback",
+        "A NodePool that takes spot capacity falls back to on-demand, or carries a waiver saying why not.",
+        "compute",
+        "mandatory",
+        "Add on-demand to mlplat:gpuPools[].capacityTypes, or set mlplat:gpuPools[].spotWaiver.",
+        (compute.NODE_POOL,),
+        compute.spot_on_demand_fallback,
+    ),
+    _stack(
+        "kueue-team-cluster-queue",
+        "Every team namespace has a Kueue LocalQueue feeding a declared ClusterQueue.",
+        "compute",
+        "mandatory",
+        "Declare each team in mlplat:teams; the compute component adds its ClusterQueue and LocalQueue.",
+        compute.team_cluster_queues,
     ),
     # sagemaker
     _resource(
@@ -464,6 +520,14 @@ POLICIES: tuple[PolicySpec, ...] = (
         "Add readinessProbe and livenessProbe to every container.",
         (kubernetes.DEPLOYMENT,),
         kubernetes.deployment_probes,
+    ),
+    _stack(
+        "k8s-job-queue-label",
+        "Jobs in team namespaces carry a Kueue queue label, so their pods are admitted as one gang.",
+        "kubernetes",
+        "mandatory",
+        "Label the Job kueue.x-k8s.io/queue-name: default and set spec.suspend: true.",
+        kubernetes.job_queue_label,
     ),
     _resource(
         "helm-chart-pinned",

@@ -84,3 +84,14 @@ def test_every_mlplat_command_and_option_the_workflow_uses_exists(workflow: dict
             opt for param in command.params for opt in getattr(param, "opts", []) + getattr(param, "secondary_opts", [])
         }
         assert set(options) <= known, (name, set(options) - known)
+
+
+def test_only_pull_request_runs_cancel_each_other_and_deploys_queue_per_environment(workflow: dict[str, Any]) -> None:
+    concurrency = workflow["concurrency"]
+    assert concurrency == {
+        "group": "deploy-${{ github.ref }}-${{ github.event_name == 'pull_request' && 'pr' || github.run_id }}",
+        "cancel-in-progress": True,
+    }
+    jobs = workflow["jobs"]
+    assert jobs["deploy-staging"]["concurrency"] == {"group": "deploy-staging", "cancel-in-progress": False}
+    assert jobs["deploy-prod"]["concurrency"] == {"group": "deploy-production", "cancel-in-progress": False}

@@ -4,6 +4,7 @@ import re
 
 from plan_helpers import as_list, parent_type, statements
 
+from components.iam import MLFLOW_CLIENT_OPERATIONS
 from mlplat.synth import PlanRecord
 
 APP = "aws:sagemaker/mlflowApp:MlflowApp"
@@ -103,11 +104,25 @@ def test_app_exports_its_arn_as_the_tracking_uri(dev: PlanRecord) -> None:
 
 def test_training_role_may_use_the_tracking_server_and_nothing_else_through_it(prod: PlanRecord) -> None:
     grant = prod.get("aws:iam/rolePolicy:RolePolicy", "mlplat-prod-tracking-use-mlplat-prod-identity-training-role")
-    (statement,) = statements(grant)
     assert parent_type(grant) == TRACKING
-    assert statement["Resource"] == prod.outputs["trackingServerArn"]
-    assert all(a.startswith("sagemaker-mlflow:") and not a.endswith("*") for a in statement["Action"])
-    assert {"sagemaker-mlflow:CreateRun", "sagemaker-mlflow:LogMetric", "sagemaker-mlflow:CreateModelVersion"} <= set(
-        statement["Action"]
-    )
+    assert statements(grant) == [
+        {
+            "Sid": "UseMlflow",
+            "Effect": "Allow",
+            "Action": [f"sagemaker-mlflow:{op}" for op in MLFLOW_CLIENT_OPERATIONS],
+            "Resource": prod.outputs["trackingServerArn"],
+        }
+    ]
     assert grant.inputs["role"].startswith("mlplat-prod-identity-training-role-")
+
+
+def test_training_role_calls_the_mlflow_app_through_its_one_action(dev: PlanRecord) -> None:
+    grant = dev.get("aws:iam/rolePolicy:RolePolicy", "mlplat-dev-tracking-use-mlplat-dev-identity-training-role")
+    assert statements(grant) == [
+        {
+            "Sid": "UseMlflow",
+            "Effect": "Allow",
+            "Action": ["sagemaker:CallMlflowAppApi"],
+            "Resource": dev.outputs["trackingServerArn"],
+        }
+    ]

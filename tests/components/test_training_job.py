@@ -1,6 +1,7 @@
 """The distributed training Job: rendered manifests (what `mlplat train --on eks` applies) and the component that
 registers exactly those."""
 
+from dataclasses import replace
 from typing import Any
 
 import pulumi_kubernetes as k8s
@@ -56,6 +57,26 @@ def test_a_run_renders_its_rendezvous_service_then_its_job(manifests: list[dict[
 def test_the_job_is_indexed_with_one_pod_per_rank_all_at_once(job: dict[str, Any]) -> None:
     spec = job["spec"]
     assert (spec["completionMode"], spec["completions"], spec["parallelism"]) == ("Indexed", 2, 2)
+
+
+def test_the_job_is_submitted_suspended_to_the_namespaces_kueue_queue(job: dict[str, Any]) -> None:
+    assert job["spec"]["suspend"] is True
+    assert job["metadata"]["labels"] == {
+        "mlplat.io/job": "abalone-ddp",
+        "mlplat.io/workload": "training",
+        "kueue.x-k8s.io/queue-name": "default",
+    }
+
+
+def test_a_priority_class_is_named_on_the_job_for_kueue() -> None:
+    job = render_training_job(replace(SPEC, priority_class="high"))[1]
+    assert job["metadata"]["labels"]["kueue.x-k8s.io/priority-class"] == "high"
+
+
+def test_without_a_queue_the_job_runs_unsuspended_and_unlabelled() -> None:
+    job = render_training_job(replace(SPEC, queue=None))[1]
+    assert job["spec"]["suspend"] is False
+    assert "kueue.x-k8s.io/queue-name" not in job["metadata"]["labels"]
 
 
 def test_the_job_fails_fast_has_a_deadline_and_cleans_up_after_itself(job: dict[str, Any]) -> None:
@@ -135,9 +156,9 @@ def test_each_pod_requests_and_limits_its_gpus_cpu_and_memory(container: dict[st
 def test_pods_run_as_a_fixed_non_root_user_under_the_default_seccomp_profile(pod: dict[str, Any]) -> None:
     assert pod["securityContext"] == {
         "runAsNonRoot": True,
-        "runAsUser": 1000,
-        "runAsGroup": 1000,
-        "fsGroup": 1000,
+        "runAsUser": 10001,
+        "runAsGroup": 10001,
+        "fsGroup": 10001,
         "seccompProfile": {"type": "RuntimeDefault"},
     }
 
@@ -145,8 +166,8 @@ def test_pods_run_as_a_fixed_non_root_user_under_the_default_seccomp_profile(pod
 def test_the_container_is_read_only_unprivileged_and_without_capabilities(container: dict[str, Any]) -> None:
     assert container["securityContext"] == {
         "runAsNonRoot": True,
-        "runAsUser": 1000,
-        "runAsGroup": 1000,
+        "runAsUser": 10001,
+        "runAsGroup": 10001,
         "readOnlyRootFilesystem": True,
         "allowPrivilegeEscalation": False,
         "privileged": False,

@@ -9,7 +9,7 @@ import pytest
 
 from components.artifacts import ArtifactStore, ArtifactStoreArgs
 from components.drift import (
-    MLFLOW_ACTIONS,
+    MLFLOW_OPERATIONS,
     PROCESSING_TARGET,
     DriftMonitor,
     DriftMonitorArgs,
@@ -22,6 +22,7 @@ from mlplat import synth
 
 ACCOUNT = "123456789012"
 TRACKING = f"arn:aws:sagemaker:us-east-1:{ACCOUNT}:mlflow-app/app-abc"
+SERVER = f"arn:aws:sagemaker:us-east-1:{ACCOUNT}:mlflow-tracking-server/mlplat-prod-tracking"
 OIDC_ISSUER = "https://oidc.eks.us-east-1.amazonaws.com/id/EXAMPLE"
 OIDC_ARN = f"arn:aws:iam::{ACCOUNT}:oidc-provider/oidc.eks.us-east-1.amazonaws.com/id/EXAMPLE"
 COMPONENT = "mlplat:drift:DriftMonitor"
@@ -45,6 +46,7 @@ def _program(runner: str = "sagemaker", **overrides: Any) -> synth.PlanRecord:
             "region": "us-east-1",
             "artifacts": store,
             "tracking_arn": TRACKING,
+            "tracking_kind": "app",
             "image": "mlplat/training:0.1.0",
             "schedule": "rate(6 hours)",
             "psi_threshold": 0.1,
@@ -110,21 +112,33 @@ def test_the_role_reads_only_this_endpoints_capture_prefix(sagemaker) -> None:
     assert writes == [f"{bucket}/mlflow/*", f"{bucket}/monitoring/abalone-prod/*"]
 
 
-def test_the_role_calls_the_tracking_server_with_named_actions_only(sagemaker) -> None:
-    statement = _statements(sagemaker)["UseTrackingServer"]
-    assert statement["Resource"] == TRACKING
-    assert statement["Action"] == [
-        "sagemaker-mlflow:GetModelVersion",
-        "sagemaker-mlflow:GetRun",
-        "sagemaker-mlflow:ListArtifacts",
-        "sagemaker-mlflow:GetExperimentByName",
-        "sagemaker-mlflow:CreateExperiment",
-        "sagemaker-mlflow:CreateRun",
-        "sagemaker-mlflow:LogBatch",
-        "sagemaker-mlflow:UpdateRun",
-    ]
-    assert all("*" not in action for s in _statements(sagemaker).values() for action in s["Action"])
-    assert list(MLFLOW_ACTIONS) == statement["Action"]
+def test_the_role_calls_the_mlflow_app_through_its_one_action(sagemaker) -> None:
+    assert _statements(sagemaker)["UseMlflow"] == {
+        "Sid": "UseMlflow",
+        "Effect": "Allow",
+        "Action": ["sagemaker:CallMlflowAppApi"],
+        "Resource": TRACKING,
+    }
+
+
+def test_the_role_calls_a_tracking_server_with_the_monitors_named_actions_only() -> None:
+    record = _program(tracking_arn=SERVER, tracking_kind="server")
+    assert _statements(record)["UseMlflow"] == {
+        "Sid": "UseMlflow",
+        "Effect": "Allow",
+        "Action": [
+            "sagemaker-mlflow:GetModelVersion",
+            "sagemaker-mlflow:GetRun",
+            "sagemaker-mlflow:ListArtifacts",
+            "sagemaker-mlflow:GetExperimentByName",
+            "sagemaker-mlflow:CreateExperiment",
+            "sagemaker-mlflow:CreateRun",
+            "sagemaker-mlflow:LogBatch",
+            "sagemaker-mlflow:UpdateRun",
+        ],
+        "Resource": SERVER,
+    }
+    assert [f"sagemaker-mlflow:{op}" for op in MLFLOW_OPERATIONS] == _statements(record)["UseMlflow"]["Action"]
 
 
 def test_the_role_publishes_to_its_own_topic_only(sagemaker) -> None:
@@ -241,6 +255,38 @@ def test_kubernetes_runs_a_hardened_cronjob_as_its_own_service_account(kubernete
     assert account.inputs["metadata"]["annotations"] == {"eks.amazonaws.com/role-arn": kubernetes.outputs["roleArn"]}
 
 
+def test_the_cronjob_runs_as_a_uid_above_10000(kubernetes) -> None:
+    pod = kubernetes.get("kubernetes:batch/v1:CronJob", "drift-cronjob").inputs["spec"]["jobTemplate"]["spec"]
+    pod = pod["template"]["spec"]
+    assert (pod["securityContext"]["runAsUser"], pod["securityContext"]["runAsGroup"]) == (10001, 10001)
+    assert pod["containers"][0]["securityContext"]["runAsUser"] == 10001
+
+
+def test_the_cronjob_mounts_only_the_irsa_token_and_not_the_kubernetes_api_token(kubernetes) -> None:
+    pod = kubernetes.get("kubernetes:batch/v1:CronJob", "drift-cronjob").inputs["spec"]["jobTemplate"]["spec"]
+    pod = pod["template"]["spec"]
+    assert pod["automountServiceAccountToken"] is False
+    token = {"serviceAccountToken": {"audience": "sts.amazonaws.com", "expirationSeconds": 86400, "path": "token"}}
+    assert pod["volumes"][1] == {"name": "aws-iam-token", "projected": {"sources": [token]}}
+    (container,) = pod["containers"]
+    assert container["volumeMounts"][1] == {
+        "name": "aws-iam-token",
+        "mountPath": "/var/run/secrets/eks.amazonaws.com/serviceaccount",
+        "readOnly": True,
+    }
+    env = {e["name"]: e["value"] for e in container["env"]}
+    assert env["AWS_ROLE_ARN"] == kubernetes.outputs["roleArn"]
+    assert env["AWS_WEB_IDENTITY_TOKEN_FILE"] == "/var/run/secrets/eks.amazonaws.com/serviceaccount/token"
+
+
+def test_an_image_the_stack_pins_by_digest_runs_by_that_digest() -> None:
+    digest = "sha256:" + "ab" * 32
+    record = _program("kubernetes", image=f"mlplat/training@{digest}")
+    pod = record.get("kubernetes:batch/v1:CronJob", "drift-cronjob").inputs["spec"]["jobTemplate"]["spec"]
+    (container,) = pod["template"]["spec"]["containers"]
+    assert container["image"] == f"{ACCOUNT}.dkr.ecr.us-east-1.amazonaws.com/mlplat/training@{digest}"
+
+
 def test_the_kubernetes_role_trusts_exactly_the_monitors_service_account(kubernetes) -> None:
     role = kubernetes.get("aws:iam/role:Role", "drift-role")
     (trust,) = json.loads(role.inputs["assumeRolePolicy"])["Statement"]
@@ -256,7 +302,13 @@ def test_without_a_provider_only_role_and_topic_exist_and_the_manifest_still_ren
     record = _program("kubernetes", kubernetes=runner)
     assert not [r for r in record.resources if r.type.startswith("kubernetes:")]
     manifest = render_cronjob(
-        name="drift", namespace="research", schedule="cron(15 2 ? * 2-6 *)", image="img", arguments=[], environment={}
+        name="drift",
+        namespace="research",
+        schedule="cron(15 2 ? * 2-6 *)",
+        image="img",
+        arguments=[],
+        environment={},
+        role_arn="arn:aws:iam::123456789012:role/drift",
     )
     assert manifest["spec"]["schedule"] == "15 2 * * 1-5"
 
@@ -317,8 +369,10 @@ def test_the_platform_monitors_each_endpoint_with_its_stacks_monitoring_settings
     assert (args.runner, args.schedule, args.psi_threshold, args.p_value) == ("sagemaker", "rate(1 day)", 0.25, 0.01)
     assert (list(args.subnet_ids), list(args.security_group_ids)) == (["subnet-a", "subnet-b"], ["sg-w"])
     assert args.image == "mlplat/training:0.1.0"
+    assert args.tracking_kind == "app"
     assert args.tags == {"mlplat:environment": "dev", "mlplat:team": "ml-research", "mlplat:cost-center": "cc-4100"}
     prod = load_stack("prod")
     args = platform_drift_args(prod, prod.endpoints[0], None, TRACKING, _Network(), _Compute())  # type: ignore[arg-type]
     assert (args.runner, args.schedule, args.psi_threshold) == ("kubernetes", "rate(6 hours)", 0.1)
+    assert args.tracking_kind == "server"
     assert args.kubernetes is not None and args.kubernetes.namespace == "research"
