@@ -41,6 +41,7 @@ MODEL_FAILED = (
     "Encountered an unexpected error while evaluating the model. Verify that the serialized input Dataframe is "
     "compatible with the model for inference."
 )
+UNPARSEABLE = "the body cannot be parsed as an input of this model (see MLflow's scoring protocol)"
 _MAX_MESSAGE = 1000
 # MLflow puts the whole request (or the parsed data) into some messages; those parts are cut out of ours.
 _ECHOED_INPUT = re.compile(r"\nInput: \n.*\Z", re.DOTALL)
@@ -71,7 +72,7 @@ class PyfuncModel:
 
     batchable = False
 
-    def __init__(self, model_dir: Path, info: ModelInfo, max_rows: int = 10_000) -> None:
+    def __init__(self, model_dir: Path, info: ModelInfo, max_rows: int) -> None:
         import mlflow.pyfunc  # deferred: fast-path workers never import mlflow or pandas
 
         self.info = info
@@ -109,6 +110,11 @@ class PyfuncModel:
             data, params, unwrapped = self._parse(request, scoring_server)
         except MlflowException as error:
             raise _client_error(error) from None
+        except ServingError:
+            raise
+        except Exception as error:  # MLflow's parsers let some malformed inputs escape as plain exceptions
+            log.info("MLflow's parser raised %s on an input", type(error).__name__)
+            raise ServingError(BAD_REQUEST, UNPARSEABLE, code="BAD_REQUEST") from None
         rows = _count_rows(data)
         if rows > self.max_rows:
             raise ServingError(UNPROCESSABLE, f"{rows} rows exceed the limit of {self.max_rows} rows per request")

@@ -136,7 +136,7 @@ def load_model_dir(model_dir: Path, name: str, version: str | None, source: str,
         log.warning("%s has format %r, not one of %s; using the pyfunc loader", spec_path, spec.get("format"), known)
     from serving.generic import PyfuncModel  # deferred: only the generic path needs mlflow and pandas
 
-    return PyfuncModel(model_dir, ModelInfo(name, version, run_id, source, "python_function"))
+    return PyfuncModel(model_dir, ModelInfo(name, version, run_id, source, "python_function"), max_rows)
 
 
 def _read_spec(path: Path) -> dict[str, Any]:

@@ -234,3 +234,15 @@ def test_mlflows_own_scoring_server_test_requests_get_the_same_answers_from_both
             case, Answer(mine.status_code, mine.content), Answer(theirs.status_code, theirs.content)
         )
     assert problems == []
+
+
+def test_more_rows_than_the_limit_get_422_on_the_generic_path_too(matrix: dict[str, MatrixModel]) -> None:
+    from serving.handler import invoke
+
+    model = PyfuncModel(matrix["no-signature"].path, ModelInfo("n", None, None, "dir", "python_function"), 2)
+    body = json.dumps({"dataframe_records": [{"a": 1.0}, {"a": 2.0}, {"a": 3.0}]}).encode()
+    response = invoke(model, body, "application/json", None, 2)
+    assert (response.status, json.loads(response.body)) == (
+        422,
+        {"error": "3 rows exceed the limit of 2 rows per request"},
+    )
