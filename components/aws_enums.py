@@ -18,8 +18,6 @@ if TYPE_CHECKING:
 SAGEMAKER_ENDPOINT_TYPES = ("sagemaker", "ProductionVariantInstanceType")
 SAGEMAKER_TRACKING_SIZES = ("sagemaker", "TrackingServerSize")
 EC2_INSTANCE_TYPES = ("ec2", "InstanceType")
-EKS_CAPACITY_TYPES = ("eks", "CapacityTypes")
-EKS_AMI_TYPES = ("eks", "AMITypes")
 
 
 @functools.cache
@@ -88,8 +86,9 @@ def problems(cfg: "StackConfig") -> list[str]:
         key = f"mlplat:gpuPools[{i}]"
         for j, itype in enumerate(pool.instance_types):
             found += _check(f"{key}.instanceTypes[{j}]", itype, ec2_types, "an EC2 instance type")
-        found += _check(f"{key}.capacityType", pool.capacity_type, values(*EKS_CAPACITY_TYPES), "an EKS capacity type")
-        found += _check(f"{key}.amiType", pool.ami_type, values(*EKS_AMI_TYPES), "an EKS AMI type")
+        families = frozenset(t.split(".", 1)[0] for t in ec2_types)
+        for j, family in enumerate(pool.instance_families):
+            found += _check(f"{key}.instanceFamilies[{j}]", family, families, "an EC2 instance family")
     for j, itype in enumerate(cfg.limits.allowed_gpu_instance_types or []):
         found += _check(f"mlplat:limits.allowedGpuInstanceTypes[{j}]", itype, ec2_types, "an EC2 instance type")
     return found

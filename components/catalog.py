@@ -61,3 +61,8 @@ def gpus_per_node(instance_type: str) -> int:
 # free string, so this table is the reference; update it (and the date) from the SageMaker developer guide.
 MLFLOW_VERSIONS_AS_OF = "2026-12-01"
 MLFLOW_VERSIONS: frozenset[str] = frozenset({"2.13", "2.13.2", "2.16", "2.16.2", "3.0"})
+
+
+def types_in_families(families: list[str]) -> list[str]:
+    """The catalogued types of the given families, in catalogue order."""
+    return [t for t in GPU_INSTANCES if instance_family(t) in families]

@@ -17,21 +17,14 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
-from components import iam, nodepool
+from components import iam, nodepool, versions
 
 CONTROL_PLANE_LOG_TYPES = ("api", "audit", "authenticator", "controllerManager", "scheduler")
 CLUSTER_ADMIN_POLICY_ARN = "arn:aws:eks::aws:cluster-access-policy/AmazonEKSClusterAdminPolicy"
 STS_AUDIENCE = "sts.amazonaws.com"
 SYSTEM_POOL = "system"
 
-# Managed add-on versions per Kubernetes minor, pinned so an upgrade is a reviewed change
-# (`aws eks describe-addon-versions --kubernetes-version <v> --addon-name <name>`).
-ADDON_VERSIONS: dict[str, dict[str, str]] = {
-    "1.31": {"vpc-cni": "v1.19.2-eksbuild.1", "kube-proxy": "v1.31.3-eksbuild.2", "coredns": "v1.11.4-eksbuild.2"},
-    "1.32": {"vpc-cni": "v1.19.2-eksbuild.1", "kube-proxy": "v1.32.0-eksbuild.2", "coredns": "v1.11.4-eksbuild.2"},
-    "1.33": {"vpc-cni": "v1.19.5-eksbuild.1", "kube-proxy": "v1.33.0-eksbuild.2", "coredns": "v1.12.1-eksbuild.2"},
-}
-SUPPORTED_VERSIONS = tuple(ADDON_VERSIONS)
+SUPPORTED_VERSIONS = versions.SUPPORTED_VERSIONS
 
 
 @dataclass(frozen=True)
@@ -42,8 +35,10 @@ class GpuClusterArgs:
     """Private subnets for the control-plane ENIs and the system nodes."""
     region: str
     """AWS region, for the kubeconfig's token command."""
-    version: str = "1.33"
+    version: str = "1.35"
     """Kubernetes minor version; one of `SUPPORTED_VERSIONS`."""
+    allow_extended_support: bool = False
+    """Let EKS keep a version past its end of standard support (billed as extended support)."""
     public_access_cidrs: Sequence[str] = ()
     """CIDRs allowed to reach a public API endpoint; empty keeps the endpoint private only."""
     admin_role_arn: str | None = None
@@ -69,7 +64,7 @@ class GpuClusterArgs:
 def validate_cluster(args: GpuClusterArgs) -> list[str]:
     """Problems with the control-plane settings, each naming the field."""
     problems = []
-    if args.version not in ADDON_VERSIONS:
+    if args.version not in versions.RELEASES:
         problems.append(f"mlplat:cluster.version must be one of {', '.join(SUPPORTED_VERSIONS)} (got {args.version!r})")
     for cidr in args.public_access_cidrs:
         if cidr in ("0.0.0.0/0", "::/0"):
@@ -172,6 +167,7 @@ class GpuCluster(pulumi.ComponentResource):
     endpoint: pulumi.Output[str]
     oidc_provider_arn: pulumi.Output[str]
     oidc_issuer: pulumi.Output[str]
+    cluster_security_group_id: pulumi.Output[str]
     secrets_key_arn: pulumi.Output[str]
     kubeconfig: pulumi.Output[str]
     provider: k8s.Provider
@@ -263,8 +259,8 @@ class GpuCluster(pulumi.ComponentResource):
             ),
             # The managed add-ons below replace the self-managed defaults, so their versions are ours to pin.
             bootstrap_self_managed_addons=False,
-            # Standard support only: extended support costs six times as much per cluster hour.
-            upgrade_policy={"support_type": "STANDARD"},
+            # Standard support unless the stack accepts the bill: extended support costs six times the cluster-hour.
+            upgrade_policy={"support_type": "EXTENDED" if args.allow_extended_support else "STANDARD"},
             deletion_protection=args.deletion_protection,
             tags=tags,
             opts=pulumi.ResourceOptions(parent=self, depends_on=[cluster_policy, key_policy, log_group]),
@@ -298,10 +294,10 @@ class GpuCluster(pulumi.ComponentResource):
                 ),
             ]
 
-        versions = ADDON_VERSIONS[args.version]
+        pinned = versions.RELEASES[args.version].addons
         # Network policies need the VPC CNI's policy agent; team namespaces rely on default-deny.
-        cni = self._addon(name, "vpc-cni", versions, json.dumps({"enableNetworkPolicy": "true"}), tags, [])
-        proxy = self._addon(name, "kube-proxy", versions, None, tags, [])
+        cni = self._addon(name, "vpc-cni", pinned, json.dumps({"enableNetworkPolicy": "true"}), tags, [])
+        proxy = self._addon(name, "kube-proxy", pinned, None, tags, [])
 
         system_role, system_role_deps = nodepool.create_node_role(f"{name}-system", tags, self)
         system_template = nodepool.create_launch_template(
@@ -323,6 +319,7 @@ class GpuCluster(pulumi.ComponentResource):
             labels={nodepool.POOL_LABEL: SYSTEM_POOL},
             launch_template={"id": system_template.id, "version": system_template.latest_version.apply(str)},
             update_config={"max_unavailable": 1},
+            node_repair_config={"enabled": True},
             tags=tags,
             opts=pulumi.ResourceOptions(
                 parent=self,
@@ -331,13 +328,17 @@ class GpuCluster(pulumi.ComponentResource):
             ),
         )
         # CoreDNS only turns healthy once there is a node to run on.
-        self._addon(name, "coredns", versions, None, tags, [self.system_node_group])
+        self._addon(name, "coredns", pinned, None, tags, [self.system_node_group])
+        # Reports GPU (NVIDIA driver, XID) and kernel faults as node conditions; Karpenter's node repair and the
+        # system group's auto-repair replace the nodes it marks unhealthy.
+        self._addon(name, "eks-node-monitoring-agent", pinned, None, tags, [self.system_node_group])
 
         self.cluster_name = cluster_name
         self.arn = self.cluster.arn
         self.endpoint = self.cluster.endpoint
         self.oidc_provider_arn = oidc.arn
         self.oidc_issuer = issuer
+        self.cluster_security_group_id = self.cluster.vpc_config.apply(lambda c: c.cluster_security_group_id or "")
         self.secrets_key_arn = secrets_key.arn
         self.kubeconfig = pulumi.Output.all(
             cluster_name, self.cluster.endpoint, self.cluster.certificate_authority

@@ -1,57 +1,25 @@
-"""The cluster services a GPU cluster needs: the NVIDIA device plugin, the cluster-autoscaler and metrics-server.
+"""The cluster services a GPU cluster needs, each a pinned Helm release on the system node group: Karpenter (with its
+AWS side), Kueue, the NVIDIA device plugin (time-slicing per pool), the DCGM exporter and metrics-server.
 
-Each is a Helm release at a pinned chart version, installed through the Kubernetes provider built from the cluster's
-outputs. The autoscaler's IRSA role may change only Auto Scaling groups tagged as owned by this cluster; everything
-else it gets is read-only.
+Chart versions come from the cluster version's row in `components.versions`, so an upgrade changes one table.
 """
 
-import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import pulumi
-import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
-from components import nodepool
-from components.cluster import SYSTEM_POOL, irsa_trust_policy
+from components import nodepool, versions
+from components.cluster import SYSTEM_POOL
 from components.k8s_objects import GPU_TOLERATION
-
-
-@dataclass(frozen=True)
-class Chart:
-    """A Helm chart pinned to one version."""
-
-    chart: str
-    version: str
-    repo: str
-    namespace: str = "kube-system"
-
-
-DEVICE_PLUGIN = Chart("nvidia-device-plugin", "0.17.1", "https://nvidia.github.io/k8s-device-plugin")
-CLUSTER_AUTOSCALER = Chart("cluster-autoscaler", "9.47.0", "https://kubernetes.github.io/autoscaler")
-METRICS_SERVER = Chart("metrics-server", "3.12.2", "https://kubernetes-sigs.github.io/metrics-server/")
-
-# The autoscaler's minor must match the cluster's (its scheduler simulation is built from that release).
-AUTOSCALER_IMAGE_TAGS = {"1.31": "v1.31.2", "1.32": "v1.32.1", "1.33": "v1.33.0"}
-AUTOSCALER_SERVICE_ACCOUNT = "cluster-autoscaler"
+from components.karpenter import KarpenterArgs, KarpenterController
+from components.nodepool import PoolSpec
 
 SYSTEM_NODE_SELECTOR = {nodepool.POOL_LABEL: SYSTEM_POOL}
-
-# Read-only calls the autoscaler makes to discover groups and instance shapes; none supports resource scoping.
-AUTOSCALER_DESCRIBE_ACTIONS = [
-    "autoscaling:DescribeAutoScalingGroups",
-    "autoscaling:DescribeAutoScalingInstances",
-    "autoscaling:DescribeLaunchConfigurations",
-    "autoscaling:DescribeScalingActivities",
-    "autoscaling:DescribeTags",
-    "ec2:DescribeImages",
-    "ec2:DescribeInstanceTypes",
-    "ec2:DescribeLaunchTemplateVersions",
-    "ec2:GetInstanceTypesFromInstanceRequirements",
-]
-AUTOSCALER_WRITE_ACTIONS = ["autoscaling:SetDesiredCapacity", "autoscaling:TerminateInstanceInAutoScalingGroup"]
+WHOLE_GPU_CONFIG = "whole-gpus"
+"""The device plugin's default config: every GPU advertised once."""
 
 
 @dataclass(frozen=True)
@@ -61,48 +29,32 @@ class ClusterServicesArgs:
     provider: k8s.Provider
     """Kubernetes provider of the cluster (built from its outputs)."""
     cluster_name: pulumi.Input[str]
-    """The cluster's name: autoscaler auto-discovery and its tag conditions."""
+    """The cluster's name: Karpenter's settings and its tag conditions."""
     cluster_arn: pulumi.Input[str]
-    """The cluster's ARN: scopes `eks:DescribeNodegroup` to this cluster's node groups."""
+    """The cluster's ARN: Karpenter discovers the API endpoint from it."""
     oidc_provider_arn: pulumi.Input[str]
-    """The cluster's IAM OIDC provider, trusted by the autoscaler's role."""
+    """The cluster's IAM OIDC provider, trusted by Karpenter's role."""
     oidc_issuer: pulumi.Input[str]
     """The cluster's OIDC issuer URL, keying the trust conditions."""
     region: str
-    """AWS region the autoscaler calls."""
+    """AWS region."""
     kubernetes_version: str
-    """Cluster minor version; picks the autoscaler image."""
+    """Cluster minor version; picks the chart row."""
+    subnet_ids: Sequence[pulumi.Input[str]]
+    """Private subnets GPU nodes launch in (tagged for Karpenter's discovery)."""
+    cluster_security_group_id: pulumi.Input[str]
+    """The cluster security group GPU nodes join (tagged for Karpenter's discovery)."""
+    pools: Sequence[PoolSpec] = ()
+    """The GPU pools; pools with time-slicing get a device plugin config of their own."""
+    prometheus_operator: bool = False
+    """The Prometheus operator's CRDs are installed, so the DCGM exporter may declare a ServiceMonitor."""
     tags: Mapping[str, str] = field(default_factory=dict)
     """Tags for the AWS resources here."""
 
 
-def autoscaler_policy(cluster_name: str, cluster_arn: str) -> dict[str, Any]:
-    """The autoscaler's permissions: scale and terminate only groups this cluster owns, describe the rest."""
-    nodegroups = cluster_arn.replace(":cluster/", ":nodegroup/", 1) + "/*/*"
-    return {
-        "Version": "2012-10-17",
-        "Statement": [
-            {
-                "Sid": "ScaleOwnedGroups",
-                "Effect": "Allow",
-                "Action": AUTOSCALER_WRITE_ACTIONS,
-                "Resource": "*",
-                "Condition": {
-                    "StringEquals": {
-                        f"aws:ResourceTag/k8s.io/cluster-autoscaler/{cluster_name}": "owned",
-                        "aws:ResourceTag/k8s.io/cluster-autoscaler/enabled": "true",
-                    }
-                },
-            },
-            {"Sid": "Discover", "Effect": "Allow", "Action": AUTOSCALER_DESCRIBE_ACTIONS, "Resource": "*"},
-            {"Sid": "ReadNodeGroups", "Effect": "Allow", "Action": ["eks:DescribeNodegroup"], "Resource": nodegroups},
-        ],
-    }
-
-
-def device_plugin_values() -> dict[str, Any]:
-    """Run the device plugin on GPU nodes only, tolerating their taint."""
-    return {
+def device_plugin_values(pools: Sequence[PoolSpec]) -> dict[str, Any]:
+    """Run on GPU nodes only; a node labelled with a pool's config name gets that pool's time-slicing."""
+    values: dict[str, Any] = {
         "tolerations": [GPU_TOLERATION],
         "affinity": {
             "nodeAffinity": {
@@ -119,39 +71,32 @@ def device_plugin_values() -> dict[str, Any]:
         },
         "priorityClassName": "system-node-critical",
     }
+    shared = {p.name: p.time_slicing_replicas for p in pools if p.time_slicing_replicas}
+    if shared:
+        values["config"] = {
+            "default": WHOLE_GPU_CONFIG,
+            "map": {
+                WHOLE_GPU_CONFIG: '{"version": "v1"}',
+                **{name: nodepool.time_slicing_config(replicas) for name, replicas in shared.items()},
+            },
+        }
+    return values
 
 
-def autoscaler_values(
-    cluster_name: pulumi.Input[str], role_arn: pulumi.Input[str], region: str, image_tag: str
-) -> dict[str, Any]:
-    """Auto-discover this cluster's groups, balance similar pools, pick the least waste, run on system nodes."""
+def dcgm_exporter_values(service_monitor: bool) -> dict[str, Any]:
+    """On GPU nodes only; a ServiceMonitor only when the Prometheus operator can read it."""
     return {
-        "autoDiscovery": {"clusterName": cluster_name},
-        "awsRegion": region,
-        "cloudProvider": "aws",
-        "image": {"tag": image_tag},
-        "rbac": {
-            "serviceAccount": {
-                "create": True,
-                "name": AUTOSCALER_SERVICE_ACCOUNT,
-                "annotations": {"eks.amazonaws.com/role-arn": role_arn},
-            }
-        },
-        "extraArgs": {
-            "balance-similar-node-groups": True,
-            "expander": "least-waste",
-            "skip-nodes-with-system-pods": False,
-            "scale-down-unneeded-time": "10m",
-            "scale-down-delay-after-add": "10m",
-        },
-        "nodeSelector": SYSTEM_NODE_SELECTOR,
-        "securityContext": {"runAsNonRoot": True, "runAsUser": 65534, "runAsGroup": 65534},
-        "containerSecurityContext": {
-            "allowPrivilegeEscalation": False,
-            "readOnlyRootFilesystem": True,
-            "capabilities": {"drop": ["ALL"]},
-        },
+        "tolerations": [GPU_TOLERATION],
+        "nodeSelector": {nodepool.GPU_PRESENT_LABEL: "true"},
+        "priorityClassName": "system-node-critical",
+        "serviceMonitor": {"enabled": service_monitor},
+        "resources": {"requests": {"cpu": "100m", "memory": "256Mi"}, "limits": {"cpu": "500m", "memory": "512Mi"}},
     }
+
+
+def kueue_values() -> dict[str, Any]:
+    """Two managers on the system nodes."""
+    return {"controllerManager": {"replicas": 2, "nodeSelector": SYSTEM_NODE_SELECTOR}}
 
 
 def metrics_server_values() -> dict[str, Any]:
@@ -164,67 +109,69 @@ def metrics_server_values() -> dict[str, Any]:
 
 
 class ClusterServices(pulumi.ComponentResource):
-    """The NVIDIA device plugin, the cluster-autoscaler (with its scoped IRSA role) and metrics-server."""
+    """Karpenter, Kueue, the NVIDIA device plugin, the DCGM exporter and metrics-server."""
 
-    autoscaler_role_arn: pulumi.Output[str]
+    karpenter: KarpenterController
     releases: dict[str, k8s.helm.v3.Release]
 
     def __init__(self, name: str, args: ClusterServicesArgs, opts: pulumi.ResourceOptions | None = None) -> None:
-        if args.kubernetes_version not in AUTOSCALER_IMAGE_TAGS:
-            known = ", ".join(AUTOSCALER_IMAGE_TAGS)
+        if args.kubernetes_version not in versions.RELEASES:
+            known = ", ".join(versions.SUPPORTED_VERSIONS)
             raise ValueError(
-                f"mlplat:cluster.version has no pinned cluster-autoscaler image; use one of {known} "
-                f"(got {args.kubernetes_version!r})"
+                f"mlplat:cluster.version has no pinned charts; use one of {known} (got {args.kubernetes_version!r})"
             )
         super().__init__("mlplat:cluster_services:ClusterServices", name, None, opts)
-        child = pulumi.ResourceOptions(parent=self)
         on_cluster = pulumi.ResourceOptions(parent=self, provider=args.provider)
+        charts = versions.RELEASES[args.kubernetes_version].charts
 
-        role = aws.iam.Role(
-            f"{name}-autoscaler-role",
-            assume_role_policy=irsa_trust_policy(
-                args.oidc_provider_arn, args.oidc_issuer, CLUSTER_AUTOSCALER.namespace, AUTOSCALER_SERVICE_ACCOUNT
+        self.karpenter = KarpenterController(
+            f"{name}-karpenter",
+            KarpenterArgs(
+                provider=args.provider,
+                cluster_name=args.cluster_name,
+                cluster_arn=args.cluster_arn,
+                oidc_provider_arn=args.oidc_provider_arn,
+                oidc_issuer=args.oidc_issuer,
+                region=args.region,
+                subnet_ids=args.subnet_ids,
+                cluster_security_group_id=args.cluster_security_group_id,
+                chart=charts["karpenter"],
+                tags=args.tags,
             ),
-            tags=dict(args.tags),
-            opts=child,
+            opts=pulumi.ResourceOptions(parent=self),
         )
-        policy = aws.iam.RolePolicy(
-            f"{name}-autoscaler-policy",
-            role=role.id,
-            policy=pulumi.Output.all(args.cluster_name, args.cluster_arn).apply(
-                lambda v: json.dumps(autoscaler_policy(v[0], v[1]))
-            ),
-            opts=pulumi.ResourceOptions(parent=role),
-        )
-
         self.releases = {
-            "device-plugin": self._release(name, "device-plugin", DEVICE_PLUGIN, device_plugin_values(), on_cluster),
-            "autoscaler": self._release(
+            "karpenter": self.karpenter.release,
+            "kueue": self._release(name, "kueue", charts["kueue"], kueue_values(), on_cluster),
+            "device-plugin": self._release(
+                name, "device-plugin", charts["device-plugin"], device_plugin_values(args.pools), on_cluster
+            ),
+            "dcgm-exporter": self._release(
                 name,
-                "autoscaler",
-                CLUSTER_AUTOSCALER,
-                autoscaler_values(
-                    args.cluster_name, role.arn, args.region, AUTOSCALER_IMAGE_TAGS[args.kubernetes_version]
-                ),
-                pulumi.ResourceOptions.merge(on_cluster, pulumi.ResourceOptions(depends_on=[policy])),
+                "dcgm-exporter",
+                charts["dcgm-exporter"],
+                dcgm_exporter_values(args.prometheus_operator),
+                on_cluster,
             ),
             "metrics-server": self._release(
-                name, "metrics-server", METRICS_SERVER, metrics_server_values(), on_cluster
+                name, "metrics-server", charts["metrics-server"], metrics_server_values(), on_cluster
             ),
         }
-        self.autoscaler_role_arn = role.arn
-        self.register_outputs({"autoscalerRoleArn": role.arn})
+        self.register_outputs(
+            {"karpenterRoleArn": self.karpenter.role_arn, "karpenterNodeRoleArn": self.karpenter.node_role_arn}
+        )
 
     @staticmethod
     def _release(
-        name: str, role: str, chart: Chart, values: Mapping[str, Any], opts: pulumi.ResourceOptions
+        name: str, role: str, chart: versions.Chart, values: Mapping[str, Any], opts: pulumi.ResourceOptions
     ) -> k8s.helm.v3.Release:
         return k8s.helm.v3.Release(
             f"{name}-{role}",
             chart=chart.chart,
             version=chart.version,
-            repository_opts={"repo": chart.repo},
+            repository_opts={"repo": chart.repo} if chart.repo else None,
             namespace=chart.namespace,
+            create_namespace=chart.namespace != "kube-system",
             values=dict(values),
             atomic=True,
             cleanup_on_fail=True,

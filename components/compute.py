@@ -1,5 +1,6 @@
-"""GPU compute for one stack: the EKS cluster, one node pool per `gpuPools` entry, the cluster services and one
-namespace per team, composed from the stack's config and plain inputs from the network, artifacts and tracking.
+"""GPU compute for one stack: the EKS cluster, its cluster services (Karpenter, Kueue, GPU telemetry), one Karpenter
+pool per `gpuPools` entry, the teams' Kueue queues and one namespace per team, composed from the stack's config and
+plain inputs from the network, artifacts and tracking.
 """
 
 from collections.abc import Mapping, Sequence
@@ -10,8 +11,9 @@ import pulumi
 from components import iam
 from components.cluster import GpuCluster, GpuClusterArgs
 from components.cluster_services import ClusterServices, ClusterServicesArgs
-from components.config import ClusterConfig, GpuPoolConfig, TeamConfig
-from components.nodepool import GpuNodePool, GpuNodePoolArgs
+from components.config import DEFAULT_ALLOWED_GPU_TYPES, ClusterConfig, GpuPoolConfig, TeamConfig, pool_instance_types
+from components.kueue import TeamQueues, TeamQueuesArgs
+from components.nodepool import GpuNodePool, GpuNodePoolArgs, PoolSpec
 from components.team import TeamNamespace, TeamNamespaceArgs, TeamSpec
 
 
@@ -23,7 +25,7 @@ class GpuComputeArgs:
     """Validated `mlplat:cluster` config."""
     region: str
     """AWS region."""
-    subnet_ids: pulumi.Input[Sequence[pulumi.Input[str]]]
+    subnet_ids: Sequence[pulumi.Input[str]]
     """The network's private subnets."""
     vpc_cidr: str
     """The VPC's CIDR (team network policies allow HTTPS to the endpoints in it)."""
@@ -33,6 +35,8 @@ class GpuComputeArgs:
     """Validated `mlplat:gpuPools`."""
     teams: Sequence[TeamConfig] = ()
     """Validated `mlplat:teams`."""
+    allowed_gpu_instance_types: Sequence[str] = tuple(DEFAULT_ALLOWED_GPU_TYPES["prod"])
+    """The environment's GPU allow-list: a pool's families expand to the allowed types only."""
     security_group_ids: pulumi.Input[Sequence[pulumi.Input[str]]] | None = None
     """Extra security groups for the control plane."""
     deletion_protection: bool = False
@@ -41,12 +45,33 @@ class GpuComputeArgs:
     """Tags for the AWS resources."""
 
 
+def pool_spec(pool: GpuPoolConfig, allowed: Sequence[str]) -> PoolSpec:
+    """A validated pool config as the plain values its NodePool and flavor are rendered from."""
+    return PoolSpec(
+        name=pool.name,
+        instance_types=tuple(pool_instance_types(pool, allowed)),
+        gpu_limit=pool.gpu_limit,
+        capacity_types=tuple(pool.capacity_types),
+        instance_families=tuple(pool.instance_families),
+        ami_family=pool.ami_family,
+        disk_size_gib=pool.disk_size_gib,
+        labels=dict(pool.labels),
+        consolidation_policy=pool.disruption.consolidation_policy,
+        consolidate_after=pool.disruption.consolidate_after,
+        expire_after=pool.disruption.expire_after,
+        budget_nodes=pool.disruption.budget_nodes,
+        time_slicing_replicas=pool.gpu_sharing.replicas if pool.gpu_sharing else None,
+        spot_waiver=pool.spot_waiver,
+    )
+
+
 class GpuCompute(pulumi.ComponentResource):
-    """The cluster, its GPU pools, its services and the team namespaces of one stack."""
+    """The cluster, its services, its GPU pools, the teams' queues and the team namespaces of one stack."""
 
     cluster: GpuCluster
-    pools: dict[str, GpuNodePool]
     services: ClusterServices
+    pools: dict[str, GpuNodePool]
+    queues: TeamQueues
     teams: dict[str, TeamNamespace]
     cluster_name: pulumi.Output[str]
     cluster_endpoint: pulumi.Output[str]
@@ -57,12 +82,24 @@ class GpuCompute(pulumi.ComponentResource):
         super().__init__("mlplat:compute:GpuCompute", name, None, opts)
         cfg = args.cluster
         tags = dict(args.tags)
+        specs = [pool_spec(p, args.allowed_gpu_instance_types) for p in args.gpu_pools]
+        team_specs = [
+            TeamSpec(
+                team=team.name,
+                gpu_quota=team.gpu_quota,
+                cpu_quota=team.cpu_quota,
+                memory_quota=team.memory_quota,
+                vpc_cidr=args.vpc_cidr,
+            )
+            for team in args.teams
+        ]
         self.cluster = GpuCluster(
             f"{name}-cluster",
             GpuClusterArgs(
-                subnet_ids=args.subnet_ids,
+                subnet_ids=list(args.subnet_ids),
                 region=args.region,
                 version=cfg.version,
+                allow_extended_support=cfg.allow_extended_support,
                 public_access_cidrs=tuple(cfg.public_access_cidrs),
                 admin_role_arn=cfg.admin_role_arn,
                 security_group_ids=args.security_group_ids,
@@ -75,27 +112,6 @@ class GpuCompute(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self),
         )
         cluster = self.cluster
-        # GPU nodes join only once the CNI and the system nodes are up.
-        after_cluster = pulumi.ResourceOptions(parent=self, depends_on=[cluster])
-        self.pools = {
-            pool.name: GpuNodePool(
-                f"{name}-pool-{pool.name}",
-                GpuNodePoolArgs(
-                    cluster_name=cluster.cluster_name,
-                    subnet_ids=args.subnet_ids,
-                    pool_name=pool.name,
-                    instance_types=tuple(pool.instance_types),
-                    min_size=pool.min_size,
-                    max_size=pool.max_size,
-                    capacity_type=pool.capacity_type,
-                    ami_type=pool.ami_type,
-                    disk_size_gib=pool.disk_size_gib,
-                    tags=tags,
-                ),
-                opts=after_cluster,
-            )
-            for pool in args.gpu_pools
-        }
         self.services = ClusterServices(
             f"{name}-services",
             ClusterServicesArgs(
@@ -106,30 +122,50 @@ class GpuCompute(pulumi.ComponentResource):
                 oidc_issuer=cluster.oidc_issuer,
                 region=args.region,
                 kubernetes_version=cfg.version,
+                subnet_ids=args.subnet_ids,
+                cluster_security_group_id=cluster.cluster_security_group_id,
+                pools=specs,
+                prometheus_operator=cfg.prometheus_operator,
                 tags=tags,
             ),
             opts=pulumi.ResourceOptions(parent=self),
         )
+        # Custom resources wait for the release that installs their CRDs.
+        karpenter_installed = pulumi.ResourceOptions(parent=self, depends_on=[self.services.releases["karpenter"]])
+        kueue_installed = pulumi.ResourceOptions(parent=self, depends_on=[self.services.releases["kueue"]])
+        self.pools = {
+            spec.name: GpuNodePool(
+                f"{name}-pool-{spec.name}",
+                GpuNodePoolArgs(
+                    spec=spec,
+                    provider=cluster.provider,
+                    discovery_value=cluster.cluster_name,
+                    instance_profile=self.services.karpenter.instance_profile_name,
+                    tags=tags,
+                ),
+                opts=karpenter_installed,
+            )
+            for spec in specs
+        }
+        self.queues = TeamQueues(
+            f"{name}-queues",
+            TeamQueuesArgs(provider=cluster.provider, teams=team_specs, pools=specs),
+            opts=kueue_installed,
+        )
         self.teams = {
-            team.name: TeamNamespace(
-                f"{name}-team-{team.name}",
+            spec.team: TeamNamespace(
+                f"{name}-team-{spec.team}",
                 TeamNamespaceArgs(
-                    spec=TeamSpec(
-                        team=team.name,
-                        gpu_quota=team.gpu_quota,
-                        cpu_quota=team.cpu_quota,
-                        memory_quota=team.memory_quota,
-                        vpc_cidr=args.vpc_cidr,
-                    ),
+                    spec=spec,
                     provider=cluster.provider,
                     oidc_provider_arn=cluster.oidc_provider_arn,
                     oidc_issuer=cluster.oidc_issuer,
                     statements=args.team_statements,
                     tags=tags,
                 ),
-                opts=pulumi.ResourceOptions(parent=self),
+                opts=kueue_installed,
             )
-            for team in args.teams
+            for spec in team_specs
         }
         self.cluster_name = cluster.cluster_name
         self.cluster_endpoint = cluster.endpoint

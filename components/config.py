@@ -9,6 +9,7 @@ A program loads it from `pulumi.Config` (`load_from_pulumi`); the offline tools 
 import json
 import re
 from collections.abc import Iterable, Mapping
+from datetime import date
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args, get_origin
 
@@ -16,7 +17,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic.alias_generators import to_camel
 
-from components import aws_enums, catalog
+from components import aws_enums, catalog, versions
 
 NAMESPACE = "mlplat"
 STACKS_DIR = Path(__file__).resolve().parents[1] / "stacks"
@@ -29,6 +30,12 @@ DEFAULT_ALLOWED_GPU_TYPES = {
     "staging": ["g4dn.xlarge", "g5.xlarge", "g5.2xlarge", "g6.xlarge", "g6.2xlarge", "g5.12xlarge"],
     "prod": ["g5.xlarge", "g5.2xlarge", "g5.12xlarge", "g6.xlarge", "g6e.xlarge", "p4d.24xlarge", "p5.48xlarge"],
 }
+
+
+def today() -> date:
+    """The day EKS support dates are judged against (tests pin it)."""
+    return date.today()
+
 
 Name = Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]{0,38}[a-z0-9]$")]
 Percent = Annotated[float, Field(ge=0, le=100)]
@@ -125,22 +132,62 @@ class NodeGroupSize(_Model):
 class ClusterConfig(_Model):
     """EKS control plane settings."""
 
-    version: str = Field("1.33", pattern=r"^1\.\d{2}$")
+    version: str = Field(default_factory=lambda: versions.default_version(today()), pattern=r"^1\.\d{2}$")
+    allow_extended_support: bool = False
+    """Accept a version past its end of standard support (EKS then bills the extended-support cluster-hour)."""
+    prometheus_operator: bool = False
+    """The cluster runs the Prometheus operator, so the DCGM exporter gets a ServiceMonitor."""
     public_access_cidrs: list[str] = Field(default_factory=list)
     admin_role_arn: str | None = Field(None, pattern=r"^arn:aws[a-z-]*:iam::\d{12}:role/.+$")
     system_nodes: NodeGroupSize = NodeGroupSize.model_construct()
 
 
+CapacityType = Literal["reserved", "spot", "on-demand"]
+CAPACITY_ORDER = get_args(CapacityType)
+
+
+class DisruptionConfig(_Model):
+    """How Karpenter may take a pool's nodes away: consolidation, its pace, and the node lifetime."""
+
+    consolidation_policy: Literal["WhenEmpty", "WhenEmptyOrUnderutilized", "Balanced"] = "WhenEmpty"
+    consolidate_after: str = Field("5m", pattern=r"^(0|\d+(s|m|h))$")
+    expire_after: str = Field("720h", pattern=r"^(Never|\d+(s|m|h))$")
+    budget_nodes: str = Field("10%", pattern=r"^(\d+|\d+%)$")
+    """Most nodes disrupted at once (a count or a percentage)."""
+
+
+class GpuSharingConfig(_Model):
+    """NVIDIA time-slicing: each physical GPU is advertised as `replicas` schedulable GPUs."""
+
+    replicas: int = Field(ge=2, le=48)
+
+
 class GpuPoolConfig(_Model):
-    """One managed node group of GPU instances."""
+    """One Karpenter pool of GPU instances, from zero nodes up to `gpuLimit` GPUs."""
 
     name: Name
-    instance_types: list[str] = Field(min_length=1)
-    capacity_type: Literal["SPOT", "ON_DEMAND"] = "ON_DEMAND"
-    ami_type: str = "AL2023_x86_64_NVIDIA"
-    min_size: int = Field(0, ge=0)
-    max_size: int = Field(ge=1)
+    instance_families: list[str] = Field(default_factory=list)
+    instance_types: list[str] = Field(default_factory=list)
+    capacity_types: list[CapacityType] = Field(default_factory=lambda: list(CAPACITY_ORDER[-1:]), min_length=1)
+    """Capacity in order of preference; Karpenter falls back along it."""
+    gpu_limit: int = Field(ge=1)
+    """Most GPUs the pool's nodes may hold together (the NodePool's `limits`)."""
+    ami_family: Literal["AL2023", "Bottlerocket"] = "AL2023"
     disk_size_gib: int = Field(100, ge=20, le=16384, alias="diskSizeGiB")
+    labels: dict[str, str] = Field(default_factory=dict)
+    disruption: DisruptionConfig = DisruptionConfig.model_construct()
+    gpu_sharing: GpuSharingConfig | None = None
+    spot_waiver: str | None = Field(None, min_length=1)
+    """Why a spot pool may run without an on-demand fallback (the policy pack asks for one otherwise)."""
+
+
+# Keys of the managed-node-group pools, and what replaced each under Karpenter.
+RETIRED_POOL_KEYS = {
+    "capacityType": "capacityTypes (an ordered list of reserved, spot, on-demand)",
+    "minSize": "gpuLimit (a Karpenter pool idles at zero nodes)",
+    "maxSize": "gpuLimit (the most GPUs the pool may hold)",
+    "amiType": "amiFamily (AL2023 or Bottlerocket)",
+}
 
 
 class TeamConfig(_Model):
@@ -216,9 +263,11 @@ class StackConfig(_Model):
         }
 
 
-def pool_max_gpus(pool: GpuPoolConfig) -> int:
-    """GPUs a pool holds at its maximum size (its largest instance type decides)."""
-    return pool.max_size * max(catalog.gpus_per_node(t) for t in pool.instance_types)
+def pool_instance_types(pool: GpuPoolConfig, allowed: Iterable[str]) -> list[str]:
+    """The types a pool may launch: its named types, plus the allowed catalogued types of its families."""
+    allowed = list(allowed)
+    from_families = [t for t in catalog.types_in_families(pool.instance_families) if t in allowed]
+    return list(dict.fromkeys([*pool.instance_types, *from_families]))
 
 
 def _duplicates(names: Iterable[str]) -> list[str]:
@@ -254,6 +303,9 @@ def _semantic_problems(cfg: StackConfig) -> list[str]:
     if cfg.teams and cfg.cluster is None:
         add("mlplat:teams needs mlplat:cluster (team namespaces live on the EKS cluster)")
     if cfg.cluster is not None:
+        unsupported = versions.support_problem(cfg.cluster.version, cfg.cluster.allow_extended_support, today())
+        if unsupported:
+            add(f"mlplat:cluster.version {unsupported}")
         sys_nodes = cfg.cluster.system_nodes
         if sys_nodes.max_size < sys_nodes.min_size:
             add(
@@ -265,27 +317,10 @@ def _semantic_problems(cfg: StackConfig) -> list[str]:
                 add(f"mlplat:cluster.publicAccessCidrs[{j}] must not open the API to the internet (got {cidr!r})")
     allowed = cfg.allowed_gpu_instance_types
     for i, pool in enumerate(cfg.gpu_pools):
-        key = f"mlplat:gpuPools[{i}]"
-        if pool.max_size < pool.min_size:
-            add(f"{key}.maxSize must be >= minSize (got {pool.max_size} < {pool.min_size})")
-        if pool.ami_type not in catalog.GPU_AMI_TYPES:
-            known = ", ".join(sorted(catalog.GPU_AMI_TYPES))
-            add(f"{key}.amiType must be a GPU AMI type ({known}) (got {pool.ami_type!r})")
-        for j, itype in enumerate(pool.instance_types):
-            if not catalog.is_gpu_instance(itype):
-                add(f"{key}.instanceTypes[{j}] is not a GPU instance type (got {itype!r})")
-            elif itype not in allowed:
-                add(f"{key}.instanceTypes[{j}] is not allowed in {cfg.environment} (got {itype!r})")
-        if all(catalog.is_gpu_instance(t) for t in pool.instance_types):
-            gpus = pool_max_gpus(pool)
-            if gpus > cfg.max_gpus_per_pool:
-                add(
-                    f"{key}.maxSize gives {gpus} GPUs, over the {cfg.environment} cap of "
-                    f"{cfg.max_gpus_per_pool} (got maxSize {pool.max_size})"
-                )
+        problems += _pool_problems(f"mlplat:gpuPools[{i}]", pool, cfg.environment, allowed, cfg.max_gpus_per_pool)
     for name in _duplicates(p.name for p in cfg.gpu_pools):
         add(f"mlplat:gpuPools has duplicate name {name!r}")
-    supply = sum(pool_max_gpus(p) for p in cfg.gpu_pools if all(catalog.is_gpu_instance(t) for t in p.instance_types))
+    supply = sum(p.gpu_limit for p in cfg.gpu_pools)
     for i, team in enumerate(cfg.teams):
         if team.gpu_quota > supply:
             add(
@@ -294,6 +329,35 @@ def _semantic_problems(cfg: StackConfig) -> list[str]:
             )
     for name in _duplicates(t.name for t in cfg.teams):
         add(f"mlplat:teams has duplicate name {name!r}")
+    return problems
+
+
+def _pool_problems(key: str, pool: GpuPoolConfig, env: str, allowed: list[str], cap: int) -> list[str]:
+    problems: list[str] = []
+    add = problems.append
+    if not pool.instance_families and not pool.instance_types:
+        add(f"{key} must name instanceFamilies or instanceTypes (got neither)")
+    for j, family in enumerate(pool.instance_families):
+        if family not in catalog.GPU_FAMILIES:
+            add(f"{key}.instanceFamilies[{j}] is not a GPU instance family (got {family!r})")
+        elif not [t for t in catalog.types_in_families([family]) if t in allowed]:
+            add(f"{key}.instanceFamilies[{j}] has no instance type allowed in {env} (got {family!r})")
+    for j, itype in enumerate(pool.instance_types):
+        if not catalog.is_gpu_instance(itype):
+            add(f"{key}.instanceTypes[{j}] is not a GPU instance type (got {itype!r})")
+        elif itype not in allowed:
+            add(f"{key}.instanceTypes[{j}] is not allowed in {env} (got {itype!r})")
+    if _duplicates(pool.capacity_types):
+        add(f"{key}.capacityTypes must not repeat a capacity type (got {pool.capacity_types})")
+    elif pool.capacity_types != [c for c in CAPACITY_ORDER if c in pool.capacity_types]:
+        # Karpenter always tries reserved, then spot, then on-demand; another order would promise what it never does.
+        add(f"{key}.capacityTypes must follow Karpenter's order reserved, spot, on-demand (got {pool.capacity_types})")
+    if pool.gpu_limit > cap:
+        add(f"{key}.gpuLimit is over the {env} cap of {cap} GPUs per pool (got {pool.gpu_limit})")
+    types = pool_instance_types(pool, allowed)
+    smallest = min((catalog.gpus_per_node(t) for t in types), default=0)
+    if smallest and pool.gpu_limit < smallest:
+        add(f"{key}.gpuLimit is below the {smallest} GPUs of the pool's smallest node (got {pool.gpu_limit})")
     return problems
 
 
@@ -312,6 +376,9 @@ def _describe(error: Mapping[str, Any]) -> str:
     if kind == "missing":
         return f"{path} is required"
     if kind == "extra_forbidden":
+        loc = tuple(error["loc"])
+        if loc[0] == "gpuPools" and str(loc[-1]) in RETIRED_POOL_KEYS:
+            return f"{path} is replaced by {RETIRED_POOL_KEYS[str(loc[-1])]}"
         return f"{path} is not a known key"
     message = str(error["msg"]).replace("Input should be", "must be").replace("String should", "must")
     message = message.replace("List should", "must").replace("Value error, ", "")

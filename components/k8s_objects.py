@@ -28,6 +28,27 @@ KINDS: dict[tuple[str, str], type[pulumi.CustomResource]] = {
     ("networking.k8s.io/v1", "NetworkPolicy"): k8s.networking.v1.NetworkPolicy,
 }
 
+# Custom resources of the add-ons mlplat installs (Karpenter, Kueue); their schemas are the CRDs under
+# `mlplat/crds/`, against which `mlplat.k8s_validate` checks them.
+CUSTOM_KINDS: frozenset[tuple[str, str]] = frozenset(
+    {
+        ("karpenter.sh/v1", "NodePool"),
+        ("karpenter.k8s.aws/v1", "EC2NodeClass"),
+        ("kueue.x-k8s.io/v1beta2", "ResourceFlavor"),
+        ("kueue.x-k8s.io/v1beta2", "ClusterQueue"),
+        ("kueue.x-k8s.io/v1beta2", "LocalQueue"),
+        ("kueue.x-k8s.io/v1beta2", "WorkloadPriorityClass"),
+    }
+)
+
+
+class CustomObject(pulumi.CustomResource):
+    """A custom resource registered with every top-level field of its manifest (`apiextensions.CustomResource`
+    carries only `spec`, and a Kueue WorkloadPriorityClass keeps `value` at the top)."""
+
+    def __init__(self, name: str, manifest: Mapping[str, Any], opts: pulumi.ResourceOptions) -> None:
+        super().__init__(f"kubernetes:{manifest['apiVersion']}:{manifest['kind']}", name, dict(manifest), opts)
+
 
 def _snake(key: str) -> str:
     return re.sub(r"(?<!^)(?=[A-Z])", "_", key).lower()
@@ -52,11 +73,15 @@ def create_objects(
     namespaces: list[pulumi.Resource] = []
     for obj in objs:
         key = (str(obj["apiVersion"]), str(obj["kind"]))
-        if key not in KINDS:
-            raise ValueError(f"no typed resource for {key[0]} {key[1]}; add it to components.k8s_objects.KINDS")
-        fields = {_snake(k): v for k, v in obj.items() if k not in ("apiVersion", "kind")}
         child_opts = pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(depends_on=list(namespaces)))
-        resource = KINDS[key](f"{name}-{object_role(obj)}", opts=child_opts, **fields)
+        resource: pulumi.CustomResource
+        if key in CUSTOM_KINDS:
+            resource = CustomObject(f"{name}-{object_role(obj)}", obj, child_opts)
+        elif key in KINDS:
+            fields = {_snake(k): v for k, v in obj.items() if k not in ("apiVersion", "kind")}
+            resource = KINDS[key](f"{name}-{object_role(obj)}", opts=child_opts, **fields)
+        else:
+            raise ValueError(f"no typed resource for {key[0]} {key[1]}; add it to components.k8s_objects.KINDS")
         created.append(resource)
         if key == ("v1", "Namespace"):
             namespaces.append(resource)

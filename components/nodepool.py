@@ -1,28 +1,38 @@
-"""A managed EKS node group of GPU instances that costs nothing idle and that the cluster-autoscaler grows from zero.
+"""One GPU pool as Karpenter runs it: an EC2NodeClass (how a node boots) and a NodePool (what may be launched, in
+which capacity order, how many GPUs at most, and when nodes go away).
 
-The pool starts at `minSize` (0 by default); after creation its desired size belongs to the cluster-autoscaler
-(`ignore_changes`). A node group at zero has no node to read labels, taints or GPUs from, so the autoscaler learns
-them from `k8s.io/cluster-autoscaler/node-template/*` tags, which must sit on the Auto Scaling group itself (EKS does
-not copy node-group tags there): one `aws.autoscaling.Tag` per template tag.
+The pool costs nothing idle: Karpenter launches a node only for a pending pod that tolerates the pool's
+`nvidia.com/gpu:NoSchedule` taint, falls back along the pool's capacity types (reserved, spot, on-demand) when the
+preferred one has no capacity, never holds more than `gpuLimit` GPUs, and consolidates nodes that run nothing.
 
-`create_node_role` and `create_launch_template` are shared with the cluster's system node group, so every node in
-the cluster has the same three worker policies and the same IMDSv2-only, encrypted-root launch template.
+`create_node_role` and `create_launch_template` also serve the cluster's managed system node group, so every node in
+the cluster has the same three worker policies, IMDSv2 with a hop limit of 1 and an encrypted root volume.
 """
 
 import json
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import pulumi
 import pulumi_aws as aws
+import pulumi_kubernetes as k8s
 
 from components import catalog
+from components.k8s_objects import create_objects
 
 POOL_LABEL = "mlplat.io/pool"
 GPU_PRESENT_LABEL = "nvidia.com/gpu.present"
 GPU_RESOURCE = "nvidia.com/gpu"
-GPU_TAINT = {"key": GPU_RESOURCE, "value": "true", "effect": "NO_SCHEDULE"}
+GPU_TAINT = {"key": GPU_RESOURCE, "value": "true", "effect": "NoSchedule"}
+DEVICE_PLUGIN_CONFIG_LABEL = "nvidia.com/device-plugin.config"
+"""Node label that picks the device plugin's named config (time-slicing) for the node."""
+SPOT_WAIVER_ANNOTATION = "mlplat.io/spot-only-waiver"
+CAPACITY_TYPE_KEY = "karpenter.sh/capacity-type"
+INSTANCE_TYPE_KEY = "node.kubernetes.io/instance-type"
+INSTANCE_FAMILY_KEY = "karpenter.k8s.aws/instance-family"
+AMI_ALIASES = {"AL2023": "al2023@latest", "Bottlerocket": "bottlerocket@latest"}
+"""Karpenter picks the NVIDIA variant of the family's EKS-optimized AMI for GPU instance types."""
 
 # The managed policies a worker needs and nothing else: kubelet, the VPC CNI, pulling images from ECR.
 WORKER_POLICY_ARNS = (
@@ -32,77 +42,169 @@ WORKER_POLICY_ARNS = (
 )
 _POLICY_ROLES = ("worker", "cni", "ecr")
 
-AUTOSCALER_TAG_PREFIX = "k8s.io/cluster-autoscaler"
-
 
 @dataclass(frozen=True)
-class GpuNodePoolArgs:
-    """Inputs of one GPU node pool."""
+class PoolSpec:
+    """One GPU pool, as plain values (a validated `mlplat:gpuPools` entry)."""
 
-    cluster_name: pulumi.Input[str]
-    """The EKS cluster the group joins (also keys the autoscaler's ownership tag)."""
-    subnet_ids: pulumi.Input[Sequence[pulumi.Input[str]]]
-    """Private subnets the nodes launch in."""
-    pool_name: str
-    """The pool's name in config; the value of the `mlplat.io/pool` label that workloads select."""
+    name: str
+    """The pool's name; the value of the `mlplat.io/pool` label that workloads and Kueue flavors select."""
     instance_types: Sequence[str]
-    """EC2 types of GPU families only; the first is what the autoscaler assumes for a group at zero."""
-    max_size: int
-    """Most nodes the autoscaler may run."""
-    min_size: int = 0
-    """Fewest nodes; 0 lets an idle pool cost nothing."""
-    capacity_type: str = "ON_DEMAND"
-    """`SPOT` or `ON_DEMAND`."""
-    ami_type: str = "AL2023_x86_64_NVIDIA"
-    """An EKS AMI type that ships the NVIDIA driver (see `catalog.GPU_AMI_TYPES`)."""
+    """The GPU types the pool may launch (named types plus the allowed types of its families)."""
+    gpu_limit: int
+    """Most GPUs the pool's nodes may hold together."""
+    capacity_types: Sequence[str] = ("on-demand",)
+    """Capacity in order of preference: `reserved`, `spot`, `on-demand`."""
+    instance_families: Sequence[str] = ()
+    """Families named in config, kept as their own requirement."""
+    ami_family: str = "AL2023"
+    """`AL2023` or `Bottlerocket`."""
     disk_size_gib: int = 100
-    """Size of the encrypted gp3 volume that holds images and scratch data."""
-    node_role_arn: pulumi.Input[str] | None = None
-    """Adopt an existing node role instead of creating one."""
-    tags: Mapping[str, str] = field(default_factory=dict)
-    """Tags for the AWS resources, the launched instances and their volumes."""
+    """Encrypted gp3 volume for images and scratch data."""
+    labels: Mapping[str, str] = field(default_factory=dict)
+    """Extra node labels."""
+    consolidation_policy: str = "WhenEmpty"
+    """`WhenEmpty` or `WhenEmptyOrUnderutilized`."""
+    consolidate_after: str = "5m"
+    """How long a node stays empty (or underused) before Karpenter removes it."""
+    expire_after: str = "720h"
+    """Node lifetime; older nodes are replaced (fresh AMIs)."""
+    budget_nodes: str = "10%"
+    """Most nodes disrupted at once."""
+    time_slicing_replicas: int | None = None
+    """Schedulable GPUs per physical GPU when time-sliced; None for whole GPUs."""
+    spot_waiver: str | None = None
+    """Why the pool may run spot without an on-demand fallback."""
 
 
-def validate_pool(args: GpuNodePoolArgs) -> list[str]:
+def validate_pool(spec: PoolSpec) -> list[str]:
     """Problems with a pool's settings, each naming the field; empty when the pool can be created."""
     problems: list[str] = []
-    if not args.instance_types:
-        problems.append(f"gpuPool {args.pool_name}: instanceTypes must name at least one GPU instance type")
-    for itype in args.instance_types:
+    if not spec.instance_types:
+        problems.append(f"gpuPool {spec.name}: instanceTypes must name at least one GPU instance type")
+    for itype in spec.instance_types:
         if not catalog.is_gpu_instance(itype):
-            problems.append(f"gpuPool {args.pool_name}: instanceTypes has a non-GPU instance type (got {itype!r})")
-    if args.min_size < 0:
-        problems.append(f"gpuPool {args.pool_name}: minSize must be >= 0 (got {args.min_size})")
-    if args.max_size < max(args.min_size, 1):
+            problems.append(f"gpuPool {spec.name}: instanceTypes has a non-GPU instance type (got {itype!r})")
+    if spec.gpu_limit < 1:
+        problems.append(f"gpuPool {spec.name}: gpuLimit must be >= 1 (got {spec.gpu_limit})")
+    unknown = [c for c in spec.capacity_types if c not in ("reserved", "spot", "on-demand")]
+    if not spec.capacity_types or unknown:
         problems.append(
-            f"gpuPool {args.pool_name}: maxSize must be >= minSize and >= 1 (got {args.max_size} < {args.min_size})"
+            f"gpuPool {spec.name}: capacityTypes must list reserved, spot or on-demand "
+            f"(got {list(spec.capacity_types)})"
         )
-    if args.capacity_type not in ("SPOT", "ON_DEMAND"):
-        problems.append(
-            f"gpuPool {args.pool_name}: capacityType must be SPOT or ON_DEMAND (got {args.capacity_type!r})"
-        )
-    if args.ami_type not in catalog.GPU_AMI_TYPES:
-        problems.append(f"gpuPool {args.pool_name}: amiType must be a GPU AMI type (got {args.ami_type!r})")
+    if spec.ami_family not in AMI_ALIASES:
+        problems.append(f"gpuPool {spec.name}: amiFamily must be AL2023 or Bottlerocket (got {spec.ami_family!r})")
     return problems
 
 
-def gpus_per_node(instance_types: Sequence[str]) -> int:
-    """GPUs the autoscaler should assume a new node brings: the smallest type's count, so it never over-promises."""
-    return min(catalog.gpus_per_node(t) for t in instance_types)
+def node_labels(spec: PoolSpec) -> dict[str, str]:
+    """The Kubernetes labels every node of the pool carries."""
+    labels = {**spec.labels, POOL_LABEL: spec.name, GPU_PRESENT_LABEL: "true"}
+    if spec.time_slicing_replicas:
+        labels[DEVICE_PLUGIN_CONFIG_LABEL] = spec.name
+    return labels
 
 
-def node_labels(pool_name: str) -> dict[str, str]:
-    """The Kubernetes labels every node of a GPU pool carries."""
-    return {POOL_LABEL: pool_name, GPU_PRESENT_LABEL: "true"}
+def node_class_name(spec: PoolSpec) -> str:
+    """The EC2NodeClass (cluster-scoped) of a pool."""
+    return f"gpu-{spec.name}"
 
 
-def autoscaler_template_tags(pool_name: str, gpus: int) -> dict[str, str]:
-    """The node-template tags that let the cluster-autoscaler scale this pool up from zero."""
-    template = f"{AUTOSCALER_TAG_PREFIX}/node-template"
-    tags = {f"{template}/label/{key}": value for key, value in node_labels(pool_name).items()}
-    tags[f"{template}/taint/{GPU_RESOURCE}"] = "true:NoSchedule"
-    tags[f"{template}/resources/{GPU_RESOURCE}"] = str(gpus)
-    return tags
+def _block_devices(spec: PoolSpec) -> list[dict[str, Any]]:
+    def ebs(size: int) -> dict[str, Any]:
+        return {
+            "volumeSize": f"{size}Gi",
+            "volumeType": "gp3",
+            "encrypted": True,
+            "deleteOnTermination": True,
+        }
+
+    if spec.ami_family == "Bottlerocket":
+        # Bottlerocket boots from a small OS volume and keeps images and pods on the second one.
+        return [{"deviceName": "/dev/xvda", "ebs": ebs(4)}, {"deviceName": "/dev/xvdb", "ebs": ebs(spec.disk_size_gib)}]
+    return [{"deviceName": "/dev/xvda", "ebs": ebs(spec.disk_size_gib)}]
+
+
+def render_node_class(
+    spec: PoolSpec, discovery_value: pulumi.Input[str], instance_profile: pulumi.Input[str], tags: Mapping[str, str]
+) -> dict[str, Any]:
+    """The pool's EC2NodeClass: NVIDIA AMI alias, IMDSv2 with hop limit 1, encrypted gp3, subnets and group by tag."""
+    selector = [{"tags": {"karpenter.sh/discovery": discovery_value}}]
+    return {
+        "apiVersion": "karpenter.k8s.aws/v1",
+        "kind": "EC2NodeClass",
+        "metadata": {"name": node_class_name(spec)},
+        "spec": {
+            "amiSelectorTerms": [{"alias": AMI_ALIASES[spec.ami_family]}],
+            "instanceProfile": instance_profile,
+            "subnetSelectorTerms": selector,
+            "securityGroupSelectorTerms": selector,
+            "metadataOptions": {
+                "httpEndpoint": "enabled",
+                "httpProtocolIPv6": "disabled",
+                "httpPutResponseHopLimit": 1,
+                "httpTokens": "required",
+            },
+            "blockDeviceMappings": _block_devices(spec),
+            "tags": dict(tags),
+        },
+    }
+
+
+def requirements(spec: PoolSpec) -> list[dict[str, Any]]:
+    """What the pool may launch: its instance types (and families), its capacity types, x86-64 Linux."""
+    found: list[dict[str, Any]] = []
+    if spec.instance_families:
+        found.append({"key": INSTANCE_FAMILY_KEY, "operator": "In", "values": list(spec.instance_families)})
+    found += [
+        {"key": INSTANCE_TYPE_KEY, "operator": "In", "values": list(spec.instance_types)},
+        # Karpenter prefers reserved, then spot, then on-demand among the allowed types; the list order states intent.
+        {"key": CAPACITY_TYPE_KEY, "operator": "In", "values": list(spec.capacity_types)},
+        {"key": "kubernetes.io/arch", "operator": "In", "values": ["amd64"]},
+        {"key": "kubernetes.io/os", "operator": "In", "values": ["linux"]},
+    ]
+    return found
+
+
+def render_node_pool(spec: PoolSpec) -> dict[str, Any]:
+    """The pool's NodePool: requirements, the GPU taint, labels, the GPU limit and the disruption settings."""
+    metadata: dict[str, Any] = {"name": spec.name, "labels": {POOL_LABEL: spec.name}}
+    if spec.spot_waiver:
+        metadata["annotations"] = {SPOT_WAIVER_ANNOTATION: spec.spot_waiver}
+    return {
+        "apiVersion": "karpenter.sh/v1",
+        "kind": "NodePool",
+        "metadata": metadata,
+        "spec": {
+            "template": {
+                "metadata": {"labels": node_labels(spec)},
+                "spec": {
+                    "nodeClassRef": {
+                        "group": "karpenter.k8s.aws",
+                        "kind": "EC2NodeClass",
+                        "name": node_class_name(spec),
+                    },
+                    "requirements": requirements(spec),
+                    "taints": [dict(GPU_TAINT)],
+                    "expireAfter": spec.expire_after,
+                },
+            },
+            "limits": {GPU_RESOURCE: str(spec.gpu_limit)},
+            "disruption": {
+                "consolidationPolicy": spec.consolidation_policy,
+                "consolidateAfter": spec.consolidate_after,
+                "budgets": [{"nodes": spec.budget_nodes}],
+            },
+        },
+    }
+
+
+def time_slicing_config(replicas: int) -> str:
+    """The device plugin's config that advertises each GPU as `replicas` GPUs."""
+    return json.dumps(
+        {"version": "v1", "sharing": {"timeSlicing": {"resources": [{"name": GPU_RESOURCE, "replicas": replicas}]}}}
+    )
 
 
 def create_node_role(
@@ -164,87 +266,38 @@ def create_launch_template(
     )
 
 
-class GpuNodePool(pulumi.ComponentResource):
-    """One managed node group of GPU instances, tainted for GPU work only and able to scale from zero."""
+@dataclass(frozen=True)
+class GpuNodePoolArgs:
+    """Inputs of one GPU pool."""
 
-    node_group: aws.eks.NodeGroup
-    node_role_arn: pulumi.Output[str]
-    node_group_arn: pulumi.Output[str]
+    spec: PoolSpec
+    """The pool."""
+    provider: k8s.Provider
+    """Kubernetes provider of the cluster."""
+    discovery_value: pulumi.Input[str]
+    """Value of the `karpenter.sh/discovery` tag on the subnets and security group (the cluster's name)."""
+    instance_profile: pulumi.Input[str]
+    """Instance profile of Karpenter's node role."""
+    tags: Mapping[str, str] = field(default_factory=dict)
+    """Tags for the instances, volumes and launch templates Karpenter creates."""
+
+
+class GpuNodePool(pulumi.ComponentResource):
+    """One Karpenter pool of GPU instances: its EC2NodeClass and NodePool."""
+
     pool_name: str
-    gpus_per_node: int
+    manifests: list[dict[str, Any]]
 
     def __init__(self, name: str, args: GpuNodePoolArgs, opts: pulumi.ResourceOptions | None = None) -> None:
-        problems = validate_pool(args)
+        problems = validate_pool(args.spec)
         if problems:
             raise ValueError("; ".join(problems))
         super().__init__("mlplat:nodepool:GpuNodePool", name, None, opts)
-        child = pulumi.ResourceOptions(parent=self)
-        tags = dict(args.tags)
-        self.pool_name = args.pool_name
-        self.gpus_per_node = gpus_per_node(args.instance_types)
-
-        if args.node_role_arn is None:
-            role, role_deps = create_node_role(name, tags, self)
-            role_arn: pulumi.Input[str] = role.arn
-        else:
-            role_arn, role_deps = args.node_role_arn, []
-        template = create_launch_template(name, args.ami_type, args.disk_size_gib, tags, self)
-
-        template_tags = autoscaler_template_tags(args.pool_name, self.gpus_per_node)
-        self.node_group = aws.eks.NodeGroup(
-            f"{name}-group",
-            cluster_name=args.cluster_name,
-            node_role_arn=role_arn,
-            subnet_ids=args.subnet_ids,
-            ami_type=args.ami_type,
-            capacity_type=args.capacity_type,
-            instance_types=list(args.instance_types),
-            scaling_config={"min_size": args.min_size, "max_size": args.max_size, "desired_size": args.min_size},
-            labels=node_labels(args.pool_name),
-            taints=[
-                aws.eks.NodeGroupTaintArgs(key=GPU_TAINT["key"], value=GPU_TAINT["value"], effect=GPU_TAINT["effect"])
-            ],
-            launch_template=aws.eks.NodeGroupLaunchTemplateArgs(
-                id=template.id, version=template.latest_version.apply(str)
-            ),
-            update_config={"max_unavailable": 1},
-            node_repair_config={"enabled": True},
-            # EKS itself tags the group's ASG `k8s.io/cluster-autoscaler/{enabled,<cluster>}` for auto-discovery.
-            tags={**tags, **template_tags},
-            opts=pulumi.ResourceOptions(
-                parent=self,
-                depends_on=role_deps,
-                # The autoscaler owns the desired size once the group exists; an update must not reset it.
-                ignore_changes=["scalingConfig.desiredSize"],
-            ),
-        )
-        asg_name = self.node_group.resources.apply(_first_asg_name)
-        for key, value in template_tags.items():
-            aws.autoscaling.Tag(
-                f"{name}-asg-tag-{_slug(key)}",
-                autoscaling_group_name=asg_name,
-                tag={"key": key, "value": value, "propagate_at_launch": False},
-                opts=child,
-            )
-
-        self.node_role_arn = pulumi.Output.from_input(role_arn)
-        self.node_group_arn = self.node_group.arn
-        self.register_outputs(
-            {"nodeGroupArn": self.node_group.arn, "nodeRoleArn": self.node_role_arn, "launchTemplateId": template.id}
-        )
-
-
-def _slug(tag_key: str) -> str:
-    # `k8s.io/cluster-autoscaler/node-template/label/mlplat.io/pool` -> `label-mlplat-io-pool`
-    return re.sub(r"[^a-z0-9]+", "-", tag_key.split("/node-template/", 1)[1].lower()).strip("-")
-
-
-def _first_asg_name(resources: Sequence[object] | None) -> str:
-    # A managed node group has exactly one Auto Scaling group; mocks and previews may not report it yet.
-    for resource in resources or []:
-        groups = getattr(resource, "autoscaling_groups", None) or []
-        for group in groups:
-            name = getattr(group, "name", None)
-            if name:
-                return str(name)
-    return ""
+        spec = args.spec
+        self.manifests = [
+            render_node_class(spec, args.discovery_value, args.instance_profile, args.tags),
+            render_node_pool(spec),
+        ]
+        create_objects(name, self.manifests, pulumi.ResourceOptions(parent=self, provider=args.provider))
+        self.pool_name = spec.name
+        self.register_outputs({"nodePool": spec.name, "nodeClass": node_class_name(spec)})

@@ -121,8 +121,9 @@ class MlPlatform(pulumi.ComponentResource):
                     team_statements=team_role_statements(self.artifacts, self.tracking),
                     gpu_pools=config.gpu_pools,
                     teams=config.teams,
+                    allowed_gpu_instance_types=config.allowed_gpu_instance_types,
                     deletion_protection=config.environment == "prod",
-                    # Launch templates copy these onto instances and volumes, which the tag transform cannot reach.
+                    # Node classes and templates copy these onto instances and volumes (out of the transform's reach).
                     tags={**config.tags, tagging.COMPONENT_TAG: "compute"},
                 ),
                 self._child("compute"),

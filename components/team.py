@@ -1,5 +1,6 @@
-"""A team's namespace on the GPU cluster: a GPU/CPU/memory quota, default limits, default-deny networking, and one
-service account whose IRSA role reaches the team's slice of the platform and nothing else.
+"""A team's namespace on the GPU cluster: a CPU/memory quota, its Kueue LocalQueue (Kueue admits GPUs gang by gang),
+default limits, default-deny networking, and one service account whose IRSA role reaches the team's slice of the
+platform and nothing else.
 
 `render_team_namespace` is the one source of the Kubernetes objects (plain dicts); the component registers exactly
 those. The role's statements come in through the args; `team_role_statements` builds the standard set from the
@@ -19,7 +20,7 @@ from components import iam
 from components.artifacts import CHECKPOINTS_PREFIX, DATASETS_PREFIX, MLFLOW_PREFIX, ArtifactStore
 from components.cluster import irsa_trust_policy
 from components.k8s_objects import create_objects
-from components.nodepool import GPU_RESOURCE
+from components.kueue import render_local_queue
 from components.tracking import TrackingServer
 
 SERVICE_ACCOUNT = "workload"
@@ -38,7 +39,7 @@ class TeamSpec:
     team: str
     """Namespace name (the team's name in config)."""
     gpu_quota: int
-    """Most GPUs the namespace's pods may request together."""
+    """GPUs the team's ClusterQueue holds as nominal quota (more may be borrowed from idle teams)."""
     cpu_quota: str = "32"
     """CPU requests quota."""
     memory_quota: str = "128Gi"
@@ -119,9 +120,9 @@ def render_team_namespace(spec: TeamSpec, role_arn: pulumi.Input[str]) -> list[d
             "apiVersion": "v1",
             "kind": "ResourceQuota",
             "metadata": named("compute-quota"),
+            # No GPU line: Kueue admits GPUs whole gangs at a time, and a quota here would cut a borrowed gang in two.
             "spec": {
                 "hard": {
-                    f"requests.{GPU_RESOURCE}": str(spec.gpu_quota),
                     "requests.cpu": spec.cpu_quota,
                     "requests.memory": spec.memory_quota,
                     "limits.memory": spec.memory_quota,
@@ -197,6 +198,7 @@ def render_team_namespace(spec: TeamSpec, role_arn: pulumi.Input[str]) -> list[d
                 "egress": [{"to": https_peers, "ports": [{"protocol": "TCP", "port": 443}]}],
             },
         },
+        render_local_queue(ns),
     ]
 
 

@@ -1,5 +1,8 @@
 """A distributed training run on the GPU cluster: an indexed Job of N ranks under torchrun, and its rendezvous Service.
 
+The Job is submitted suspended with the team's Kueue queue label, so Kueue admits the whole gang of ranks at once (or
+none of it) and then unsuspends it.
+
 `render_training_job(spec)` returns the manifests as plain dicts; `mlplat train --on eks` prints or applies exactly
 those, and `TrainingJob` registers exactly those. Each pod is one torchrun node: its completion index is its node
 rank, and every rank meets at the index-0 pod, reachable by name through the headless Service
@@ -23,6 +26,7 @@ from components.k8s_objects import (
     create_objects,
     pod_security_context,
 )
+from components.kueue import LOCAL_QUEUE, PRIORITY_LABEL, QUEUE_LABEL
 
 JOB_LABEL = "mlplat.io/job"
 WORKLOAD_LABEL = "mlplat.io/workload"
@@ -78,6 +82,10 @@ class TrainingJobSpec:
     """Port the index-0 pod listens on for the rendezvous."""
     extra_args: Sequence[str] = ()
     """More flags for `python -m training` (hyperparameters)."""
+    queue: str | None = LOCAL_QUEUE
+    """The namespace's Kueue LocalQueue; None submits the Job unsuspended, for a cluster without Kueue."""
+    priority_class: str | None = None
+    """A Kueue WorkloadPriorityClass (`low`, `standard`, `high`); the queue's default when None."""
     env: Mapping[str, str] = field(default_factory=dict)
     """More environment variables."""
 
@@ -204,12 +212,19 @@ def render_training_job(spec: TrainingJobSpec) -> list[dict[str, Any]]:
             "ports": [{"name": "rendezvous", "port": spec.rendezvous_port, "targetPort": spec.rendezvous_port}],
         },
     }
+    job_labels = dict(labels)
+    if spec.queue is not None:
+        job_labels[QUEUE_LABEL] = spec.queue
+        if spec.priority_class is not None:
+            job_labels[PRIORITY_LABEL] = spec.priority_class
     job = {
         "apiVersion": "batch/v1",
         "kind": "Job",
         # Pulumi would otherwise hold `up` open until the run finishes; kubectl ignores the annotation.
-        "metadata": {**metadata, "annotations": {SKIP_AWAIT_ANNOTATION: "true"}},
+        "metadata": {**metadata, "labels": job_labels, "annotations": {SKIP_AWAIT_ANNOTATION: "true"}},
         "spec": {
+            # Kueue unsuspends the Job once the whole gang fits the team's quota.
+            "suspend": spec.queue is not None,
             "completionMode": "Indexed",
             "completions": spec.ranks,
             "parallelism": spec.ranks,

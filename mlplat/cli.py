@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from mlplat import clikit, cloud_train, config_cmd, deploy, plan, policy, release
+from mlplat import clikit, cloud_train, config_cmd, deploy, plan, policy, release, transform
 from mlplat.cost import cli as cost_cli
 from mlplat.local import cli as local_cli
 from mlplat.monitor import cli as monitor_cli
@@ -53,5 +53,5 @@ def main(
 
 
 # Each command module exposes `register(app)`; this order is the order of `mlplat --help` within each panel.
-for module in (plan, config_cmd, policy, cost_cli, deploy, cloud_train, release, local_cli, monitor_cli):
+for module in (plan, config_cmd, policy, cost_cli, deploy, cloud_train, release, transform, local_cli, monitor_cli):
     module.register(app)

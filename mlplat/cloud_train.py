@@ -572,7 +572,7 @@ def eks_manifests(
     if cfg.cluster is None:
         raise TrainError(f"stack {cfg.environment!r} has no EKS cluster (mlplat:cluster); use --on sagemaker")
     pools = [p.name for p in cfg.gpu_pools]
-    chosen_pool = pool or next((p.name for p in cfg.gpu_pools if p.capacity_type == "SPOT"), None) or pools[0]
+    chosen_pool = pool or next((p.name for p in cfg.gpu_pools if "spot" in p.capacity_types), None) or pools[0]
     if chosen_pool not in pools:
         raise TrainError(f"--pool {chosen_pool!r} is not a GPU pool of stack {cfg.environment!r} ({', '.join(pools)})")
     teams = [t.name for t in cfg.teams]

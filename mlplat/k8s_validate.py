@@ -1,18 +1,26 @@
 """Offline schema validation of every Kubernetes object mlplat declares, against the cluster's Kubernetes version.
 
 Objects come either as plain manifest dicts (what `render_*` functions return) or as the `kubernetes:*` resources of a
-plan record (their recorded inputs are the manifests, with the engine's camelCase keys). Each is validated with
-`kubernetes-validate` in strict mode (unknown fields are errors) against the bundled OpenAPI schema nearest to the
-cluster's version. Helm releases carry no manifest offline; they are checked for a chart pinned to an exact version
-from an https repository.
+plan record (their recorded inputs are the manifests, with the engine's camelCase keys). Each built-in kind is
+validated with `kubernetes-validate` in strict mode (unknown fields are errors) against the bundled OpenAPI schema
+nearest to the cluster's version. Karpenter and Kueue objects are validated with `jsonschema` against the
+`openAPIV3Schema` of the upstream CRDs copied under `mlplat/crds/` (their README names source, version and license),
+made strict the same way: an object schema that lists its properties rejects others unless it says
+`x-kubernetes-preserve-unknown-fields`. CEL rules (`x-kubernetes-validations`) need an API server and are not run.
+Helm releases carry no manifest offline; they are checked for a chart pinned to an exact version from an https (or
+oci) repository.
 """
 
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
 from typing import Any
 
+import jsonschema
 import kubernetes_validate
+import yaml
 from kubernetes_validate import utils as kv_utils
 from packaging.version import Version
 
@@ -25,6 +33,45 @@ SUPPORTED_VERSIONS: tuple[str, ...] = tuple(
     dict.fromkeys(kv_utils.major_minor(v) for v in kv_utils.all_versions() if v[0].isdigit())
 )
 KUBERNETES_VALIDATE_VERSION: str = kubernetes_validate.__version__
+CRD_DIR = Path(__file__).with_name("crds")
+
+
+@cache
+def crd_schemas() -> dict[tuple[str, str], dict[str, Any]]:
+    """(apiVersion, kind) -> strict JSON schema, for every served version of every CRD under `mlplat/crds/`."""
+    schemas: dict[tuple[str, str], dict[str, Any]] = {}
+    for path in sorted(CRD_DIR.glob("*.yaml")):
+        crd = yaml.safe_load(path.read_text())
+        group, kind = crd["spec"]["group"], crd["spec"]["names"]["kind"]
+        for version in crd["spec"]["versions"]:
+            if version.get("served"):
+                schemas[(f"{group}/{version['name']}", kind)] = _strict(version["schema"]["openAPIV3Schema"])
+    return schemas
+
+
+def _strict(schema: Any) -> Any:
+    """The schema with `additionalProperties: false` wherever the API server would prune unknown fields."""
+    if isinstance(schema, list):
+        return [_strict(s) for s in schema]
+    if not isinstance(schema, dict):
+        return schema
+    strict = {k: _strict(v) for k, v in schema.items()}
+    lists_fields = "properties" in schema and "additionalProperties" not in schema
+    if lists_fields and not schema.get("x-kubernetes-preserve-unknown-fields"):
+        strict["additionalProperties"] = False
+    if "metadata" in strict.get("properties", {}) and "apiVersion" in strict["properties"]:
+        # The CRD leaves metadata to the API server's ObjectMeta; only its shape is checked here.
+        strict["properties"]["metadata"] = {"type": "object"}
+    return strict
+
+
+def validate_custom_resource(obj: Mapping[str, Any]) -> list[str] | None:
+    """Schema errors of a Karpenter or Kueue object ([] when valid); None for a kind without a copied CRD."""
+    schema = crd_schemas().get((str(obj.get("apiVersion")), str(obj.get("kind"))))
+    if schema is None:
+        return None
+    errors = sorted(jsonschema.Draft7Validator(schema).iter_errors(_plain(obj)), key=lambda e: list(e.path))
+    return [f"{'.'.join(str(p) for p in e.path) or '(root)'}: {e.message}" for e in errors]
 
 
 def schema_version(cluster_version: str) -> str:
@@ -93,6 +140,9 @@ def describe(obj: Mapping[str, Any]) -> str:
 
 def validate_manifest(obj: Mapping[str, Any], cluster_version: str) -> list[str]:
     """Schema errors of one manifest ([] when valid), each with the path of the offending field."""
+    custom = validate_custom_resource(obj)
+    if custom is not None:
+        return custom
     target = schema_version(cluster_version)
     try:
         kubernetes_validate.validate(_plain(obj), target, strict=True)

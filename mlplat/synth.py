@@ -540,6 +540,7 @@ def _mock_state(typ: str, name: str, urn: str, inputs: dict[str, Any], region: s
             },
             "identities": [{"oidcs": [{"issuer": f"https://oidc.eks.{region}.amazonaws.com/id/{h.upper()}"}]}],
             "clusterSecurityGroupId": f"sg-{h[::-1]}",
+            "vpcConfig": {**(inputs.get("vpcConfig") or {}), "clusterSecurityGroupId": f"sg-{h[::-1]}"},
             "version": inputs.get("version", "1.33"),
             "status": "ACTIVE",
         }

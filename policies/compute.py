@@ -1,12 +1,30 @@
-"""Checks on GPU compute: the EKS control plane, node groups, their launch templates, and the GPU guard rails."""
+"""Checks on GPU compute: the EKS control plane, node groups, launch templates, Karpenter pools, the teams' Kueue
+queues, and the GPU guard rails."""
 
 import re
+from collections.abc import Sequence
+from datetime import date
 
-from policies.base import Config, Props, as_list, as_number, get, is_set, truthy
+from policies.base import Config, Props, StackResource, Violation, as_list, as_number, get, is_set, peek, truthy
 
 CLUSTER = "aws:eks/cluster:Cluster"
 NODE_GROUP = "aws:eks/nodeGroup:NodeGroup"
 LAUNCH_TEMPLATE = "aws:ec2/launchTemplate:LaunchTemplate"
+NODE_POOL = "kubernetes:karpenter.sh/v1:NodePool"
+NAMESPACE = "kubernetes:core/v1:Namespace"
+LOCAL_QUEUE = "kubernetes:kueue.x-k8s.io/v1beta2:LocalQueue"
+CLUSTER_QUEUE = "kubernetes:kueue.x-k8s.io/v1beta2:ClusterQueue"
+TEAM_LABEL = "mlplat.io/team"
+GPU_RESOURCE = "nvidia.com/gpu"
+SPOT_WAIVER_ANNOTATION = "mlplat.io/spot-only-waiver"
+
+# End of EKS standard support per minor (components/versions.py holds the same dates; a test keeps them equal).
+STANDARD_SUPPORT_ENDS: dict[str, str] = {
+    "1.32": "2026-03-23",
+    "1.33": "2026-07-29",
+    "1.34": "2026-12-02",
+    "1.35": "2027-03-27",
+}
 
 CONTROL_PLANE_LOG_TYPES = ("api", "audit", "authenticator", "controllerManager", "scheduler")
 OPEN_CIDRS = ("0.0.0.0/0", "::/0")
@@ -95,11 +113,18 @@ def control_plane_logs(resource_type: str, props: Props, config: Config) -> list
 
 
 def supported_version(resource_type: str, props: Props, config: Config) -> list[str]:
-    """The cluster pins a Kubernetes version in EKS standard support."""
+    """The cluster pins a Kubernetes version still in EKS standard support (by the dated table, else minVersion)."""
     lowest = str(config["minVersion"])
     version = get(props, "version")
     if version is None:
         return [f"the Kubernetes version is not pinned; set version to {lowest} or later (mlplat:cluster.version)."]
+    ends = dict(config.get("standardSupportEnds") or {})
+    today = date.fromisoformat(str(config["asOf"])) if config.get("asOf") else date.today()
+    if str(version) in ends and date.fromisoformat(str(ends[str(version)])) <= today:
+        return [
+            f"Kubernetes {version} left EKS standard support on {ends[str(version)]}, so the cluster bills the "
+            "extended-support hour; upgrade mlplat:cluster.version to a version in standard support."
+        ]
     parsed, floor = _version(str(version)), _version(lowest)
     if parsed is None or floor is None or parsed < floor:
         return [
@@ -157,6 +182,8 @@ def encrypted_volumes(resource_type: str, props: Props, config: Config) -> list[
 
 
 def _instance_types(resource_type: str, props: Props) -> list[str]:
+    if resource_type == NODE_POOL:
+        return _requirement_values(props, "node.kubernetes.io/instance-type") or []
     if resource_type == LAUNCH_TEMPLATE:
         return [str(t) for t in as_list(get(props, "instanceType"))]
     return [str(t) for t in as_list(get(props, "instanceTypes"))]
@@ -175,16 +202,93 @@ def gpu_instance_types_allowed(resource_type: str, props: Props, config: Config)
 
 def gpu_pool_max_gpus(resource_type: str, props: Props, config: Config) -> list[str]:
     """A GPU pool at its maximum size stays within the environment's cap on GPUs per pool."""
+    cap = int(config["maxGpusPerPool"])
+    if resource_type == NODE_POOL:
+        limit = as_number(get(props, "spec", "limits", GPU_RESOURCE))
+        if limit is not None and limit > cap:
+            return [
+                f"NodePool may hold {int(limit)} GPUs, over the cap of {cap}; lower spec.limits.{GPU_RESOURCE} "
+                "(mlplat:gpuPools[].gpuLimit) or raise maxGpusPerPool in the policy config."
+            ]
+        return []
     types = [t for t in _instance_types(resource_type, props) if is_gpu_instance(t)]
     max_size = as_number(get(props, "scalingConfig", "maxSize"))
     if not types or max_size is None:
         return []
     largest = max(types, key=gpus_per_node)
     gpus = int(max_size) * gpus_per_node(largest)
-    cap = int(config["maxGpusPerPool"])
     if gpus > cap:
         return [
             f"pool reaches {gpus} GPUs at maxSize {int(max_size)} ({gpus_per_node(largest)} per {largest}), over "
             f"the cap of {cap}; lower scalingConfig.maxSize or raise maxGpusPerPool in the policy config."
         ]
     return []
+
+
+def _requirement_values(props: Props, key: str) -> list[str] | None:
+    """Values a NodePool allows for a requirement key (`In` only); None when it sets no `In` requirement on it."""
+    for req in as_list(get(props, "spec", "template", "spec", "requirements")):
+        if get(req, "key") == key and get(req, "operator") == "In":
+            return [str(v) for v in as_list(get(req, "values"))]
+    return None
+
+
+def _is_gpu_node_pool(props: Props) -> bool:
+    types = _requirement_values(props, "node.kubernetes.io/instance-type") or []
+    families = _requirement_values(props, "karpenter.k8s.aws/instance-family") or []
+    taints = [get(t, "key") for t in as_list(get(props, "spec", "template", "spec", "taints"))]
+    return any(is_gpu_instance(t) for t in types) or any(f in GPU_FAMILIES for f in families) or GPU_RESOURCE in taints
+
+
+def node_pool_gpu_limit(resource_type: str, props: Props, config: Config) -> list[str]:
+    """A GPU NodePool caps the GPUs its nodes may hold."""
+    if not _is_gpu_node_pool(props) or get(props, "spec", "limits", GPU_RESOURCE) is not None:
+        return []
+    return [
+        f"GPU NodePool has no GPU limit, so Karpenter may launch GPUs without bound; set "
+        f"spec.limits.{GPU_RESOURCE} (mlplat:gpuPools[].gpuLimit)."
+    ]
+
+
+def spot_on_demand_fallback(resource_type: str, props: Props, config: Config) -> list[str]:
+    """A NodePool that takes spot capacity may fall back to on-demand, unless a waiver says why not."""
+    capacity = _requirement_values(props, "karpenter.sh/capacity-type")
+    if capacity is None or "spot" not in capacity or "on-demand" in capacity:
+        return []
+    if get(props, "metadata", "annotations", SPOT_WAIVER_ANNOTATION):
+        return []
+    return [
+        "NodePool takes spot capacity with no on-demand fallback, so a spot shortage stalls its jobs; add on-demand "
+        "to the karpenter.sh/capacity-type requirement (mlplat:gpuPools[].capacityTypes), or record why not in the "
+        f"{SPOT_WAIVER_ANNOTATION} annotation (mlplat:gpuPools[].spotWaiver)."
+    ]
+
+
+def team_cluster_queues(resources: Sequence[StackResource], config: Config) -> list[Violation]:
+    """Every team namespace has a LocalQueue that feeds a ClusterQueue the stack declares."""
+    cluster_queues = {peek(r.props, "metadata", "name") for r in resources if r.type == CLUSTER_QUEUE}
+    found: list[Violation] = []
+    for ns in resources:
+        if ns.type != NAMESPACE or peek(ns.props, "metadata", "labels", TEAM_LABEL) is None:
+            continue
+        name = peek(ns.props, "metadata", "name")
+        local = [q for q in resources if q.type == LOCAL_QUEUE and peek(q.props, "metadata", "namespace") == name]
+        if not local:
+            found.append(
+                Violation(
+                    f"team namespace {name} has no Kueue LocalQueue, so its jobs are never admitted; add a LocalQueue "
+                    "feeding the team's ClusterQueue (components.kueue).",
+                    ns.urn,
+                )
+            )
+        for queue in local:
+            target = peek(queue.props, "spec", "clusterQueue")
+            if target not in cluster_queues:
+                found.append(
+                    Violation(
+                        f"LocalQueue {name}/{peek(queue.props, 'metadata', 'name')} feeds ClusterQueue {target}, "
+                        "which the stack does not declare; add a ClusterQueue per team (components.kueue).",
+                        queue.urn,
+                    )
+                )
+    return found

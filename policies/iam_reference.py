@@ -58,9 +58,15 @@ def _arn_pattern(template: str) -> re.Pattern[str]:
     return re.compile("^" + _PLACEHOLDER.sub(placeholder, re.escape(template)) + "$")
 
 
+# AWS's public parameters (AMI ids and the like, under `/aws/service/`) belong to no account, so their ARNs leave the
+# account empty: `arn:aws:ssm:us-west-2::parameter/aws/service/...` (Karpenter's reference controller policy).
+_PUBLIC_SSM_PARAMETER = re.compile(r"^(arn:[^:]+:ssm:[^:]*:):(parameter/aws/.*)$")
+
+
 def _matches(arn: str, template: str) -> bool:
     if template == "*":
         return arn == "*"
+    arn = _PUBLIC_SSM_PARAMETER.sub(r"\1aws:\2", arn)
     return bool(_arn_pattern(template).match(arn))
 
 

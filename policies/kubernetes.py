@@ -1,10 +1,10 @@
 """Checks on what runs on the cluster: pod security of every workload, requests and limits, probes, pinned charts."""
 
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
-from policies.base import Config, Props, as_list, get, truthy
+from policies.base import Config, Props, StackResource, Violation, as_list, get, peek, truthy
 
 POD_SPEC_PATHS: dict[str, tuple[str, ...]] = {
     "kubernetes:core/v1:Pod": ("spec",),
@@ -17,6 +17,10 @@ POD_SPEC_PATHS: dict[str, tuple[str, ...]] = {
 }
 WORKLOAD_TYPES = tuple(POD_SPEC_PATHS)
 DEPLOYMENT = "kubernetes:apps/v1:Deployment"
+JOB = "kubernetes:batch/v1:Job"
+NAMESPACE = "kubernetes:core/v1:Namespace"
+TEAM_LABEL = "mlplat.io/team"
+QUEUE_LABEL = "kueue.x-k8s.io/queue-name"
 HELM_TYPES = ("kubernetes:helm.sh/v3:Release", "kubernetes:helm.sh/v4:Chart")
 ALLOWED_SECCOMP = ("RuntimeDefault", "Localhost")
 
@@ -134,3 +138,24 @@ def helm_chart_pinned(resource_type: str, props: Props, config: Config) -> list[
     if repo.startswith("http://"):
         found.append(f"chart {chart} comes from {repo} over plain HTTP; use the https:// or oci:// repository.")
     return found
+
+
+def job_queue_label(resources: Sequence[StackResource], config: Config) -> list[Violation]:
+    """Every Job in a team namespace names the team's Kueue queue, so Kueue admits its pods as one gang."""
+    teams = {
+        peek(r.props, "metadata", "name")
+        for r in resources
+        if r.type == NAMESPACE and peek(r.props, "metadata", "labels", TEAM_LABEL) is not None
+    }
+    return [
+        Violation(
+            f"Job {peek(job.props, 'metadata', 'namespace')}/{peek(job.props, 'metadata', 'name')} carries no "
+            f"{QUEUE_LABEL} label, so Kueue cannot admit it as a gang; label it with the namespace's LocalQueue "
+            "and submit it suspended.",
+            job.urn,
+        )
+        for job in resources
+        if job.type == JOB
+        and peek(job.props, "metadata", "namespace") in teams
+        and not peek(job.props, "metadata", "labels", QUEUE_LABEL)
+    ]

@@ -41,6 +41,10 @@ Endpoints:
   count or columns; 408 request not received in time; 413 body too large; 415 Content-Type; 406 Accept; 422 values
   (non-numeric, NaN or infinity, beyond float32, unknown category, too many rows, a non-finite prediction); 503 not
   loaded or too many in flight (Retry-After); 504 inference timeout; 500 anything unexpected, never with a trace.
+- `POST /invocations` with `application/jsonlines` (Batch Transform's SplitType=Line for JSON): one row or record a
+  line; `Accept: application/jsonlines` answers one prediction a line, in order (CSV does the same for CSV).
+- `GET /execution-parameters`: `{"MaxConcurrentTransforms": <workers>, "BatchStrategy": "MULTI_RECORD",
+  "MaxPayloadInMB": <body limit>}` for SageMaker Batch Transform.
 - `GET /version`: `{"status", "name", "version", "run_id", "source", "flavor"}` of the serving model (and
   `"error"`, why not, while it is still loading).
 - `GET /metrics`: Prometheus text: `mlplat_serving_requests_total{path,status}`,
@@ -51,9 +55,12 @@ Endpoints:
 Data capture (`serving/capture.py`, MLPLAT_CAPTURE_DESTINATION and friends) plugs into the one hook the app has
 for observers of scored requests (`runtime.PredictionListener`), off the hot path.
 
-Models: an MLflow model directory whose pyfunc artifacts include `mlplat_model.json` (format `mlplat-mlp/1`) and
-its `torch.export` program serves on the fast path (numpy encoding, no pandas, no pickles); any other MLflow model is
-served through `mlflow.pyfunc.load_model`. On SIGTERM the server stops accepting, finishes in-flight requests
+Models: an MLflow model directory whose pyfunc artifacts include `mlplat_model.json` with a format in the fast-path
+registry (`serving.model.FAST_PATHS`: `mlplat-mlp/1`, `mlplat-mlp-classifier/1`) and its `torch.export` program
+serves on the fast path (numpy encoding, no pandas, no pickles; extra columns ignored and named in the
+`x-mlplat-ignored-columns` header; classifiers answer labels, or probabilities with `params.output`); any other MLflow
+model is served by `serving.generic` with MLflow's own parsing, params validation and answer shapes (its errors also
+carry MLflow's `error_code`). On SIGTERM the server stops accepting, finishes in-flight requests
 and exits (within MLPLAT_GRACEFUL_TIMEOUT + a few seconds).
 
 This package stands alone: it ships in its own image and never imports the platform's other packages.

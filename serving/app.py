@@ -12,17 +12,19 @@ from typing import Any
 
 import orjson
 
-from serving import handler, metrics
+from serving import metrics
 from serving.capture import CaptureWriter
 from serving.codec import media_type, negotiate
 from serving.config import Settings
 from serving.protocol import (
     BAD_REQUEST,
     CSV,
+    EXECUTION_PARAMETERS_PATH,
     GATEWAY_TIMEOUT,
     INTERNAL_ERROR,
     INVOCATIONS_PATH,
     JSON,
+    JSON_LINES,
     METHOD_NOT_ALLOWED,
     METRICS_PATH,
     NOT_FOUND,
@@ -111,6 +113,8 @@ class ServingApp:
                     response = _EMPTY_OK if ready else _EMPTY_UNAVAILABLE
             elif path == METRICS_PATH:
                 response = Response(200, metrics.render(), PROMETHEUS_TEXT) if method == "GET" else _not_allowed("GET")
+            elif path == EXECUTION_PARAMETERS_PATH:
+                response = self._execution_parameters() if method == "GET" else _not_allowed("GET")
             elif path == VERSION_PATH:
                 response = self._version() if method == "GET" else _not_allowed("GET")
             else:
@@ -167,30 +171,34 @@ class ServingApp:
             elif name == b"content-length":
                 content_length = value
         kind = media_type(content_type)
-        if kind not in (JSON, CSV):
+        if kind not in (JSON, CSV, JSON_LINES):
             shown = quote_value(kind) if kind else "none"
-            raise ServingError(UNSUPPORTED_MEDIA_TYPE, f"unsupported Content-Type {shown}; supported: {JSON}, {CSV}")
+            raise ServingError(
+                UNSUPPORTED_MEDIA_TYPE, f"unsupported Content-Type {shown}; supported: {JSON}, {CSV}, {JSON_LINES}"
+            )
         output = negotiate(accept)
         self.in_flight += 1
         metrics.IN_FLIGHT.inc()
         try:
             body = await self._read_body(receive, content_length)
-            table, features = handler.prepare(model, body, kind, self.settings.max_rows)
+            prepared = model.prepare(body, content_type or kind, self.settings.max_rows)
             try:
-                predictions = await self.inference.predict(model, features)
+                outputs = await self.inference.predict(model, prepared.features)
             except TimeoutError:
                 raise ServingError(
                     GATEWAY_TIMEOUT,
                     f"inference did not finish within {self.settings.inference_timeout:g} s",
                 ) from None
-            response = handler.respond(predictions, output)
-            metrics.ROWS.inc(table.n_rows)
-            for listener in self.listeners:
-                try:
-                    listener.observe(model.info, table, predictions)
-                except Exception:  # an observer must never cost the client its answer
-                    log.exception("prediction listener %s failed", type(listener).__name__)
-            return response
+            answer = model.respond(prepared, outputs, output)
+            metrics.ROWS.inc(answer.rows)
+            table = answer.observed_table() if self.listeners else None
+            if table is not None:
+                for listener in self.listeners:
+                    try:
+                        listener.observe(model.info, table, answer.predictions)
+                    except Exception:  # an observer must never cost the client its answer
+                        log.exception("prediction listener %s failed", type(listener).__name__)
+            return answer.response
         finally:
             self.in_flight -= 1
             metrics.IN_FLIGHT.dec()
@@ -222,6 +230,15 @@ class ServingApp:
             if not message.get("more_body", False):
                 break
         return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+    def _execution_parameters(self) -> Response:
+        """Batch Transform's sizing: one request per worker at a time, several records a request, our body limit."""
+        document = {
+            "MaxConcurrentTransforms": self.settings.workers,
+            "BatchStrategy": "MULTI_RECORD",
+            "MaxPayloadInMB": max(1, self.settings.max_body_bytes // (1024 * 1024)),
+        }
+        return Response(200, orjson.dumps(document), JSON)
 
     def _version(self) -> Response:
         model = self.holder.model

@@ -9,7 +9,7 @@ import csv
 import io
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -19,10 +19,12 @@ from serving.protocol import (
     BAD_REQUEST,
     CSV,
     JSON,
+    JSON_LINES,
     KEY_DATAFRAME_RECORDS,
     KEY_DATAFRAME_SPLIT,
     KEY_INPUTS,
     KEY_INSTANCES,
+    KEY_PARAMS,
     KEY_PREDICTIONS,
     NOT_ACCEPTABLE,
     UNPROCESSABLE,
@@ -51,6 +53,8 @@ class Table:
     columns: tuple[Sequence[Any], ...]
     n_rows: int
     text: bool = False
+    # The request's `params` object (MLflow's scoring protocol), when it sent one.
+    params: dict[str, Any] | None = None
 
 
 def media_type(header: str | None) -> str:
@@ -82,13 +86,15 @@ def negotiate(accept: str | None) -> str:
             offer = JSON
         elif kind in (CSV, "text/*"):
             offer = CSV
+        elif kind == JSON_LINES:
+            offer = JSON_LINES
         else:
             continue
         candidate = (-quality, position, offer)
         if best is None or candidate < best:
             best = candidate
     if best is None:
-        raise ServingError(NOT_ACCEPTABLE, f"cannot produce any type in Accept; supported: {JSON}, {CSV}")
+        raise ServingError(NOT_ACCEPTABLE, f"cannot produce any type in Accept; supported: {JSON}, {CSV}, {JSON_LINES}")
     return best[2]
 
 
@@ -99,8 +105,12 @@ def decode(body: bytes, content_type: str | None, max_rows: int) -> Table:
         return decode_json(body, max_rows)
     if kind == CSV:
         return decode_csv(body, max_rows)
+    if kind == JSON_LINES:
+        return _from_rows(json_lines(body), max_rows)
     shown = quote_value(kind) if kind else "none"
-    raise ServingError(UNSUPPORTED_MEDIA_TYPE, f"unsupported Content-Type {shown}; supported: {JSON}, {CSV}")
+    raise ServingError(
+        UNSUPPORTED_MEDIA_TYPE, f"unsupported Content-Type {shown}; supported: {JSON}, {CSV}, {JSON_LINES}"
+    )
 
 
 def _check_rows(n_rows: int, max_rows: int) -> None:
@@ -131,13 +141,31 @@ def decode_json(body: bytes, max_rows: int) -> Table:
         raise ServingError(BAD_REQUEST, _SHAPE_HELP)
     key = present[0]
     value = payload[key]
+    params = payload.get(KEY_PARAMS)
+    if params is not None and not isinstance(params, dict):
+        raise ServingError(BAD_REQUEST, f"'{KEY_PARAMS}' must be an object of parameter names and values")
     if key == KEY_DATAFRAME_SPLIT:
-        return _from_split(value, max_rows)
-    if key in (KEY_INPUTS, KEY_INSTANCES) and isinstance(value, dict):
-        return _from_columnar(key, value, max_rows)
-    if not isinstance(value, list):
+        table = _from_split(value, max_rows)
+    elif key in (KEY_INPUTS, KEY_INSTANCES) and isinstance(value, dict):
+        table = _from_columnar(key, value, max_rows)
+    elif not isinstance(value, list):
         raise ServingError(BAD_REQUEST, f"'{key}' must be a list of rows")
-    return _from_rows(value, max_rows)
+    else:
+        table = _from_rows(value, max_rows)
+    return table if params is None else replace(table, params=params)
+
+
+def json_lines(body: bytes) -> list[Any]:
+    """The values of a JSON Lines body, one per non-blank line, in order."""
+    values = []
+    for number, line in enumerate(body.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            values.append(orjson.loads(line))
+        except orjson.JSONDecodeError as error:
+            raise ServingError(BAD_REQUEST, f"malformed JSON Lines at line {number}: {error.msg}") from None
+    return values
 
 
 def _from_rows(rows: list[Any], max_rows: int) -> Table:
@@ -353,6 +381,9 @@ def encode(predictions: Any, accept: str) -> tuple[bytes, str]:
     """Predictions (a numpy array or plain list) as a JSON `{"predictions": [...]}` body or CSV, one row a line."""
     if accept == CSV:
         return _encode_csv(predictions), CSV
+    if accept == JSON_LINES:
+        items = predictions.tolist() if isinstance(predictions, np.ndarray) else list(predictions)
+        return b"".join(orjson.dumps(item) + b"\n" for item in items), JSON_LINES
     return orjson.dumps({KEY_PREDICTIONS: predictions}, option=orjson.OPT_SERIALIZE_NUMPY), JSON
 
 

@@ -17,6 +17,8 @@ T = TypeVar("T")
 
 # Set by the parent process for its workers (not a user setting): where each worker marks itself ready.
 WORKER_STATE_ENV = "MLPLAT_WORKER_STATE_DIR"
+# prometheus_client's switch to file-backed samples shared by worker processes; the supervisor sets it.
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 
 class SettingsError(ValueError):

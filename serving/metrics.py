@@ -6,15 +6,16 @@ workers start, so each worker writes its samples there and any worker's `/metric
 
 import os
 
-MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+from serving.config import MULTIPROC_ENV
+
 # prometheus_client turns file-backed multi-process values on when the variable merely exists, so an empty value
 # (a common way to "clear" it) would write counter_<pid>.db files into the working directory. Empty means unset.
 if os.environ.get(MULTIPROC_ENV) == "":
     del os.environ[MULTIPROC_ENV]
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, multiprocess  # noqa: E402
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, multiprocess
 
-from serving.model import ModelInfo  # noqa: E402
+from serving.model import ModelInfo
 
 # Fine buckets below 10 ms, where the fast path lives; coarse ones up to the inference timeout.
 LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)

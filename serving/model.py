@@ -1,14 +1,15 @@
-"""Loaded models: the fast path (a `torch.export` program plus an encoding spec, no pandas) and the MLflow fallback.
+"""The models a worker serves: the fast paths (a `torch.export` program plus an encoding spec, no pandas), their
+registry, and the hand-off to the generic MLflow path (`serving.generic`) for every other model.
 
-A model turns a decoded `Table` into its own input (`encode`, strict about columns and values) and that input into
-predictions (`predict`). Fast-path inputs are float32 matrices, so concurrent requests can be stacked into one batch.
+A model turns a request body into its own input (`prepare`, strict about columns and values), that input into raw
+outputs (`predict`, possibly for several requests stacked, possibly off the event loop), and one request's share of
+the outputs into a response (`respond`). Fast-path inputs are float32 matrices, so concurrent requests can be stacked.
 """
 
-import contextlib
 import logging
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -17,13 +18,16 @@ import orjson
 import torch
 import yaml
 
-from serving.codec import Table, numeric_block
-from serving.protocol import BAD_REQUEST, INTERNAL_ERROR, UNPROCESSABLE, ServingError, quote_names, quote_value
+from serving.codec import Table, decode, encode, numeric_block
+from serving.protocol import BAD_REQUEST, UNPROCESSABLE, Response, ServingError, quote_names, quote_value
 
 log = logging.getLogger("serving.model")
 
 SPEC_FILE = "mlplat_model.json"
 SPEC_FORMAT = "mlplat-mlp/1"
+CLASSIFIER_FORMAT = "mlplat-mlp-classifier/1"
+# Names the request columns a fast-path model does not use: they are ignored, as MLflow ignores them.
+IGNORED_COLUMNS_HEADER = "x-mlplat-ignored-columns"
 
 
 class ModelLoadError(RuntimeError):
@@ -50,16 +54,44 @@ class ModelInfo:
         }
 
 
+@dataclass(frozen=True)
+class Prepared:
+    """One request, checked and converted: what `predict` takes, and what `respond` needs besides."""
+
+    features: Any
+    table: Table | None = None
+    params: dict[str, Any] | None = None
+    headers: tuple[tuple[str, str], ...] = field(default=())
+
+
+@dataclass(frozen=True)
+class Answer:
+    """One request's response, and what observers of scored requests see (`table` None: nothing to observe)."""
+
+    response: Response
+    rows: int
+    table: Table | None = None
+    predictions: Any = None
+    # Builds `table` only when someone observes: the generic path's input is a DataFrame, costly to convert.
+    lazy_table: Callable[[], Table | None] | None = None
+
+    def observed_table(self) -> Table | None:
+        return self.lazy_table() if self.lazy_table is not None else self.table
+
+
 class Model(Protocol):
-    """A model that serves: `encode` checks and converts a request, `predict` scores it (called off the loop)."""
+    """A model that serves: `prepare` checks and converts a request body, `predict` scores (called off the loop or on
+    several requests' rows stacked), `respond` writes one request's answer."""
 
     info: ModelInfo
-    # True when `encode` returns float32 matrices that may be concatenated with other requests' rows.
+    # True when `prepare` gives float32 matrices that may be concatenated with other requests' rows.
     batchable: bool
 
-    def encode(self, table: Table) -> Any: ...
+    def prepare(self, body: bytes, content_type: str, max_rows: int) -> Prepared: ...
 
     def predict(self, features: Any) -> Any: ...
+
+    def respond(self, prepared: Prepared, outputs: Any, output_type: str) -> Answer: ...
 
     def warm(self) -> None: ...
 
@@ -90,16 +122,20 @@ def find_spec(model_dir: Path, mlmodel: dict[str, Any]) -> Path | None:
 
 
 def load_model_dir(model_dir: Path, name: str, version: str | None, source: str, max_rows: int) -> Model:
-    """Load an MLflow model directory: the fast path when it carries a spec, MLflow's pyfunc loader otherwise."""
+    """Load an MLflow model directory: a fast path when it carries a spec of a known format, MLflow's otherwise."""
     mlmodel = read_mlmodel(model_dir)
     run_id = mlmodel.get("run_id")
     spec_path = find_spec(model_dir, mlmodel)
     if spec_path is not None:
         spec = _read_spec(spec_path)
-        if spec.get("format") == SPEC_FORMAT:
-            info = ModelInfo(name, version, run_id, source, SPEC_FORMAT)
-            return MlpModel(spec, spec_path.parent, info, max_rows)
-        log.warning("%s has format %r, not %r; using the pyfunc loader", spec_path, spec.get("format"), SPEC_FORMAT)
+        fmt = str(spec.get("format"))
+        loader = FAST_PATHS.get(fmt)
+        if loader is not None:
+            return loader(spec, spec_path.parent, ModelInfo(name, version, run_id, source, fmt), max_rows)
+        known = ", ".join(repr(key) for key in FAST_PATHS)
+        log.warning("%s has format %r, not one of %s; using the pyfunc loader", spec_path, spec.get("format"), known)
+    from serving.generic import PyfuncModel  # deferred: only the generic path needs mlflow and pandas
+
     return PyfuncModel(model_dir, ModelInfo(name, version, run_id, source, "python_function"))
 
 
@@ -159,6 +195,7 @@ class MlpModel:
         self._std = np.where(std == 0, np.float32(1), std).astype(np.float32)
         self._target = None if target_mean is None or target_std is None else (float(target_std), float(target_mean))
         self._column_set = frozenset(self.columns)
+        self._warned_ignored = False
         self._expected = ", ".join(self.columns)
         if not program.is_file():
             raise ModelLoadError(f"the exported program {program.name} is missing from {artifacts_dir}")
@@ -167,6 +204,23 @@ class MlpModel:
         except Exception as error:
             raise ModelLoadError(f"cannot load the exported program {program.name}: {type(error).__name__}") from None
         self._forward: Any = self._module
+
+    def prepare(self, body: bytes, content_type: str, max_rows: int) -> Prepared:
+        """Decode and encode a body; request columns the model does not use are named in a response header."""
+        table = decode(body, content_type, max_rows)
+        ignored = self.ignored_columns(table)
+        headers = ((IGNORED_COLUMNS_HEADER, quote_names(ignored)),) if ignored else ()
+        return Prepared(self.encode(table), table, table.params, headers)
+
+    def ignored_columns(self, table: Table) -> list[str]:
+        """Named request columns the model has no use for; logged the first time (MLflow ignores them too)."""
+        if table.names is None:
+            return []
+        ignored = [name for name in table.names if name not in self._column_set]
+        if ignored and not self._warned_ignored:
+            self._warned_ignored = True
+            log.warning("ignoring request column(s) the model does not use: %s", quote_names(ignored))
+        return ignored
 
     def encode(self, table: Table) -> np.ndarray:
         """A float32 [rows, encoded features] matrix, standardised; 400 for shape problems, 422 for bad values."""
@@ -178,11 +232,6 @@ class MlpModel:
                 )
             by_name = dict(zip(self.columns, table.columns, strict=True))
         else:
-            unknown = [name for name in table.names if name not in self._column_set]
-            if unknown:
-                raise ServingError(
-                    BAD_REQUEST, f"unknown column(s) {quote_names(unknown)}; the model expects: {self._expected}"
-                )
             present = set(table.names)
             missing = [name for name in self.columns if name not in present]
             if missing:
@@ -214,17 +263,27 @@ class MlpModel:
 
     def predict(self, features: np.ndarray) -> np.ndarray:
         """Scores for each row: the network output, de-standardised when the spec says so."""
+        output = self._run(features)
+        if output.ndim == 2 and output.shape[1] == 1:
+            output = output.reshape(-1)
+        if self._target is not None:
+            scale, shift = self._target
+            output = output * np.float32(scale) + np.float32(shift)
+        return output
+
+    def _run(self, features: np.ndarray) -> np.ndarray:
         with torch.inference_mode():
             output = self._forward(torch.from_numpy(features))
         if isinstance(output, tuple | list):
             output = output[0]
         result: np.ndarray = output.numpy()
-        if result.ndim == 2 and result.shape[1] == 1:
-            result = result.reshape(-1)
-        if self._target is not None:
-            scale, shift = self._target
-            result = result * np.float32(scale) + np.float32(shift)
         return result
+
+    def respond(self, prepared: Prepared, outputs: np.ndarray, output_type: str) -> Answer:
+        """The predictions as a 200 response; 422 when the network answered NaN or infinity for a row."""
+        _check_finite(outputs)
+        body, media = encode(outputs, output_type)
+        return Answer(Response(200, body, media, prepared.headers), int(outputs.shape[0]), prepared.table, outputs)
 
     def warm(self) -> None:
         """Check the program accepts every batch size it will see, then take the checks off the hot path.
@@ -250,73 +309,83 @@ class MlpModel:
                 self.predict(np.zeros((rows, self.n_features), dtype=np.float32))
 
 
-class PyfuncModel:
-    """Any other MLflow model, through `mlflow.pyfunc` with a pandas DataFrame: slower, but it serves everything."""
+class MlpClassifier(MlpModel):
+    """`mlplat-mlp-classifier/1`: the regressor's encoding; the program's logits become class labels, or each class's
+    probability (softmax of the logits) with `{"params": {"output": "probabilities"}}`."""
 
-    batchable = False
+    OUTPUTS = ("labels", "probabilities")
 
-    def __init__(self, model_dir: Path, info: ModelInfo) -> None:
-        import mlflow.pyfunc  # deferred: the fast path never needs it
+    def __init__(self, spec: dict[str, Any], artifacts_dir: Path, info: ModelInfo, max_rows: int) -> None:
+        classes = spec.get("classes")
+        if (
+            not isinstance(classes, list)
+            or len(classes) < 2
+            or not all(isinstance(label, str | int) and not isinstance(label, bool) for label in classes)
+        ):
+            raise ModelLoadError(f"{SPEC_FILE}: 'classes' must list at least two labels (strings or integers)")
+        keys = [str(label) for label in classes]
+        if len(set(keys)) != len(keys):
+            raise ModelLoadError(f"{SPEC_FILE}: 'classes' names a label more than once")
+        super().__init__({**spec, "target_mean": None, "target_std": None}, artifacts_dir, info, max_rows)
+        self.classes: list[str | int] = classes
+        self._keys = keys
+        self._allowed = ", ".join(repr(output) for output in self.OUTPUTS)
 
-        self.info = info
-        try:
-            self._model = mlflow.pyfunc.load_model(str(model_dir))
-        except Exception as error:
-            raise ModelLoadError(f"mlflow cannot load {model_dir}: {type(error).__name__}: {error}") from None
-        schema = self._model.metadata.get_input_schema()
-        self.columns: list[str] | None = None
-        if schema is not None and schema.has_input_names():
-            self.columns = [str(name) for name in schema.input_names()]
+    def prepare(self, body: bytes, content_type: str, max_rows: int) -> Prepared:
+        prepared = super().prepare(body, content_type, max_rows)
+        self._output(prepared.params)  # refused before the request joins a batch
+        return prepared
 
-    def encode(self, table: Table) -> Any:
-        import pandas as pd
+    def _output(self, params: dict[str, Any] | None) -> str:
+        output = (params or {}).get("output", "labels")
+        if output not in self.OUTPUTS:
+            raise ServingError(BAD_REQUEST, f"params.output must be one of {self._allowed}; got {quote_value(output)}")
+        return str(output)
 
-        names: Sequence[str] | None = table.names
-        if names is None and self.columns is not None:
-            if len(self.columns) != len(table.columns):
-                raise ServingError(
-                    BAD_REQUEST,
-                    f"each row has {len(table.columns)} values; the model expects {len(self.columns)}: "
-                    + ", ".join(self.columns),
-                )
-            names = self.columns
-        labels = list(names) if names is not None else list(range(len(table.columns)))
-        data: dict[Any, Any] = {}
-        for label, column in zip(labels, table.columns, strict=True):
-            series = pd.Series(list(column))
-            if table.text:
-                with contextlib.suppress(ValueError, TypeError):
-                    series = pd.to_numeric(series)
-            data[label] = series
-        return pd.DataFrame(data)
+    def predict(self, features: np.ndarray) -> np.ndarray:
+        """The logits, float32 [rows, classes]."""
+        logits = self._run(features)
+        if logits.ndim != 2 or logits.shape[1] != len(self.classes):
+            raise ModelLoadError(
+                f"the exported program answers shape {tuple(logits.shape)}; the spec has {len(self.classes)} classes"
+            )
+        return logits
 
-    def predict(self, features: Any) -> Any:
-        from mlflow.exceptions import MlflowException
-
-        try:
-            result = self._model.predict(features)
-        except MlflowException as error:
-            log.info("the model rejected an input: %s", type(error).__name__)
-            raise ServingError(BAD_REQUEST, "the input does not match the model's signature") from None
-        except Exception:
-            log.exception("prediction failed")
-            raise ServingError(INTERNAL_ERROR, "prediction failed") from None
-        return _plain(result)
-
-    def warm(self) -> None:
-        """Nothing generic to run: a pyfunc model's valid input is only known from its signature or example."""
+    def respond(self, prepared: Prepared, outputs: np.ndarray, output_type: str) -> Answer:
+        """Labels (argmax of the logits), or one `{label: probability}` object per row."""
+        _check_finite(outputs)
+        predictions: list[Any]
+        if self._output(prepared.params) == "labels":
+            predictions = [self.classes[index] for index in outputs.argmax(axis=1).tolist()]
+        else:
+            predictions = [dict(zip(self._keys, row, strict=True)) for row in _softmax(outputs).tolist()]
+        body, media = encode(predictions, output_type)
+        return Answer(Response(200, body, media, prepared.headers), len(predictions), prepared.table, predictions)
 
 
-def _plain(result: Any) -> Any:
-    """Pandas and numpy results as something `codec.encode` writes (MLflow's scoring server does the same)."""
-    to_dict = getattr(result, "to_dict", None)
-    if hasattr(result, "columns") and to_dict is not None:
-        return to_dict(orient="records")
-    if hasattr(result, "to_numpy"):
-        return result.to_numpy()
-    if isinstance(result, np.ndarray | list):
-        return result
-    return np.asarray(result)
+def _softmax(logits: np.ndarray) -> np.ndarray:
+    wide = logits.astype(np.float64)
+    wide -= wide.max(axis=1, keepdims=True)
+    np.exp(wide, out=wide)
+    wide /= wide.sum(axis=1, keepdims=True)
+    return wide
+
+
+def _check_finite(outputs: np.ndarray) -> None:
+    if outputs.dtype.kind == "f":
+        finite = np.isfinite(outputs)
+        if not finite.all():
+            row = int(np.argmin(finite.reshape(len(finite), -1).all(axis=1)))
+            raise ServingError(
+                UNPROCESSABLE, f"row {row}: the model's prediction is not a finite number (inputs far out of range?)"
+            )
+
+
+# The fast paths, by their spec's `format`: adding a model type is one entry here and its loader class.
+FAST_PATHS: dict[str, Callable[[dict[str, Any], Path, ModelInfo, int], Model]] = {
+    SPEC_FORMAT: MlpModel,
+    CLASSIFIER_FORMAT: MlpClassifier,
+}
 
 
 def timed_warm(model: Model) -> float:

@@ -10,9 +10,13 @@ PING_PATH = "/ping"
 INVOCATIONS_PATH = "/invocations"
 METRICS_PATH = "/metrics"
 VERSION_PATH = "/version"
+# SageMaker Batch Transform asks this once, to size its requests (MaxPayloadInMB) and concurrency.
+EXECUTION_PARAMETERS_PATH = "/execution-parameters"
 
 JSON = "application/json"
 CSV = "text/csv"
+# One JSON value (a row or a record) per line: Batch Transform's SplitType=Line for JSON.
+JSON_LINES = "application/jsonlines"
 PROMETHEUS_TEXT = "text/plain; version=0.0.4; charset=utf-8"
 
 DEFAULT_PORT = 8080
@@ -26,6 +30,7 @@ KEY_INSTANCES = "instances"
 KEY_DATAFRAME_SPLIT = "dataframe_split"
 KEY_DATAFRAME_RECORDS = "dataframe_records"
 KEY_PREDICTIONS = "predictions"
+KEY_PARAMS = "params"
 
 # Statuses: shape and syntax problems are 400; values that parse but cannot be scored are 422.
 BAD_REQUEST = 400
@@ -47,11 +52,15 @@ class ServingError(Exception):
     The message never contains the request body: at most a column name and a short, quoted offending value.
     """
 
-    def __init__(self, status: int, message: str, headers: tuple[tuple[str, str], ...] = ()) -> None:
+    def __init__(
+        self, status: int, message: str, headers: tuple[tuple[str, str], ...] = (), code: str | None = None
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
         self.headers = headers
+        # MLflow's error code (`BAD_REQUEST`, `INVALID_PARAMETER_VALUE`) when the generic path answers for MLflow.
+        self.code = code
 
 
 @dataclass(frozen=True)
@@ -78,5 +87,9 @@ def quote_names(names: Sequence[object], limit: int = 5) -> str:
 
 
 def error_response(error: ServingError) -> Response:
-    """The JSON body of every error: `{"error": "<message>"}`, with the error's status and headers."""
-    return Response(error.status, orjson.dumps({"error": error.message}), JSON, error.headers)
+    """The JSON body of every error: `{"error": "<message>"}`, with the error's status and headers; errors of the
+    generic path also carry MLflow's `error_code` and `message`, so MLflow's clients read them as they read MLflow's."""
+    document = {"error": error.message}
+    if error.code is not None:
+        document.update(error_code=error.code, message=error.message)
+    return Response(error.status, orjson.dumps(document), JSON, error.headers)

@@ -19,8 +19,7 @@ import uvicorn
 from uvicorn.config import LOGGING_CONFIG
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from serving.config import WORKER_STATE_ENV, Settings
-from serving.metrics import MULTIPROC_ENV
+from serving.config import MULTIPROC_ENV, WORKER_STATE_ENV, Settings
 
 
 @cache

@@ -10,8 +10,10 @@ import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from serving.model import Model, ModelLoadError, load_model_dir
+if TYPE_CHECKING:  # the supervisor parses a source but never loads one: the model stack stays out of it
+    from serving.model import Model
 
 log = logging.getLogger("serving.source")
 
@@ -61,12 +63,14 @@ def resolve_version(source: ModelSource) -> tuple[str, str | None]:
 
 def load(
     source: ModelSource, max_rows: int, cache_dir: Path | None, name: str | None, version: str | None
-) -> tuple[Model, Path | None]:
+) -> "tuple[Model, Path | None]":
     """Load what `source` names now: a directory as is, a registry source pinned to its current version.
 
     `name`/`version` label a directory's model in `/version` and `/metrics` (a directory does not know them).
     Returns the model and the download directory it came from (None for a directory the server was given).
     """
+    from serving.model import ModelLoadError, load_model_dir
+
     if source.path is not None:
         if not source.path.is_dir():
             raise ModelLoadError(f"model directory {source.path} does not exist")
@@ -76,9 +80,11 @@ def load(
     return load_version(source, current, max_rows, cache_dir)
 
 
-def load_version(source: ModelSource, version: str, max_rows: int, cache_dir: Path | None) -> tuple[Model, Path]:
+def load_version(source: ModelSource, version: str, max_rows: int, cache_dir: Path | None) -> "tuple[Model, Path]":
     """Download one registry version into a fresh directory and load it; the model and that directory."""
     import mlflow.artifacts
+
+    from serving.model import load_model_dir
 
     assert source.name is not None
     if cache_dir is not None:
@@ -96,6 +102,8 @@ def load_version(source: ModelSource, version: str, max_rows: int, cache_dir: Pa
 
 
 def _find_model_dir(root: Path) -> Path:
+    from serving.model import ModelLoadError
+
     for mlmodel in sorted(root.glob("**/MLmodel")):
         return mlmodel.parent
     raise ModelLoadError(f"the downloaded model has no MLmodel file under {root}")

@@ -71,9 +71,8 @@ def test_a_tracking_server_size_aws_does_not_have_fails_plan_with_exit_2(tmp_pat
         (("mlplat:cluster", "systemNodes", "instanceType"), "m6i.xxlarge",
          "mlplat:cluster.systemNodes.instanceType is not an EC2 instance type (got 'm6i.xxlarge'; did you mean "
          "'m6i.xlarge'?)"),
-        (("mlplat:gpuPools", 0, "amiType"), "BOTTLEROCKET_x86_64_NVIDIA_FIPZ",
-         "mlplat:gpuPools[0].amiType is not an EKS AMI type (got 'BOTTLEROCKET_x86_64_NVIDIA_FIPZ'; did you mean "
-         "'BOTTLEROCKET_x86_64_NVIDIA_FIPS'?)"),
+        (("mlplat:gpuPools", 0, "instanceFamilies"), ["g6ee"],
+         "mlplat:gpuPools[0].instanceFamilies[0] is not an EC2 instance family (got 'g6ee'; did you mean 'g6e'?)"),
         (("mlplat:tracking", "mlflowVersion"), "2.99",
          "mlplat:tracking.mlflowVersion is not an MLflow version SageMaker runs (components/catalog.py, as of "
          "2026-12-01) (got '2.99')"),
@@ -83,7 +82,7 @@ def test_a_tracking_server_size_aws_does_not_have_fails_plan_with_exit_2(tmp_pat
     ],
 )  # fmt: skip
 def test_each_enumerated_key_is_named_when_aws_does_not_know_its_value(
-    key: tuple[Any, ...], value: str, message: str
+    key: tuple[Any, ...], value: Any, message: str
 ) -> None:
     document = yaml.safe_load((REPO / "stacks" / "Pulumi.prod.yaml").read_text())["config"]
     raw = {k.partition(":")[2] if k.startswith("mlplat:") else "region": v for k, v in document.items()}

@@ -58,7 +58,7 @@ def test_the_bad_stack_exits_1_with_violations_grouped_by_policy_and_urn(plans: 
     assert result.exit_code == 1
     text = " ".join(result.output.split())
     assert "s3-no-force-destroy [mandatory] S3 buckets are not force-destroyed" in text
-    assert "gpu-pool-scales-to-zero [advisory] GPU pools scale to zero when idle." in text
+    assert "spot-nodepool-on-demand-fallback [mandatory] A NodePool that takes spot capacity falls back" in text
     assert "forceDestroy is on, so deleting the stack deletes every object in the bucket" in text
     assert "FAIL" in text
 
@@ -68,7 +68,7 @@ def test_the_bad_stack_json_names_each_violation_with_its_policy_level_and_urn(p
     assert result.exit_code == 1
     doc = json.loads(result.stdout)
     assert len({v["policy"] for v in doc["violations"]}) == 10
-    assert doc["summary"]["advisory"] == 1
+    assert doc["summary"]["advisory"] == 0
     force = [v for v in doc["violations"] if v["policy"] == "s3-no-force-destroy"]
     assert len(force) == 1
     assert force[0]["enforcement"] == "mandatory"

@@ -1,12 +1,13 @@
 """Stack-config validation of the GPU sections: each bad setting fails with its own message, naming file and key."""
 
 import copy
+from datetime import date
 from typing import Any
 
 import pytest
 import yaml
 
-from components import config
+from components import config, versions
 
 SOURCE = "stacks/Pulumi.prod.yaml"
 
@@ -30,44 +31,104 @@ def test_the_shipped_prod_gpu_config_is_valid(raw: dict[str, Any]) -> None:
 
 
 def test_a_cpu_instance_type_in_a_gpu_pool_is_rejected(raw: dict[str, Any]) -> None:
-    raw["gpuPools"][2]["instanceTypes"] = ["m5.xlarge"]
+    raw["gpuPools"][0]["instanceTypes"] = ["m5.xlarge"]
     assert problems(raw) == [
-        f"{SOURCE}: mlplat:gpuPools[2].instanceTypes[0] is not a GPU instance type (got 'm5.xlarge')"
+        f"{SOURCE}: mlplat:gpuPools[0].instanceTypes[0] is not a GPU instance type (got 'm5.xlarge')"
     ]
 
 
-def test_a_pool_whose_min_size_is_over_its_max_size_is_rejected(raw: dict[str, Any]) -> None:
-    raw["gpuPools"][2]["minSize"] = 3
-    raw["gpuPools"][2]["maxSize"] = 2
-    assert problems(raw) == [f"{SOURCE}: mlplat:gpuPools[2].maxSize must be >= minSize (got 2 < 3)"]
-
-
-def test_an_ami_type_without_the_nvidia_driver_is_rejected(raw: dict[str, Any]) -> None:
-    raw["gpuPools"][1]["amiType"] = "AL2023_x86_64_STANDARD"
+def test_the_old_capacity_type_key_fails_naming_its_replacement(raw: dict[str, Any]) -> None:
+    raw["gpuPools"][0]["capacityType"] = "SPOT"
     assert problems(raw) == [
-        f"{SOURCE}: mlplat:gpuPools[1].amiType must be a GPU AMI type "
-        "(AL2023_x86_64_NVIDIA, BOTTLEROCKET_x86_64_NVIDIA) (got 'AL2023_x86_64_STANDARD')"
+        f"{SOURCE}: mlplat:gpuPools[0].capacityType is replaced by capacityTypes "
+        "(an ordered list of reserved, spot, on-demand)"
     ]
 
 
-def test_a_pool_whose_gpus_at_max_size_exceed_the_environment_cap_is_rejected(raw: dict[str, Any]) -> None:
-    raw["gpuPools"][1]["maxSize"] = 9  # p4d.24xlarge: 8 GPUs a node
+def test_the_old_node_counts_fail_naming_the_gpu_limit(raw: dict[str, Any]) -> None:
+    raw["gpuPools"][2]["maxSize"] = 4
     assert problems(raw) == [
-        f"{SOURCE}: mlplat:gpuPools[1].maxSize gives 72 GPUs, over the prod cap of 64 (got maxSize 9)"
+        f"{SOURCE}: mlplat:gpuPools[2].maxSize is replaced by gpuLimit (the most GPUs the pool may hold)"
+    ]
+
+
+def test_an_unknown_capacity_type_is_rejected(raw: dict[str, Any]) -> None:
+    raw["gpuPools"][0]["capacityTypes"] = ["spot", "SPOT"]
+    assert problems(raw) == [
+        f"{SOURCE}: mlplat:gpuPools[0].capacityTypes[1] must be 'reserved', 'spot' or 'on-demand' (got 'SPOT')"
+    ]
+
+
+def test_capacity_types_against_karpenters_own_order_are_rejected(raw: dict[str, Any]) -> None:
+    raw["gpuPools"][0]["capacityTypes"] = ["on-demand", "spot"]
+    assert problems(raw) == [
+        f"{SOURCE}: mlplat:gpuPools[0].capacityTypes must follow Karpenter's order reserved, spot, on-demand "
+        "(got ['on-demand', 'spot'])"
+    ]
+
+
+def test_a_pool_over_the_environments_gpu_cap_is_rejected(raw: dict[str, Any]) -> None:
+    raw["gpuPools"][1]["gpuLimit"] = 72
+    assert problems(raw) == [f"{SOURCE}: mlplat:gpuPools[1].gpuLimit is over the prod cap of 64 GPUs per pool (got 72)"]
+
+
+def test_a_gpu_limit_below_the_smallest_node_is_rejected(raw: dict[str, Any]) -> None:
+    raw["gpuPools"][1]["gpuLimit"] = 4  # p4d.24xlarge: 8 GPUs a node
+    assert problems(raw) == [
+        f"{SOURCE}: mlplat:gpuPools[1].gpuLimit is below the 8 GPUs of the pool's smallest node (got 4)"
+    ]
+
+
+def test_a_pool_naming_neither_families_nor_types_is_rejected(raw: dict[str, Any]) -> None:
+    del raw["gpuPools"][2]["instanceFamilies"]
+    assert problems(raw) == [f"{SOURCE}: mlplat:gpuPools[2] must name instanceFamilies or instanceTypes (got neither)"]
+
+
+def test_a_family_with_no_allowed_type_is_rejected(raw: dict[str, Any]) -> None:
+    raw["gpuPools"][2]["instanceFamilies"] = ["g4dn"]
+    assert problems(raw) == [
+        f"{SOURCE}: mlplat:gpuPools[2].instanceFamilies[0] has no instance type allowed in prod (got 'g4dn')"
     ]
 
 
 def test_a_team_quota_larger_than_every_pool_together_is_rejected(raw: dict[str, Any]) -> None:
-    raw["teams"][1]["gpuQuota"] = 45  # 4x4 + 1x8 + 4x1 = 28 GPUs at most
+    raw["teams"][1]["gpuQuota"] = 45  # 16 + 8 + 4 = 28 GPUs at most
     assert problems(raw) == [
         f"{SOURCE}: mlplat:teams[1].gpuQuota is more than the GPU pools can ever supply (got 45 > 28)"
     ]
 
 
-def test_a_gpu_type_outside_the_environment_allow_list_is_rejected(raw: dict[str, Any]) -> None:
-    raw["gpuPools"][2]["instanceTypes"] = ["g4dn.xlarge"]
+def test_a_version_past_standard_support_is_refused_with_its_end_date(
+    raw: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(config, "today", lambda: date(2026, 12, 6))
+    raw["cluster"]["version"] = "1.33"
     assert problems(raw) == [
-        f"{SOURCE}: mlplat:gpuPools[2].instanceTypes[0] is not allowed in prod (got 'g4dn.xlarge')"
+        f"{SOURCE}: mlplat:cluster.version 1.33 left EKS standard support on 2026-07-29 (table as of 2026-12-06); "
+        "use 1.35, or set mlplat:cluster.allowExtendedSupport: true to pay for extended support"
+    ]
+
+
+def test_extended_support_accepts_an_old_version(raw: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(config, "today", lambda: date(2026, 12, 6))
+    raw["cluster"] |= {"version": "1.34", "allowExtendedSupport": True}
+    assert config.validate(raw, SOURCE).cluster.version == "1.34"  # type: ignore[union-attr]
+
+
+def test_the_default_version_is_the_newest_in_standard_support(
+    raw: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(config, "today", lambda: date(2026, 12, 6))
+    del raw["cluster"]["version"]
+    assert config.validate(raw, SOURCE).cluster.version == "1.35"  # type: ignore[union-attr]
+    assert versions.default_version(date(2026, 11, 30)) == "1.35"
+    assert versions.default_version(date(2026, 3, 1)) == "1.35"
+
+
+def test_a_gpu_type_outside_the_environment_allow_list_is_rejected(raw: dict[str, Any]) -> None:
+    raw["gpuPools"][0]["instanceTypes"] = ["g4dn.xlarge"]
+    assert problems(raw) == [
+        f"{SOURCE}: mlplat:gpuPools[0].instanceTypes[0] is not allowed in prod (got 'g4dn.xlarge')"
     ]
 
 
@@ -87,11 +148,11 @@ def test_gpu_pools_without_a_cluster_are_rejected(raw: dict[str, Any]) -> None:
 
 
 def test_every_bad_pool_setting_is_reported_at_once(raw: dict[str, Any]) -> None:
-    raw["gpuPools"][1]["amiType"] = "AL2_x86_64"
+    raw["gpuPools"][1]["gpuLimit"] = 100
     raw["gpuPools"][2]["instanceTypes"] = ["c5.large"]
-    raw["gpuPools"][2]["minSize"] = 5
+    raw["gpuPools"][2]["capacityTypes"] = ["on-demand", "on-demand"]
     assert [p.split(": ", 1)[1].split(" ", 1)[0] for p in problems(raw)] == [
-        "mlplat:gpuPools[1].amiType",
-        "mlplat:gpuPools[2].maxSize",
+        "mlplat:gpuPools[1].gpuLimit",
         "mlplat:gpuPools[2].instanceTypes[0]",
+        "mlplat:gpuPools[2].capacityTypes",
     ]

@@ -121,10 +121,60 @@ def test_validating_resources_reports_objects_releases_and_problems_together() -
 def test_the_command_validates_a_shipped_stack_and_exits_zero(capsys: pytest.CaptureFixture[str]) -> None:
     assert k8s_validate.main(["--stack", "prod", "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
-    # Two team namespaces of eight objects each, and prod's drift CronJob with its ServiceAccount.
+    # Two team namespaces of nine objects each, prod's drift CronJob with its ServiceAccount, and 17 Karpenter and
+    # Kueue objects: 3 node classes, 3 node pools, 4 flavors, 3 priority classes, 2 cluster queues (+2 local queues
+    # counted with the namespaces).
     assert (report["ok"], report["schemaVersion"], len(report["validated"]), len(report["helmReleases"])) == (
         True,
-        "1.33",
-        18,
-        3,
+        "1.35",
+        35,
+        5,
+    )
+
+
+def test_a_karpenter_node_pool_is_validated_against_its_crd_with_unknown_fields_refused() -> None:
+    pool = {
+        "apiVersion": "karpenter.sh/v1",
+        "kind": "NodePool",
+        "metadata": {"name": "gpu"},
+        "spec": {
+            "template": {
+                "spec": {
+                    "nodeClassRef": {"group": "karpenter.k8s.aws", "kind": "EC2NodeClass", "name": "gpu"},
+                    "requirements": [],
+                    "taint": [],
+                }
+            },
+            "disruption": {"consolidationPolicy": "Sometimes", "consolidateAfter": "5m"},
+        },
+    }
+    assert k8s_validate.validate_manifest(pool, "1.35") == [
+        "spec.disruption.consolidationPolicy: 'Sometimes' is not one of ['WhenEmpty', 'WhenEmptyOrUnderutilized', "
+        "'Balanced']",
+        "spec.template.spec: Additional properties are not allowed ('taint' was unexpected)",
+    ]
+
+
+def test_a_kueue_cluster_queue_without_its_required_flavors_is_refused() -> None:
+    queue = {
+        "apiVersion": "kueue.x-k8s.io/v1beta2",
+        "kind": "ClusterQueue",
+        "metadata": {"name": "research"},
+        "spec": {"resourceGroups": [{"coveredResources": ["cpu"]}]},
+    }
+    assert k8s_validate.validate_manifest(queue, "1.35") == ["spec.resourceGroups.0: 'flavors' is a required property"]
+
+
+def test_every_copied_crd_version_that_is_served_has_a_schema() -> None:
+    assert sorted(k for k in k8s_validate.crd_schemas() if k[0].startswith(("karpenter", "kueue"))) == sorted(
+        [
+            ("karpenter.k8s.aws/v1", "EC2NodeClass"),
+            ("karpenter.sh/v1", "NodeClaim"),
+            ("karpenter.sh/v1", "NodePool"),
+            *(
+                (f"kueue.x-k8s.io/{v}", k)
+                for v in ("v1beta1", "v1beta2")
+                for k in ("ClusterQueue", "Cohort", "LocalQueue", "ResourceFlavor", "Topology", "WorkloadPriorityClass")
+            ),
+        ]
     )

@@ -3,7 +3,10 @@
 The estimate reads the resources of the offline plan (`mlplat.synth`) and its validated config, and prices them
 with the project's table (`prices.json`):
 
-- EKS control plane: one cluster-hour per hour.
+- EKS control plane: one cluster-hour per hour; the extended-support hour for a version past standard support.
+- Karpenter GPU pools (NodePools): nothing at idle (no pending pod, no node); at peak the pool's GPU limit times the
+  dearest allowed instance type per GPU; a pool that may take spot is a range from all-spot (`ec2:spot-factor`) up
+  to all on-demand. Reserved capacity is billed at the on-demand rate. Its gp3 volumes scale with the node count.
 - Node groups: `scalingConfig.minSize` nodes at idle, `maxSize` at peak, priced at the most expensive of the
   group's instance types (what the autoscaler may launch); SPOT groups at `ec2:spot-factor` times on-demand.
   Their gp3 volumes (from the group's launch template) scale with the node count.
@@ -22,6 +25,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any, Protocol
 
+from components import catalog, versions
 from mlplat.cost.prices import Price, PriceError, PriceTable, default_table
 
 COMPONENT_TAG = "mlplat:component"
@@ -67,6 +71,14 @@ class CostLine:
     unit_price: float
     idle_quantity: float
     peak_quantity: float
+    peak_low_unit_price: float | None = None
+    """The cheapest unit price at peak when capacity may be spot (the line is then a range)."""
+
+    @property
+    def peak_low_usd(self) -> float:
+        """Monthly cost at peak at the low end of the range (the peak itself when there is no range)."""
+        low = self.unit_price if self.peak_low_unit_price is None else self.peak_low_unit_price
+        return low * self.peak_quantity
 
     @property
     def idle_usd(self) -> float:
@@ -91,6 +103,7 @@ class CostLine:
             "peakQuantity": self.peak_quantity,
             "idleUsd": round(self.idle_usd, 2),
             "peakUsd": round(self.peak_usd, 2),
+            **({"peakLowUsd": round(self.peak_low_usd, 2)} if self.peak_low_unit_price is not None else {}),
         }
 
 
@@ -145,6 +158,7 @@ class Estimate:
             "budgetUsd": self.budget_usd,
             "idleMonthlyUsd": round(self.idle_total, 2),
             "peakMonthlyUsd": round(self.peak_total, 2),
+            "peakLowMonthlyUsd": round(sum(line.peak_low_usd for line in self.lines), 2),
             "withinBudget": self.within_budget,
             "components": [
                 {"component": c, "idleUsd": round(i, 2), "peakUsd": round(p, 2)} for c, i, p in self.components()
@@ -195,12 +209,21 @@ def _number(value: Any, default: float = 0.0) -> float:
     return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else default
 
 
+def _quantity(value: Any) -> Any:
+    """A Kubernetes quantity such as `"16"` or `"500Gi"` as a number (GiB for sizes); other values unchanged."""
+    if isinstance(value, str):
+        text = value.removesuffix("Gi")
+        return float(text) if text.replace(".", "", 1).isdigit() else value
+    return value
+
+
 def _siblings(resources: Iterable[ResourceLike], resource: ResourceLike, type_: str) -> list[ResourceLike]:
     return [r for r in resources if r.type == type_ and r.parent == resource.parent]
 
 
 class _Estimator:
-    def __init__(self, plan: PlanLike, table: PriceTable) -> None:
+    def __init__(self, plan: PlanLike, table: PriceTable, today: date) -> None:
+        self.today = today
         self.plan = plan
         self.config = plan.config
         self.environment = str(self.config.get("environment", "dev"))
@@ -226,6 +249,7 @@ class _Estimator:
         handlers = {
             "aws:eks/cluster:Cluster": self.cluster,
             "aws:eks/nodeGroup:NodeGroup": self.node_group,
+            "kubernetes:karpenter.sh/v1:NodePool": self.node_pool,
             "aws:ec2/natGateway:NatGateway": self.nat_gateway,
             "aws:ec2/eip:Eip": self.public_ip,
             "aws:ec2/vpcEndpoint:VpcEndpoint": self.vpc_endpoint,
@@ -239,11 +263,57 @@ class _Estimator:
         }
         for resource in self.resources:
             handler = handlers.get(resource.type)
-            if handler is not None and resource.custom:
+            if handler is not None and (resource.custom or resource.type.startswith("kubernetes:")):
                 handler(resource)
 
     def cluster(self, r: ResourceLike) -> None:
-        self.hourly(r, f"EKS control plane ({r.inputs.get('version', 'default')})", "eks:cluster")
+        version = str(r.inputs.get("version", "default"))
+        extended = (r.inputs.get("upgradePolicy") or {}).get("supportType") == "EXTENDED"
+        if extended and version in versions.RELEASES and not versions.in_standard_support(version, self.today):
+            self.hourly(r, f"EKS control plane ({version}, extended support)", "eks:cluster-extended-support")
+            return
+        self.hourly(r, f"EKS control plane ({version})", "eks:cluster")
+
+    def node_pool(self, r: ResourceLike) -> None:
+        spec = r.inputs.get("spec") or {}
+        gpus = _number(_quantity((spec.get("limits") or {}).get("nvidia.com/gpu")))
+        requirements = ((spec.get("template") or {}).get("spec") or {}).get("requirements") or []
+        allowed = {str(q.get("key")): [str(v) for v in q.get("values") or []] for q in requirements}
+        types = [t for t in allowed.get("node.kubernetes.io/instance-type", []) if catalog.gpus_per_node(t)]
+        capacity = allowed.get("karpenter.sh/capacity-type", ["on-demand"])
+        if not types or not gpus:
+            self.prices.missing.append(f"NodePool {r.name} names no GPU types or GPU limit; counted as $0")
+            return
+        dearest = max(types, key=lambda t: self.prices.value(f"ec2:{t}") / catalog.gpus_per_node(t))
+        per_gpu = self.prices.value(f"ec2:{dearest}") / catalog.gpus_per_node(dearest)
+        spot_per_gpu = per_gpu * self.prices.value("ec2:spot-factor")
+        high = spot_per_gpu if capacity == ["spot"] else per_gpu
+        low = spot_per_gpu if "spot" in capacity else None
+        kinds = "/".join(capacity)
+        self.lines.append(
+            CostLine(
+                _component(r, self.by_urn),
+                r.name,
+                f"{gpus:g} GPUs of {dearest} ({kinds}) at peak, none idle",
+                f"ec2:{dearest}",
+                "GPU-hour",
+                high,
+                0.0,
+                gpus * self.hours,
+                low if low != high else None,
+            )
+        )
+        nodes = -(-int(gpus) // min(catalog.gpus_per_node(t) for t in types))
+        gib = self._node_class_gib(r)
+        if gib:
+            price = self.prices.value("ebs:gp3")
+            self.add(r, f"gp3 {gib:g} GiB per node, up to {nodes} nodes", "ebs:gp3", "GB-month", price, 0, nodes * gib)
+
+    def _node_class_gib(self, r: ResourceLike) -> float:
+        for c in _siblings(self.resources, r, "kubernetes:karpenter.k8s.aws/v1:EC2NodeClass"):
+            mappings = (c.inputs.get("spec") or {}).get("blockDeviceMappings") or []
+            return sum(_number(_quantity((m.get("ebs") or {}).get("volumeSize"))) for m in mappings)
+        return 0.0
 
     def _node_type(self, r: ResourceLike) -> str | None:
         types = [str(t) for t in r.inputs.get("instanceTypes") or []]
@@ -372,7 +442,7 @@ class _Estimator:
 def estimate(plan: PlanLike, table: PriceTable | None = None, today: date | None = None) -> Estimate:
     """Price a stack's plan; `today` (default: the real date) decides which prices are stale."""
     table = table or default_table()
-    estimator = _Estimator(plan, table)
+    estimator = _Estimator(plan, table, today or date.today())
     estimator.run()
     budget = (plan.config.get("budget") or {}).get("limitUsd")
     environment = estimator.environment

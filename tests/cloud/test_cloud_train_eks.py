@@ -122,3 +122,13 @@ def test_with_a_kubeconfig_the_manifests_are_created_with_the_kubernetes_client(
         ("Job", "abalone-run-1"),
     ]
     assert output == "created Service research/abalone-run-1-rdzv\ncreated Job research/abalone-run-1\n"
+
+
+def test_dry_run_prints_the_job_suspended_for_the_teams_kueue_queue(tmp_path: Path) -> None:
+    code, output = train_eks(tmp_path, "prod", "--dry-run", "--json", "--team", "applied")
+
+    assert code == 0, output
+    job = json.loads(output)[1]
+    assert job["spec"]["suspend"] is True
+    assert job["metadata"]["labels"]["kueue.x-k8s.io/queue-name"] == "default"
+    assert job["spec"]["completionMode"] == "Indexed"

@@ -66,6 +66,12 @@ def _outputs(typ: str, name: str, inputs: dict[str, Any]) -> dict[str, Any]:
             "arn": f"arn:aws:eks:{REGION}:{ACCOUNT}:nodegroup/{inputs.get('clusterName')}/{name}/0",
             "resources": [{"autoscalingGroups": [{"name": f"eks-{name}-asg"}]}],
         }
+    elif typ == "aws:sqs/queue:Queue":
+        state |= {
+            "name": physical,
+            "arn": f"arn:aws:sqs:{REGION}:{ACCOUNT}:{physical}",
+            "url": f"https://sqs.{REGION}.amazonaws.com/{ACCOUNT}/{physical}",
+        }
     elif typ == "aws:ec2/launchTemplate:LaunchTemplate":
         state["latestVersion"] = 1
     elif typ.startswith("aws:"):

@@ -19,7 +19,7 @@ def _args(**overrides: object) -> GpuClusterArgs:
     base: dict[str, object] = {
         "subnet_ids": SUBNETS,
         "region": "us-east-1",
-        "version": "1.33",
+        "version": "1.35",
         "admin_role_arn": ADMIN,
         "system_instance_type": "m6i.xlarge",
         "system_min_size": 2,
@@ -96,7 +96,7 @@ def test_cloudwatch_may_use_the_cluster_key_for_the_control_plane_log_group_only
 
 def test_the_cluster_is_named_after_the_component_and_pinned_to_its_version(eks: Recorded) -> None:
     assert eks.inputs["name"] == NAME
-    assert eks.inputs["version"] == "1.33"
+    assert eks.inputs["version"] == "1.35"
     assert eks.inputs["upgradePolicy"] == {"supportType": "STANDARD"}
 
 
@@ -150,12 +150,21 @@ def test_the_cluster_role_trusts_only_eks_and_holds_the_cluster_policy_and_its_k
     ]
 
 
-def test_the_three_managed_add_ons_are_pinned_to_versions_for_the_clusters_release(plan: Synthesis) -> None:
+def test_the_four_managed_add_ons_are_pinned_to_versions_for_the_clusters_release(plan: Synthesis) -> None:
     assert {a.inputs["addonName"]: a.inputs["addonVersion"] for a in plan.of_type(ADDON)} == {
-        "vpc-cni": "v1.19.5-eksbuild.1",
-        "kube-proxy": "v1.33.0-eksbuild.2",
-        "coredns": "v1.12.1-eksbuild.2",
+        "vpc-cni": "v1.21.1-eksbuild.1",
+        "kube-proxy": "v1.35.0-eksbuild.2",
+        "coredns": "v1.13.1-eksbuild.1",
+        "eks-node-monitoring-agent": "v1.4.1-eksbuild.1",
     }
+
+
+def test_the_cluster_stays_on_standard_support_unless_the_stack_accepts_extended(eks: Recorded) -> None:
+    assert eks.inputs["upgradePolicy"] == {"supportType": "STANDARD"}
+
+
+def test_the_system_nodes_are_repaired_automatically(plan: Synthesis) -> None:
+    assert plan.named(f"{NAME}-system-group").inputs["nodeRepairConfig"] == {"enabled": True}
 
 
 def test_the_vpc_cni_enforces_network_policies(plan: Synthesis) -> None:
@@ -223,7 +232,7 @@ def test_every_child_is_parented_by_the_cluster_component(plan: Synthesis) -> No
 
 def test_an_unsupported_kubernetes_version_is_rejected_with_the_supported_ones() -> None:
     assert validate_cluster(_args(version="1.29")) == [
-        "mlplat:cluster.version must be one of 1.31, 1.32, 1.33 (got '1.29')"
+        "mlplat:cluster.version must be one of 1.32, 1.33, 1.34, 1.35 (got '1.29')"
     ]
 
 

@@ -16,12 +16,20 @@ COMPUTE = "mlplat:compute:GpuCompute"
 CLUSTER = "aws:eks/cluster:Cluster"
 NODE_GROUP = "aws:eks/nodeGroup:NodeGroup"
 NAMESPACE = "kubernetes:core/v1:Namespace"
+NODE_POOL = "kubernetes:karpenter.sh/v1:NodePool"
+NODE_CLASS = "kubernetes:karpenter.k8s.aws/v1:EC2NodeClass"
+CAPACITY = "karpenter.sh/capacity-type"
+CLUSTER_QUEUE = "kubernetes:kueue.x-k8s.io/v1beta2:ClusterQueue"
 
 
 def _pools(plan: PlanRecord) -> dict[str, dict[str, Any]]:
-    """GPU node groups by their `mlplat.io/pool` label (the system group excluded)."""
-    groups = (g.inputs for g in plan.of_type(NODE_GROUP))
-    return {g["labels"]["mlplat.io/pool"]: g for g in groups if g["labels"]["mlplat.io/pool"] != "system"}
+    """Karpenter NodePools by name."""
+    return {p.inputs["metadata"]["name"]: p.inputs for p in plan.of_type(NODE_POOL)}
+
+
+def _requirement(pool: dict[str, Any], key: str) -> list[str]:
+    [values] = [r["values"] for r in pool["spec"]["template"]["spec"]["requirements"] if r["key"] == key]
+    return list(values)
 
 
 def _team_role(plan: PlanRecord, team: str) -> tuple[ResourceRecord, ResourceRecord]:
@@ -36,7 +44,7 @@ def test_dev_declares_no_cluster_and_so_no_gpu_compute(dev: PlanRecord) -> None:
 
 
 @pytest.mark.parametrize("stack", ["staging", "prod"])
-def test_the_compute_component_holds_the_cluster_its_pools_its_services_and_its_teams(plans: Any, stack: str) -> None:
+def test_the_compute_component_holds_the_cluster_its_services_pools_queues_and_teams(plans: Any, stack: str) -> None:
     plan: PlanRecord = plans[stack]
     compute = plan.get(COMPUTE, f"mlplat-{stack}-compute")
     assert parent_type(compute) == "mlplat:platform:MlPlatform"
@@ -46,38 +54,113 @@ def test_the_compute_component_holds_the_cluster_its_pools_its_services_and_its_
         "mlplat:cluster:GpuCluster": 1,
         "mlplat:nodepool:GpuNodePool": pools,
         "mlplat:cluster_services:ClusterServices": 1,
+        "mlplat:kueue:TeamQueues": 1,
         "mlplat:team:TeamNamespace": teams,
     }
 
 
-def test_prod_runs_a_spot_training_pool_beside_on_demand_pools(prod: PlanRecord) -> None:
-    assert {name: g["capacityType"] for name, g in _pools(prod).items()} == {
-        "train-spot": "SPOT",
-        "train-ondemand": "ON_DEMAND",
-        "batch-infer": "ON_DEMAND",
-    }
-
-
-def test_staging_runs_a_spot_training_pool_and_an_on_demand_eval_pool(staging: PlanRecord) -> None:
-    pools = _pools(staging)
-    assert {name: g["capacityType"] for name, g in pools.items()} == {"train-spot": "SPOT", "eval": "ON_DEMAND"}
-    assert pools["train-spot"]["instanceTypes"] == ["g5.2xlarge", "g6.2xlarge"]
+# Exact counts of the GPU-capacity resources in each stack with a cluster (prod: 3 pools, 2 teams; staging: 2, 2).
+GPU_COUNTS = {
+    "prod": {
+        "aws:eks/nodeGroup:NodeGroup": 1,
+        "aws:eks/addon:Addon": 4,
+        "aws:eks/accessEntry:AccessEntry": 2,
+        "aws:sqs/queue:Queue": 1,
+        "aws:sqs/queuePolicy:QueuePolicy": 1,
+        "aws:cloudwatch/eventRule:EventRule": 4,
+        "aws:cloudwatch/eventTarget:EventTarget": 4,
+        "aws:ec2/tag:Tag": 4,
+        "aws:iam/instanceProfile:InstanceProfile": 1,
+        "aws:autoscaling/tag:Tag": 0,
+        "kubernetes:helm.sh/v3:Release": 5,
+        NODE_CLASS: 3,
+        NODE_POOL: 3,
+        "kubernetes:kueue.x-k8s.io/v1beta2:ResourceFlavor": 4,
+        "kubernetes:kueue.x-k8s.io/v1beta2:ClusterQueue": 2,
+        "kubernetes:kueue.x-k8s.io/v1beta2:LocalQueue": 2,
+        "kubernetes:kueue.x-k8s.io/v1beta2:WorkloadPriorityClass": 3,
+    },
+    "staging": {
+        "aws:eks/nodeGroup:NodeGroup": 1,
+        "aws:eks/addon:Addon": 4,
+        "aws:eks/accessEntry:AccessEntry": 2,
+        "aws:sqs/queue:Queue": 1,
+        "aws:sqs/queuePolicy:QueuePolicy": 1,
+        "aws:cloudwatch/eventRule:EventRule": 4,
+        "aws:cloudwatch/eventTarget:EventTarget": 4,
+        "aws:ec2/tag:Tag": 4,
+        "aws:iam/instanceProfile:InstanceProfile": 1,
+        "aws:autoscaling/tag:Tag": 0,
+        "kubernetes:helm.sh/v3:Release": 5,
+        NODE_CLASS: 2,
+        NODE_POOL: 2,
+        "kubernetes:kueue.x-k8s.io/v1beta2:ResourceFlavor": 3,
+        "kubernetes:kueue.x-k8s.io/v1beta2:ClusterQueue": 2,
+        "kubernetes:kueue.x-k8s.io/v1beta2:LocalQueue": 2,
+        "kubernetes:kueue.x-k8s.io/v1beta2:WorkloadPriorityClass": 3,
+    },
+}
 
 
 @pytest.mark.parametrize("stack", ["staging", "prod"])
-def test_every_gpu_pool_starts_at_zero_and_is_tainted(plans: Any, stack: str) -> None:
+def test_the_plan_holds_exactly_the_gpu_capacity_resources_of_its_pools_and_teams(plans: Any, stack: str) -> None:
+    counts = plans[stack].counts
+    assert {t: counts.get(t, 0) for t in GPU_COUNTS[stack]} == GPU_COUNTS[stack]
+
+
+def test_prod_pools_fall_back_along_their_capacity_types_and_cap_their_gpus(prod: PlanRecord) -> None:
+    pools = _pools(prod)
+    assert {name: _requirement(p, CAPACITY) for name, p in pools.items()} == {
+        "train-spot": ["spot", "on-demand"],
+        "train-ondemand": ["reserved", "on-demand"],
+        "batch-infer": ["on-demand"],
+    }
+    assert {name: p["spec"]["limits"] for name, p in pools.items()} == {
+        "train-spot": {"nvidia.com/gpu": "16"},
+        "train-ondemand": {"nvidia.com/gpu": "8"},
+        "batch-infer": {"nvidia.com/gpu": "4"},
+    }
+
+
+def test_a_pool_named_by_family_launches_only_the_familys_allowed_types(prod: PlanRecord) -> None:
+    pool = _pools(prod)["batch-infer"]
+    assert _requirement(pool, "karpenter.k8s.aws/instance-family") == ["g6"]
+    assert _requirement(pool, "node.kubernetes.io/instance-type") == ["g6.xlarge"]
+
+
+def test_staging_runs_a_spot_training_pool_with_fallback_and_a_time_sliced_eval_pool(staging: PlanRecord) -> None:
+    pools = _pools(staging)
+    assert _requirement(pools["train-spot"], CAPACITY) == ["spot", "on-demand"]
+    assert _requirement(pools["train-spot"], "node.kubernetes.io/instance-type") == ["g5.2xlarge", "g6.2xlarge"]
+    assert pools["eval"]["spec"]["template"]["metadata"]["labels"]["nvidia.com/device-plugin.config"] == "eval"
+
+
+@pytest.mark.parametrize("stack", ["staging", "prod"])
+def test_every_gpu_pool_is_tainted_and_consolidates_its_idle_nodes(plans: Any, stack: str) -> None:
     for pool in _pools(plans[stack]).values():
-        assert pool["scalingConfig"]["minSize"] == pool["scalingConfig"]["desiredSize"] == 0
-        assert pool["taints"] == [{"key": "nvidia.com/gpu", "value": "true", "effect": "NO_SCHEDULE"}]
-        assert pool["amiType"] == "AL2023_x86_64_NVIDIA"
+        assert pool["spec"]["template"]["spec"]["taints"] == [
+            {"key": "nvidia.com/gpu", "value": "true", "effect": "NoSchedule"}
+        ]
+        assert pool["spec"]["disruption"]["consolidationPolicy"] in ("WhenEmpty", "WhenEmptyOrUnderutilized")
 
 
-def test_prod_autoscaler_tags_promise_the_gpus_each_pool_brings(prod: PlanRecord) -> None:
-    key = "k8s.io/cluster-autoscaler/node-template/resources/nvidia.com/gpu"
-    assert {name: g["tags"][key] for name, g in _pools(prod).items()} == {
-        "train-spot": "4",
-        "train-ondemand": "8",
-        "batch-infer": "1",
+def test_the_only_managed_node_group_is_the_system_group(prod: PlanRecord) -> None:
+    assert [g.inputs["labels"] for g in prod.of_type("aws:eks/nodeGroup:NodeGroup")] == [{"mlplat.io/pool": "system"}]
+
+
+def test_each_team_gets_a_cluster_queue_with_its_quotas_in_one_cohort(prod: PlanRecord) -> None:
+    queues = {q.inputs["metadata"]["name"]: q.inputs["spec"] for q in prod.of_type(CLUSTER_QUEUE)}
+    assert sorted(queues) == ["applied", "research"]
+    assert {q["cohortName"] for q in queues.values()} == {"mlplat-teams"}
+    cpu, gpu = queues["research"]["resourceGroups"]
+    assert cpu["flavors"][0]["resources"] == [
+        {"name": "cpu", "nominalQuota": "256", "borrowingLimit": 0},
+        {"name": "memory", "nominalQuota": "2Ti", "borrowingLimit": 0},
+    ]
+    assert {f["name"]: f["resources"][0]["nominalQuota"] for f in gpu["flavors"]} == {
+        "train-spot": 16,
+        "train-ondemand": 0,
+        "batch-infer": 0,
     }
 
 
@@ -101,9 +184,10 @@ def test_only_prod_protects_its_cluster_from_deletion(staging: PlanRecord, prod:
     assert [c.inputs["deletionProtection"] for c in prod.of_type(CLUSTER)] == [True]
 
 
-def test_the_admin_role_of_the_stack_gets_the_access_entry(prod: PlanRecord) -> None:
-    [entry] = prod.of_type("aws:eks/accessEntry:AccessEntry")
-    assert entry.inputs["principalArn"] == "arn:aws:iam::444455556666:role/mlplat-prod-admin"
+def test_the_admin_role_and_the_karpenter_node_role_get_the_access_entries(prod: PlanRecord) -> None:
+    entries = {e.inputs["type"]: e.inputs["principalArn"] for e in prod.of_type("aws:eks/accessEntry:AccessEntry")}
+    assert entries["STANDARD"] == "arn:aws:iam::444455556666:role/mlplat-prod-admin"
+    assert entries["EC2_LINUX"].startswith("arn:aws:iam::123456789012:role/mlplat-prod-compute-services-karpenter")
 
 
 def test_compute_resources_carry_the_stack_and_component_tags(prod: PlanRecord) -> None:
@@ -116,21 +200,22 @@ def test_compute_resources_carry_the_stack_and_component_tags(prod: PlanRecord) 
     }
 
 
-def test_gpu_instances_and_volumes_inherit_the_cost_tags_through_the_launch_template(prod: PlanRecord) -> None:
-    template = prod.get("aws:ec2/launchTemplate:LaunchTemplate", "mlplat-prod-compute-pool-train-spot-lt")
-    for spec in template.inputs["tagSpecifications"]:
-        assert spec["tags"]["mlplat:cost-center"] == "cc-4900"
-        assert spec["tags"]["mlplat:component"] == "compute"
+def test_gpu_instances_and_volumes_inherit_the_cost_tags_through_the_node_class(prod: PlanRecord) -> None:
+    for node_class in prod.of_type(NODE_CLASS):
+        assert node_class.inputs["spec"]["tags"]["mlplat:cost-center"] == "cc-4900"
+        assert node_class.inputs["spec"]["tags"]["mlplat:component"] == "compute"
 
 
 @pytest.mark.parametrize("stack", ["staging", "prod"])
-def test_each_team_has_a_namespace_with_its_configured_gpu_quota(plans: Any, stack: str) -> None:
+def test_each_team_has_a_namespace_whose_queue_holds_its_configured_gpu_quota(plans: Any, stack: str) -> None:
     plan: PlanRecord = plans[stack]
     quotas = {
-        r.inputs["metadata"]["namespace"]: r.inputs["spec"]["hard"]["requests.nvidia.com/gpu"]
-        for r in plan.of_type("kubernetes:core/v1:ResourceQuota")
+        q.inputs["metadata"]["name"]: sum(
+            f["resources"][0]["nominalQuota"] for f in q.inputs["spec"]["resourceGroups"][1]["flavors"]
+        )
+        for q in plan.of_type(CLUSTER_QUEUE)
     }
-    assert quotas == {t["name"]: str(t["gpuQuota"]) for t in plan.config["teams"]}
+    assert quotas == {t["name"]: t["gpuQuota"] for t in plan.config["teams"]}
     assert sorted(r.inputs["metadata"]["name"] for r in plan.of_type(NAMESPACE)) == sorted(quotas)
 
 
@@ -146,14 +231,16 @@ def test_the_stack_exports_the_cluster_and_its_team_namespaces(prod: PlanRecord)
 def test_every_kubernetes_object_in_the_plan_is_valid_for_the_clusters_version(plans: Any, stack: str) -> None:
     plan: PlanRecord = plans[stack]
     report = k8s_validate.validate_plan(plan, plan.config["cluster"]["version"])
-    assert report.schema_version == "1.33"
+    assert report.schema_version == "1.35"
     assert [str(p) for p in report.problems] == []
-    # Eight objects per team namespace, plus a CronJob and its ServiceAccount per endpoint where drift runs on k8s.
+    # Nine objects per team namespace (with its LocalQueue); per pool a node class, a node pool and a flavor; the CPU
+    # flavor and three priority classes; a ClusterQueue per team; a drift CronJob and its account per endpoint on k8s.
+    teams, pools = len(plan.config["teams"]), len(plan.config["gpuPools"])
     drift_on_cluster = plan.config["monitoring"]["runner"] == "kubernetes"
-    assert len(report.validated) == 8 * len(plan.config["teams"]) + (
+    assert len(report.validated) == 9 * teams + 3 * pools + 4 + teams + (
         2 * len(plan.config["endpoints"]) if drift_on_cluster else 0
     )
-    assert len(report.helm_releases) == 3
+    assert len(report.helm_releases) == 5
 
 
 def test_a_teams_role_trusts_only_its_service_account_through_the_clusters_issuer(prod: PlanRecord) -> None:

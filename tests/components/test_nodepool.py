@@ -1,178 +1,192 @@
-"""GpuNodePool under mocks: a GPU node group that starts at zero, is tainted for GPU work and can scale from zero."""
+"""GpuNodePool under mocks: one Karpenter pool is an EC2NodeClass and a NodePool, with the pool's types, capacity
+order, GPU taint, GPU limit and disruption settings, both valid against the Karpenter CRDs."""
 
-import json
+from typing import Any
 
+import pulumi_kubernetes as k8s
 import pytest
-from gpu_mocks import Recorded, Synthesis, synthesize
+from gpu_mocks import Synthesis, synthesize
 
-from components.nodepool import GpuNodePool, GpuNodePoolArgs, validate_pool
+from components.nodepool import GpuNodePool, GpuNodePoolArgs, PoolSpec, render_node_class, render_node_pool
+from mlplat import k8s_validate
 
-POOL = "mlplat:nodepool:GpuNodePool"
-NODE_GROUP = "aws:eks/nodeGroup:NodeGroup"
-TEMPLATE = "aws:ec2/launchTemplate:LaunchTemplate"
-ASG_TAG = "aws:autoscaling/tag:Tag"
-ATTACHMENT = "aws:iam/rolePolicyAttachment:RolePolicyAttachment"
-TEMPLATE_PREFIX = "k8s.io/cluster-autoscaler/node-template"
-TAGS = {"mlplat:environment": "prod"}
+TAGS = {"mlplat:environment": "prod", "mlplat:cost-center": "cc-4900"}
+SPEC = PoolSpec(
+    name="train-spot",
+    instance_types=("g5.12xlarge", "g6.12xlarge"),
+    gpu_limit=16,
+    capacity_types=("spot", "on-demand"),
+    disk_size_gib=500,
+    labels={"mlplat.io/purpose": "training"},
+    consolidation_policy="WhenEmptyOrUnderutilized",
+    consolidate_after="10m",
+    expire_after="336h",
+    budget_nodes="20%",
+)
 
 
-def _args(**overrides: object) -> GpuNodePoolArgs:
-    base: dict[str, object] = {
-        "cluster_name": "mlplat-prod-compute-cluster",
-        "subnet_ids": ["subnet-a", "subnet-b"],
-        "pool_name": "train-spot",
-        "instance_types": ("g5.12xlarge",),
-        "capacity_type": "SPOT",
-        "min_size": 0,
-        "max_size": 4,
-        "disk_size_gib": 500,
-        "tags": TAGS,
-    }
-    return GpuNodePoolArgs(**{**base, **overrides})  # type: ignore[arg-type]
+def _build() -> dict[str, object]:
+    provider = k8s.Provider("cluster-k8s", kubeconfig="{}")
+    args = GpuNodePoolArgs(
+        spec=SPEC, provider=provider, discovery_value="prod-cluster", instance_profile="karpenter-node", tags=TAGS
+    )
+    GpuNodePool("pool-train-spot", args)
+    return {}
 
 
 @pytest.fixture(scope="module")
 def plan() -> Synthesis:
-    return synthesize(lambda: {"pool": GpuNodePool("train", _args()).node_group_arn})
+    return synthesize(_build)
 
 
 @pytest.fixture(scope="module")
-def group(plan: Synthesis) -> Recorded:
-    return plan.named("train-group")
+def node_pool(plan: Synthesis) -> dict[str, Any]:
+    return plan.named("pool-train-spot-nodepool-train-spot").inputs
 
 
-def test_the_node_group_runs_the_configured_gpu_types_on_spot_with_the_nvidia_ami(group: Recorded) -> None:
-    assert group.inputs["instanceTypes"] == ["g5.12xlarge"]
-    assert group.inputs["capacityType"] == "SPOT"
-    assert group.inputs["amiType"] == "AL2023_x86_64_NVIDIA"
-    assert group.inputs["clusterName"] == "mlplat-prod-compute-cluster"
-    assert group.inputs["subnetIds"] == ["subnet-a", "subnet-b"]
+@pytest.fixture(scope="module")
+def node_class(plan: Synthesis) -> dict[str, Any]:
+    return plan.named("pool-train-spot-ec2nodeclass-gpu-train-spot").inputs
 
 
-def test_the_pool_starts_at_zero_nodes(group: Recorded) -> None:
-    assert group.inputs["scalingConfig"] == {"minSize": 0, "maxSize": 4, "desiredSize": 0}
+def test_the_pool_registers_exactly_a_node_class_and_a_node_pool_through_the_clusters_provider(
+    plan: Synthesis,
+) -> None:
+    children = [r for r in plan if "mlplat:nodepool:GpuNodePool$" in r.urn]
+    assert sorted(r.type for r in children) == [
+        "kubernetes:karpenter.k8s.aws/v1:EC2NodeClass",
+        "kubernetes:karpenter.sh/v1:NodePool",
+    ]
+    provider = plan.named("cluster-k8s")
+    assert all(r.provider.startswith(provider.urn) for r in children)
 
 
-def test_the_desired_size_belongs_to_the_autoscaler_after_creation(group: Recorded) -> None:
-    assert group.ignore_changes == ["scalingConfig.desiredSize"]
-
-
-def test_nodes_carry_the_pool_and_gpu_labels(group: Recorded) -> None:
-    assert group.inputs["labels"] == {"mlplat.io/pool": "train-spot", "nvidia.com/gpu.present": "true"}
-
-
-def test_nodes_are_tainted_so_only_gpu_workloads_land_on_them(group: Recorded) -> None:
-    assert group.inputs["taints"] == [{"key": "nvidia.com/gpu", "value": "true", "effect": "NO_SCHEDULE"}]
-
-
-def test_the_node_group_carries_the_autoscaler_node_template_tags(group: Recorded) -> None:
-    assert group.inputs["tags"] == {
-        **TAGS,
-        f"{TEMPLATE_PREFIX}/label/mlplat.io/pool": "train-spot",
-        f"{TEMPLATE_PREFIX}/label/nvidia.com/gpu.present": "true",
-        f"{TEMPLATE_PREFIX}/taint/nvidia.com/gpu": "true:NoSchedule",
-        f"{TEMPLATE_PREFIX}/resources/nvidia.com/gpu": "4",
-    }
-
-
-def test_the_template_tags_are_set_on_the_auto_scaling_group_itself(plan: Synthesis) -> None:
-    tags = {r.name: r.inputs for r in plan.of_type(ASG_TAG)}
-    assert {i["tag"]["key"]: i["tag"]["value"] for i in tags.values()} == {
-        f"{TEMPLATE_PREFIX}/label/mlplat.io/pool": "train-spot",
-        f"{TEMPLATE_PREFIX}/label/nvidia.com/gpu.present": "true",
-        f"{TEMPLATE_PREFIX}/taint/nvidia.com/gpu": "true:NoSchedule",
-        f"{TEMPLATE_PREFIX}/resources/nvidia.com/gpu": "4",
-    }
-    assert {i["autoscalingGroupName"] for i in tags.values()} == {"eks-train-group-asg"}
-    assert {i["tag"]["propagateAtLaunch"] for i in tags.values()} == {False}
-    assert sorted(tags) == [
-        "train-asg-tag-label-mlplat-io-pool",
-        "train-asg-tag-label-nvidia-com-gpu-present",
-        "train-asg-tag-resources-nvidia-com-gpu",
-        "train-asg-tag-taint-nvidia-com-gpu",
+def test_the_node_pool_requires_the_pools_types_and_its_capacity_types_in_preference_order(
+    node_pool: dict[str, Any],
+) -> None:
+    assert node_pool["spec"]["template"]["spec"]["requirements"] == [
+        {"key": "node.kubernetes.io/instance-type", "operator": "In", "values": ["g5.12xlarge", "g6.12xlarge"]},
+        {"key": "karpenter.sh/capacity-type", "operator": "In", "values": ["spot", "on-demand"]},
+        {"key": "kubernetes.io/arch", "operator": "In", "values": ["amd64"]},
+        {"key": "kubernetes.io/os", "operator": "In", "values": ["linux"]},
     ]
 
 
-def test_the_launch_template_requires_imdsv2_with_a_hop_limit_of_one(plan: Synthesis) -> None:
-    template = plan.named("train-lt")
-    assert template.inputs["metadataOptions"] == {
-        "httpEndpoint": "enabled",
-        "httpTokens": "required",
-        "httpPutResponseHopLimit": 1,
-        "instanceMetadataTags": "disabled",
+def test_the_node_pool_caps_the_gpus_its_nodes_may_hold(node_pool: dict[str, Any]) -> None:
+    assert node_pool["spec"]["limits"] == {"nvidia.com/gpu": "16"}
+
+
+def test_nodes_are_tainted_for_gpu_work_and_labelled_with_the_pool(node_pool: dict[str, Any]) -> None:
+    template = node_pool["spec"]["template"]
+    assert template["spec"]["taints"] == [{"key": "nvidia.com/gpu", "value": "true", "effect": "NoSchedule"}]
+    assert template["metadata"]["labels"] == {
+        "mlplat.io/purpose": "training",
+        "mlplat.io/pool": "train-spot",
+        "nvidia.com/gpu.present": "true",
     }
 
 
-def test_the_root_volume_is_encrypted_gp3_sized_from_config(plan: Synthesis) -> None:
-    assert plan.named("train-lt").inputs["blockDeviceMappings"] == [
+def test_the_node_pool_consolidates_within_a_budget_and_expires_nodes(node_pool: dict[str, Any]) -> None:
+    assert node_pool["spec"]["disruption"] == {
+        "consolidationPolicy": "WhenEmptyOrUnderutilized",
+        "consolidateAfter": "10m",
+        "budgets": [{"nodes": "20%"}],
+    }
+    assert node_pool["spec"]["template"]["spec"]["expireAfter"] == "336h"
+
+
+def test_the_node_pool_boots_from_its_own_node_class(node_pool: dict[str, Any]) -> None:
+    assert node_pool["spec"]["template"]["spec"]["nodeClassRef"] == {
+        "group": "karpenter.k8s.aws",
+        "kind": "EC2NodeClass",
+        "name": "gpu-train-spot",
+    }
+
+
+def test_the_node_class_boots_the_al2023_alias_with_imdsv2_and_a_hop_limit_of_one(node_class: dict[str, Any]) -> None:
+    spec = node_class["spec"]
+    assert spec["amiSelectorTerms"] == [{"alias": "al2023@latest"}]
+    assert spec["metadataOptions"] == {
+        "httpEndpoint": "enabled",
+        "httpProtocolIPv6": "disabled",
+        "httpPutResponseHopLimit": 1,
+        "httpTokens": "required",
+    }
+
+
+def test_the_node_class_root_is_encrypted_gp3_of_the_pools_size(node_class: dict[str, Any]) -> None:
+    assert node_class["spec"]["blockDeviceMappings"] == [
         {
             "deviceName": "/dev/xvda",
-            "ebs": {"volumeSize": 500, "volumeType": "gp3", "encrypted": "true", "deleteOnTermination": "true"},
+            "ebs": {"volumeSize": "500Gi", "volumeType": "gp3", "encrypted": True, "deleteOnTermination": True},
         }
     ]
 
 
-def test_the_node_group_launches_from_the_latest_template_version(group: Recorded) -> None:
-    assert group.inputs["launchTemplate"] == {"id": "train-lt-id", "version": "1"}
+def test_the_node_class_selects_subnets_and_security_groups_by_the_discovery_tag(node_class: dict[str, Any]) -> None:
+    selector = [{"tags": {"karpenter.sh/discovery": "prod-cluster"}}]
+    assert node_class["spec"]["subnetSelectorTerms"] == selector
+    assert node_class["spec"]["securityGroupSelectorTerms"] == selector
+    assert node_class["spec"]["instanceProfile"] == "karpenter-node"
 
 
-def test_the_node_role_has_the_three_worker_policies_and_nothing_else(plan: Synthesis) -> None:
-    role = plan.named("train-role")
-    assert json.loads(role.inputs["assumeRolePolicy"])["Statement"] == [
-        {"Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"}, "Action": "sts:AssumeRole"}
+def test_the_node_class_tags_what_karpenter_launches_with_the_stack_tags(node_class: dict[str, Any]) -> None:
+    assert node_class["spec"]["tags"] == TAGS
+
+
+def test_a_bottlerocket_pool_boots_its_alias_and_sizes_the_data_volume_not_the_os_volume() -> None:
+    spec = render_node_class(
+        PoolSpec("infer", ("g6.xlarge",), 4, ami_family="Bottlerocket", disk_size_gib=200), "c", "p", {}
+    )["spec"]
+    assert spec["amiSelectorTerms"] == [{"alias": "bottlerocket@latest"}]
+    assert [(m["deviceName"], m["ebs"]["volumeSize"]) for m in spec["blockDeviceMappings"]] == [
+        ("/dev/xvda", "4Gi"),
+        ("/dev/xvdb", "200Gi"),
     ]
-    assert sorted(r.inputs["policyArn"] for r in plan.of_type(ATTACHMENT)) == [
-        "arn:aws:iam::aws:policy/AmazonEC2ContainerRegistryReadOnly",
-        "arn:aws:iam::aws:policy/AmazonEKSWorkerNodePolicy",
-        "arn:aws:iam::aws:policy/AmazonEKS_CNI_Policy",
-    ]
-    assert plan.of_type("aws:iam/rolePolicy:RolePolicy") == []
-    assert plan.named("train-group").inputs["nodeRoleArn"] == "arn:aws:iam::123456789012:role/train-role"
 
 
-def test_every_pool_resource_is_a_child_of_the_pool(plan: Synthesis) -> None:
-    pool = plan.named("train")
-    assert pool.type == POOL
-    direct = [r for r in plan if r.parent == pool.urn]
-    assert {r.name for r in direct} == {
-        "train-role",
-        "train-lt",
-        "train-group",
-        *(r.name for r in plan.of_type(ASG_TAG)),
+def test_a_pool_named_by_families_also_requires_its_families() -> None:
+    pool = render_node_pool(PoolSpec("infer", ("g6.xlarge", "g6.2xlarge"), 4, instance_families=("g6",)))
+    assert pool["spec"]["template"]["spec"]["requirements"][0] == {
+        "key": "karpenter.k8s.aws/instance-family",
+        "operator": "In",
+        "values": ["g6"],
     }
 
 
-def test_a_bottlerocket_pool_sizes_its_data_volume_not_its_os_volume() -> None:
-    plan = synthesize(lambda: {"p": GpuNodePool("br", _args(ami_type="BOTTLEROCKET_x86_64_NVIDIA")).node_group_arn})
-    assert plan.named("br-lt").inputs["blockDeviceMappings"][0]["deviceName"] == "/dev/xvdb"
+def test_a_time_sliced_pool_labels_its_nodes_with_its_device_plugin_config() -> None:
+    pool = render_node_pool(PoolSpec("infer", ("g6.xlarge",), 4, time_slicing_replicas=4))
+    assert pool["spec"]["template"]["metadata"]["labels"]["nvidia.com/device-plugin.config"] == "infer"
 
 
-def test_an_adopted_node_role_creates_no_role() -> None:
-    arn = "arn:aws:iam::123456789012:role/existing-nodes"
-    plan = synthesize(lambda: {"p": GpuNodePool("adopt", _args(node_role_arn=arn)).node_group_arn})
-    assert plan.of_type("aws:iam/role:Role") == []
-    assert plan.named("adopt-group").inputs["nodeRoleArn"] == arn
+def test_a_spot_only_pool_carries_its_waiver_as_an_annotation() -> None:
+    pool = render_node_pool(PoolSpec("cheap", ("g5.xlarge",), 4, ("spot",), spot_waiver="checkpointed sweeps"))
+    assert pool["metadata"]["annotations"] == {"mlplat.io/spot-only-waiver": "checkpointed sweeps"}
 
 
-def test_a_mixed_pool_promises_the_autoscaler_the_smallest_gpu_count() -> None:
-    plan = synthesize(
-        lambda: {"p": GpuNodePool("mix", _args(instance_types=("g5.12xlarge", "g5.xlarge"))).node_group_arn}
-    )
-    assert plan.named("mix-group").inputs["tags"][f"{TEMPLATE_PREFIX}/resources/nvidia.com/gpu"] == "1"
+def test_both_objects_are_valid_against_the_karpenter_crds() -> None:
+    manifests = [render_node_class(SPEC, "prod-cluster", "karpenter-node", TAGS), render_node_pool(SPEC)]
+    report = k8s_validate.validate_manifests(manifests, "1.35")
+    assert [str(p) for p in report.problems] == []
 
 
 def test_a_cpu_instance_type_is_rejected_before_anything_is_created() -> None:
-    with pytest.raises(ValueError, match=r"instanceTypes has a non-GPU instance type \(got 'm5.large'\)"):
-        GpuNodePool("bad", _args(instance_types=("m5.large",)))
+    provider_free = GpuNodePoolArgs(
+        spec=PoolSpec("bad", ("m5.large",), 4),
+        provider=None,
+        discovery_value="c",
+        instance_profile="p",  # type: ignore[arg-type]
+    )
+    with pytest.raises(ValueError, match=r"gpuPool bad: instanceTypes has a non-GPU instance type \(got 'm5.large'\)"):
+        GpuNodePool("bad", provider_free)
 
 
-def test_a_pool_with_min_size_over_max_size_is_rejected() -> None:
-    assert validate_pool(_args(min_size=3, max_size=2)) == [
-        "gpuPool train-spot: maxSize must be >= minSize and >= 1 (got 2 < 3)"
-    ]
-
-
-def test_an_ami_type_without_nvidia_drivers_is_rejected() -> None:
-    assert validate_pool(_args(ami_type="AL2023_x86_64_STANDARD")) == [
-        "gpuPool train-spot: amiType must be a GPU AMI type (got 'AL2023_x86_64_STANDARD')"
-    ]
+def test_an_unknown_capacity_type_is_rejected() -> None:
+    args = GpuNodePoolArgs(
+        spec=PoolSpec("bad", ("g5.xlarge",), 4, ("SPOT",)),
+        provider=None,
+        discovery_value="c",
+        instance_profile="p",  # type: ignore[arg-type]
+    )
+    with pytest.raises(ValueError, match=r"capacityTypes must list reserved, spot or on-demand \(got \['SPOT'\]\)"):
+        GpuNodePool("bad", args)

@@ -57,15 +57,21 @@ def test_the_namespace_is_the_teams_name_and_enforces_the_restricted_pod_standar
     }
 
 
-def test_the_quota_caps_gpu_cpu_and_memory_requests_at_the_configured_values(plan: Synthesis) -> None:
+def test_the_quota_caps_cpu_and_memory_and_leaves_gpus_to_kueue(plan: Synthesis) -> None:
     assert _object(plan, "resourcequota", "compute-quota")["spec"] == {
         "hard": {
-            "requests.nvidia.com/gpu": "16",
             "requests.cpu": "256",
             "requests.memory": "2Ti",
             "limits.memory": "2Ti",
         }
     }
+
+
+def test_the_namespace_has_a_local_queue_feeding_the_teams_cluster_queue(plan: Synthesis) -> None:
+    queue = plan.named("team-research-localqueue-default")
+    assert queue.type == "kubernetes:kueue.x-k8s.io/v1beta2:LocalQueue"
+    assert queue.inputs["metadata"] == {"name": "default", "namespace": "research"}
+    assert queue.inputs["spec"] == {"clusterQueue": "research"}
 
 
 def test_containers_without_resources_get_default_requests_and_limits(plan: Synthesis) -> None:
@@ -154,7 +160,7 @@ def test_the_role_may_do_exactly_what_the_statements_say(plan: Synthesis) -> Non
 def test_every_kubernetes_object_goes_through_the_clusters_provider(plan: Synthesis) -> None:
     provider = plan.named("cluster-k8s")
     objects = [r for r in plan if r.type.startswith("kubernetes:")]
-    assert len(objects) == 8
+    assert len(objects) == 9
     assert {r.provider for r in objects} == {f"{provider.urn}::cluster-k8s-id"}
 
 
@@ -175,9 +181,9 @@ def test_the_component_registers_exactly_the_rendered_objects(plan: Synthesis) -
 
 
 def test_every_rendered_object_is_valid_for_the_clusters_kubernetes_version() -> None:
-    report = k8s_validate.validate_manifests(render_team_namespace(SPEC, ROLE_ARN), "1.33")
+    report = k8s_validate.validate_manifests(render_team_namespace(SPEC, ROLE_ARN), "1.35")
     assert report.problems == []
-    assert len(report.validated) == 8
+    assert len(report.validated) == 9
 
 
 def _without_type(resource: Recorded) -> dict[str, Any]:

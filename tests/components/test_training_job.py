@@ -1,6 +1,7 @@
 """The distributed training Job: rendered manifests (what `mlplat train --on eks` applies) and the component that
 registers exactly those."""
 
+from dataclasses import replace
 from typing import Any
 
 import pulumi_kubernetes as k8s
@@ -56,6 +57,26 @@ def test_a_run_renders_its_rendezvous_service_then_its_job(manifests: list[dict[
 def test_the_job_is_indexed_with_one_pod_per_rank_all_at_once(job: dict[str, Any]) -> None:
     spec = job["spec"]
     assert (spec["completionMode"], spec["completions"], spec["parallelism"]) == ("Indexed", 2, 2)
+
+
+def test_the_job_is_submitted_suspended_to_the_namespaces_kueue_queue(job: dict[str, Any]) -> None:
+    assert job["spec"]["suspend"] is True
+    assert job["metadata"]["labels"] == {
+        "mlplat.io/job": "abalone-ddp",
+        "mlplat.io/workload": "training",
+        "kueue.x-k8s.io/queue-name": "default",
+    }
+
+
+def test_a_priority_class_is_named_on_the_job_for_kueue() -> None:
+    job = render_training_job(replace(SPEC, priority_class="high"))[1]
+    assert job["metadata"]["labels"]["kueue.x-k8s.io/priority-class"] == "high"
+
+
+def test_without_a_queue_the_job_runs_unsuspended_and_unlabelled() -> None:
+    job = render_training_job(replace(SPEC, queue=None))[1]
+    assert job["spec"]["suspend"] is False
+    assert "kueue.x-k8s.io/queue-name" not in job["metadata"]["labels"]
 
 
 def test_the_job_fails_fast_has_a_deadline_and_cleans_up_after_itself(job: dict[str, Any]) -> None:

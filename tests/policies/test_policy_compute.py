@@ -3,7 +3,7 @@
 import pytest
 from policy_support import UNKNOWN, changed, removed, run
 
-from components import catalog
+from components import catalog, versions
 from policies import compute
 
 CLUSTER = "aws:eks/cluster:Cluster"
@@ -12,7 +12,7 @@ TEMPLATE = "aws:ec2/launchTemplate:LaunchTemplate"
 KEY_ARN = "arn:aws:kms:us-east-1:111122223333:key/0000"
 
 CLUSTER_PROPS = {
-    "version": "1.33",
+    "version": "1.35",
     "roleArn": "arn:aws:iam::111122223333:role/eks",
     "vpcConfig": {"subnetIds": ["subnet-1", "subnet-2"], "endpointPrivateAccess": True, "endpointPublicAccess": False},
     "encryptionConfig": {"provider": {"keyArn": KEY_ARN}, "resources": ["secrets"]},
@@ -88,8 +88,27 @@ def test_a_version_out_of_standard_support_is_reported() -> None:
 
 def test_an_unpinned_version_is_reported() -> None:
     assert run("eks-supported-version", CLUSTER, removed(CLUSTER_PROPS, "version")) == [
-        "the Kubernetes version is not pinned; set version to 1.32 or later (mlplat:cluster.version)."
+        "the Kubernetes version is not pinned; set version to 1.35 or later (mlplat:cluster.version)."
     ]
+
+
+def test_a_version_past_its_dated_end_of_standard_support_is_reported_with_the_date() -> None:
+    props = changed(CLUSTER_PROPS, "version", "1.34")
+    assert run("eks-supported-version", CLUSTER, props, minVersion="1.32", asOf="2026-12-06") == [
+        "Kubernetes 1.34 left EKS standard support on 2026-12-02, so the cluster bills the extended-support hour; "
+        "upgrade mlplat:cluster.version to a version in standard support."
+    ]
+
+
+def test_a_version_before_its_end_date_passes() -> None:
+    props = changed(CLUSTER_PROPS, "version", "1.34")
+    assert run("eks-supported-version", CLUSTER, props, minVersion="1.32", asOf="2026-12-01") == []
+
+
+def test_the_packs_support_dates_match_the_components_version_table() -> None:
+    assert {
+        v: r.end_of_standard_support.isoformat() for v, r in versions.RELEASES.items()
+    } == compute.STANDARD_SUPPORT_ENDS
 
 
 def test_a_node_group_with_a_launch_template_passes() -> None:

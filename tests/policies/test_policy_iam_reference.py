@@ -143,3 +143,15 @@ def test_arns_that_are_not_arns_or_name_no_service_are_reported(arn: str, proble
     policy = doc(allow("S", ["s3:GetObject"], arn))
     expected = f"statement 'S': Resource {arn!r} {problem}."
     assert run("iam-arns-well-formed", ROLE_POLICY, {"policy": policy}) == [expected]
+
+
+def test_aws_public_parameters_without_an_account_are_well_formed_but_other_empty_accounts_are_not() -> None:
+    public = doc(allow("AmiIds", ["ssm:GetParameter"], "arn:aws:ssm:us-west-2::parameter/aws/service/eks/*"))
+    assert run("iam-actions-exist", ROLE_POLICY, {"policy": public}) == []
+    assert run("iam-arns-well-formed", ROLE_POLICY, {"policy": public}) == []
+    private = doc(allow("Mine", ["ssm:GetParameter"], "arn:aws:ssm:us-west-2::parameter/team/secret"))
+    assert run("iam-actions-exist", ROLE_POLICY, {"policy": private}) == [
+        "statement 'Mine': ssm:GetParameter is granted on arn:aws:ssm:us-west-2::parameter/team/secret, but it "
+        "applies to parameter (arn:${Partition}:ssm:${Region}:${Account}:parameter/${ParameterNameWithoutLeadingSlash}"
+        "), * (*)."
+    ]

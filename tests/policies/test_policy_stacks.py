@@ -25,7 +25,7 @@ CONFIG_EXPRESSIBLE = {
     "eks-supported-version",
     "gpu-instance-types-allowed",
     "gpu-pool-max-gpus",
-    "gpu-pool-scales-to-zero",
+    "spot-nodepool-on-demand-fallback",
     "log-group-retention",
     "s3-no-force-destroy",
     "sagemaker-data-capture",

@@ -134,3 +134,69 @@ def register_abalone_model(
     for alias in aliases:
         client.set_registered_model_alias(name, alias, version)
     return version
+
+
+IRIS_COLUMNS = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
+
+
+def iris_frame() -> pd.DataFrame:
+    """The iris measurements and their species, as a classification data set names its columns."""
+    import sklearn.datasets
+
+    iris = sklearn.datasets.load_iris()
+    frame = pd.DataFrame(iris.data, columns=IRIS_COLUMNS)
+    frame["species"] = np.asarray(iris.target_names, dtype=object)[iris.target]
+    return frame
+
+
+def save_iris_classifier(model_dir: Path, work_dir: Path, steps: int = 60) -> Path:
+    """A `mlplat-mlp-classifier/1` model directory: a tiny exported network over the iris columns, its spec, and the
+    pandas pyfunc of the same contract (the reference)."""
+    import mlflow.pyfunc
+    from mlflow.models import ModelSignature
+    from mlflow.types import ColSpec, DataType, ParamSchema, ParamSpec, Schema
+
+    work_dir.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(0)
+    frame = iris_frame()
+    classes = sorted(frame["species"].unique())
+    x = frame[IRIS_COLUMNS].to_numpy(dtype=np.float32)
+    mean, std = x.mean(axis=0), x.std(axis=0)
+    target = torch.tensor([classes.index(label) for label in frame["species"]])
+    inputs = torch.from_numpy((x - mean) / std)
+    net = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, len(classes)))
+    optimiser = torch.optim.Adam(net.parameters(), lr=0.05)
+    for _ in range(steps):
+        optimiser.zero_grad()
+        torch.nn.functional.cross_entropy(net(inputs), target).backward()
+        optimiser.step()
+    net.eval()
+    batch = torch.export.Dim("batch", min=1, max=1_000_000)
+    program = torch.export.export(net, (inputs[:4],), dynamic_shapes=({0: batch},))
+    torch.export.save(program, str(work_dir / "model.pt2"))
+    spec = {
+        "format": "mlplat-mlp-classifier/1",
+        "task": "classification",
+        "target": "species",
+        "classes": classes,
+        "columns": IRIS_COLUMNS,
+        "numeric": IRIS_COLUMNS,
+        "categorical": {},
+        "encoded_features": IRIS_COLUMNS,
+        "mean": [float(value) for value in mean],
+        "std": [float(value) for value in std],
+        "program": "model.pt2",
+    }
+    (work_dir / "mlplat_model.json").write_text(json.dumps(spec, indent=2))
+    signature = ModelSignature(
+        inputs=Schema([ColSpec(DataType.double, name) for name in IRIS_COLUMNS]),
+        params=ParamSchema([ParamSpec("output", DataType.string, "labels")]),
+    )
+    mlflow.pyfunc.save_model(
+        path=str(model_dir),
+        python_model=str(HERE / "classifier_pyfunc.py"),
+        artifacts={"mlplat_model": str(work_dir / "mlplat_model.json"), "program": str(work_dir / "model.pt2")},
+        signature=signature,
+        pip_requirements=["mlflow", "torch==2.13.0"],
+    )
+    return model_dir

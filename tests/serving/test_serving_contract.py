@@ -142,3 +142,27 @@ def test_an_unknown_path_is_404_and_a_wrong_method_405(server: ServingServer) ->
     assert (missing.status_code, missing.json()) == (404, {"error": "no such path"})
     wrong = httpx.get(f"{server.url}/invocations")
     assert (wrong.status_code, wrong.json(), wrong.headers["allow"]) == (405, {"error": "method not allowed"}, "POST")
+
+
+def test_columns_the_model_does_not_use_are_ignored_and_named_in_a_response_header(
+    server: ServingServer, reference_predictions: np.ndarray
+) -> None:
+    records = [{**dict(zip(COLUMNS, row, strict=True)), "Colour": "red", "Age": 3} for row in ROWS]
+    response = server.invoke(orjson.dumps({"dataframe_records": records}))
+    np.testing.assert_allclose(predictions(response), reference_predictions, rtol=1e-5)
+    assert response.headers["x-mlplat-ignored-columns"] == "'Colour', 'Age'"
+
+
+def test_a_params_object_is_accepted_on_the_fast_path_and_undeclared_params_are_ignored(
+    server: ServingServer, reference_predictions: np.ndarray
+) -> None:
+    response = server.invoke(orjson.dumps({"inputs": ROWS, "params": {"temperature": 0.5}}))
+    np.testing.assert_allclose(predictions(response), reference_predictions, rtol=1e-5)
+
+
+def test_params_that_are_not_an_object_get_400_on_the_fast_path(server: ServingServer) -> None:
+    response = server.invoke(orjson.dumps({"inputs": ROWS[:1], "params": [1, 2]}))
+    assert (response.status_code, response.json()) == (
+        400,
+        {"error": "'params' must be an object of parameter names and values"},
+    )

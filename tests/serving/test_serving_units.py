@@ -16,10 +16,10 @@ from serving_models import COLUMNS, sample_rows
 
 from serving import __main__ as entrypoint
 from serving.app import ServingApp
-from serving.codec import Table
+from serving.codec import Table, decode, encode
 from serving.config import Settings, SettingsError
 from serving.handler import invoke
-from serving.model import MlpModel, ModelInfo, ModelLoadError, load_model_dir
+from serving.model import Answer, MlpModel, ModelInfo, ModelLoadError, Prepared, load_model_dir
 from serving.protocol import JSON, Response
 from serving.runtime import Inference, ModelHolder
 from serving.source import ModelSource
@@ -163,11 +163,14 @@ class _ExplodingModel:
     info = ModelInfo("boom", "1", None, "memory", "test")
     batchable = False
 
-    def encode(self, table: Table) -> Any:
+    def prepare(self, body: bytes, content_type: str, max_rows: int) -> Prepared:
         raise RuntimeError("secret internal detail at /srv/app.py line 3")
 
     def predict(self, features: Any) -> Any:  # pragma: no cover - never reached
         return features
+
+    def respond(self, prepared: Prepared, outputs: Any, output_type: str) -> Answer:  # pragma: no cover
+        raise AssertionError("never reached")
 
     def warm(self) -> None:
         pass
@@ -216,11 +219,16 @@ class _EchoModel:
     info = ModelInfo("echo", "1", None, "memory", "test")
     batchable = False
 
-    def encode(self, table: Table) -> Any:
-        return list(table.columns[0])
+    def prepare(self, body: bytes, content_type: str, max_rows: int) -> Prepared:
+        table = decode(body, content_type, max_rows)
+        return Prepared(list(table.columns[0]), table)
 
     def predict(self, features: Any) -> Any:
         return features
+
+    def respond(self, prepared: Prepared, outputs: Any, output_type: str) -> Answer:
+        body, media = encode(outputs, output_type)
+        return Answer(Response(200, body, media), len(outputs), prepared.table, outputs)
 
     def warm(self) -> None:
         pass
@@ -284,3 +292,17 @@ def test_an_empty_multiprocess_dir_variable_leaves_no_metric_files_in_the_workin
     done = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+def test_the_supervisor_entrypoint_imports_neither_torch_nor_mlflow_nor_pandas() -> None:
+    # What `python -m serving --workers N` runs in the parent process before uvicorn starts the workers.
+    script = (
+        "import sys\n"
+        "from serving import __main__, server\n"
+        "from serving.source import ModelSource\n"
+        "ModelSource.parse('/opt/ml/model')\n"
+        "print(sorted(m for m in ('torch', 'mlflow', 'pandas', 'numpy') if m in sys.modules))\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True)
+    assert (done.returncode, done.stdout.strip()) == (0, "[]"), done.stderr
