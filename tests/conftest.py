@@ -16,7 +16,7 @@ _UNTRACKED_AT_START = pytest.StashKey[set[str] | None]()
 
 
 # Build and tool caches; anything else new in the checkout, ignored by .gitignore or not, was left behind by a test.
-_CACHES = (".venv/", ".pytest_cache/", ".mypy_cache/", ".ruff_cache/", "__pycache__/", ".egg-info/")
+_CACHES = (".venv/", ".venv-checkov/", ".pytest_cache/", ".mypy_cache/", ".ruff_cache/", "__pycache__/", ".egg-info/")
 
 
 def _untracked() -> set[str] | None:

@@ -35,6 +35,7 @@ SKIPS: tuple[tuple[str, str], ...] = (
         "needs a deployed stack (its outputs, bucket and tracking server) and AWS",
     ),
     (r"^mlplat cost .*--(actual|idle)\b", "reads Cost Explorer and CloudWatch of a deployed stack"),
+    (r"^(kubectl|helm|aws|eksctl)\b", "needs the EKS cluster and AWS credentials"),
     (r"^python -c .*MlflowClient", "sets an alias in a deployed stack's registry"),
     (r"^mlplat monitor --stack", "needs a deployed stack's capture bucket and AWS credentials"),
     (r"^python -m training\b", "a full training run at the default epochs; tests/training runs this entrypoint"),
