@@ -16,6 +16,7 @@ from components.cluster import SYSTEM_POOL
 from components.k8s_objects import GPU_TOLERATION
 from components.karpenter import KarpenterArgs, KarpenterController
 from components.nodepool import PoolSpec
+from components.problems import refuse
 
 SYSTEM_NODE_SELECTOR = {nodepool.POOL_LABEL: SYSTEM_POOL}
 WHOLE_GPU_CONFIG = "whole-gpus"
@@ -115,11 +116,7 @@ class ClusterServices(pulumi.ComponentResource):
     releases: dict[str, k8s.helm.v3.Release]
 
     def __init__(self, name: str, args: ClusterServicesArgs, opts: pulumi.ResourceOptions | None = None) -> None:
-        if args.kubernetes_version not in versions.RELEASES:
-            known = ", ".join(versions.SUPPORTED_VERSIONS)
-            raise ValueError(
-                f"mlplat:cluster.version has no pinned charts; use one of {known} (got {args.kubernetes_version!r})"
-            )
+        refuse(f"ClusterServices {name}", versions.problems("kubernetesVersion", args.kubernetes_version))
         super().__init__("mlplat:cluster_services:ClusterServices", name, None, opts)
         on_cluster = pulumi.ResourceOptions(parent=self, provider=args.provider)
         charts = versions.RELEASES[args.kubernetes_version].charts

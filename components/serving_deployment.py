@@ -21,6 +21,7 @@ from components.k8s_objects import (
     create_objects,
     pod_security_context,
 )
+from components.problems import Problem, at, refuse
 
 PORT = 8080
 PING_PATH = "/ping"
@@ -67,18 +68,24 @@ class ServingSpec:
     """More environment variables."""
 
 
-def validate_serving(spec: ServingSpec) -> list[str]:
-    """Problems with a server's spec, each naming the field."""
-    problems = check_dns_label("name", spec.name) + check_dns_label("namespace", spec.namespace)
+def problems(spec: ServingSpec, prefix: str = "") -> list[Problem]:
+    """Problems with a server's spec, each under `prefix`."""
+    found = check_dns_label(at(prefix, "name"), spec.name) + check_dns_label(at(prefix, "namespace"), spec.namespace)
     if spec.min_replicas < 1:
-        problems.append(f"minReplicas must be >= 1 (got {spec.min_replicas})")
+        found.append(Problem(at(prefix, "minReplicas"), f"must be >= 1 (got {spec.min_replicas})"))
     if spec.max_replicas < spec.min_replicas:
-        problems.append(f"maxReplicas must be >= minReplicas (got {spec.max_replicas} < {spec.min_replicas})")
+        found.append(
+            Problem(
+                at(prefix, "maxReplicas"), f"must be >= minReplicas (got {spec.max_replicas} < {spec.min_replicas})"
+            )
+        )
     if not 1 <= spec.target_cpu_utilization <= 100:
-        problems.append(f"targetCpuUtilization must be within 1..100 (got {spec.target_cpu_utilization})")
+        found.append(
+            Problem(at(prefix, "targetCpuUtilization"), f"must be within 1..100 (got {spec.target_cpu_utilization})")
+        )
     if spec.gpus < 0:
-        problems.append(f"gpus must be >= 0 (got {spec.gpus})")
-    return problems
+        found.append(Problem(at(prefix, "gpus"), f"must be >= 0 (got {spec.gpus})"))
+    return found
 
 
 def _probe(period: int, failures: int) -> dict[str, Any]:
@@ -92,9 +99,7 @@ def _probe(period: int, failures: int) -> dict[str, Any]:
 
 def render_serving_deployment(spec: ServingSpec) -> list[dict[str, Any]]:
     """Deployment, Service, HorizontalPodAutoscaler and PodDisruptionBudget. Raises ValueError on a bad spec."""
-    problems = validate_serving(spec)
-    if problems:
-        raise ValueError(f"serving deployment {spec.name!r}: " + "; ".join(problems))
+    refuse(f"serving deployment {spec.name!r}", problems(spec))
     selector = {APP_LABEL: spec.name}
     labels = {**selector, WORKLOAD_LABEL: "serving"}
     metadata = {"name": spec.name, "namespace": spec.namespace, "labels": labels}
