@@ -1,6 +1,6 @@
-"""The EKS training launcher: the torchrun manifests of `components.training_job` for a stack.
+"""The EKS training launcher: the torchrun manifests of `mlplat.cloud.eks_job` for a stack.
 
-`--on eks` renders the torchrun `TrainingJob` manifests of `components.training_job` for the stack (ranks, GPU
+`--on eks` renders the torchrun Job manifests of `mlplat.cloud.eks_job` for the stack (ranks, GPU
 pool, team namespace, image, retry budget); `mlplat.jobs.eks` creates and follows them, and `--dry-run` prints them.
 """
 
@@ -33,8 +33,8 @@ def eks_manifests(
     max_retries: int = 2,
     schedule_timeout_seconds: int | None = None,
 ) -> list[dict[str, Any]]:
-    """The torchrun Job and its rendezvous Service for this stack, from `components.training_job`."""
-    from components.training_job import TrainingJobSpec, render_training_job
+    """The torchrun Job and its rendezvous Service for this stack, from `mlplat.cloud.eks_job`."""
+    from mlplat.cloud.eks_job import TrainingJobSpec, render_training_job
 
     if cfg.cluster is None:
         raise TrainError(f"stack {cfg.environment!r} has no EKS cluster (mlplat:cluster); use --on sagemaker")
