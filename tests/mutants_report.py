@@ -47,6 +47,7 @@ POLICY_MODULES = [
     "kubernetes",
     "cost",
     "tagging",
+    "__main__",
 ]
 TESTS: dict[str, list[str]] = {
     **{f"policies/{name}.py": POLICY_TESTS for name in POLICY_MODULES},
