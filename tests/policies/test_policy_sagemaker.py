@@ -450,3 +450,51 @@ def test_sagemaker_training_sealed_names_a_monitoring_jobs_fields_under_network_
         CLEAR_TEXT.format("the monitoring job", "networkConfig.enableInterContainerTrafficEncryption"),
         OUTSIDE_VPC.format("the monitoring job", "networkConfig.vpcConfig"),
     ]
+
+
+def test_sagemaker_training_sealed_reports_every_open_step_after_a_processing_step() -> None:
+    open_step = {"Type": "Training", "Arguments": {**API_SEALED, "EnableNetworkIsolation": False}}
+    props = _pipeline({"Name": "prep", "Type": "Processing"}, {"Name": "a", **open_step}, {"Name": "b", **open_step})
+    assert run("sagemaker-training-sealed", PIPELINE, props) == [
+        OPEN_NETWORK.format("pipeline step a", "EnableNetworkIsolation"),
+        OPEN_NETWORK.format("pipeline step b", "EnableNetworkIsolation"),
+    ]
+
+
+def test_sagemaker_training_sealed_reports_every_open_tuning_definition() -> None:
+    definitions = [{**DEFINITION, "definitionName": n, "enableNetworkIsolation": False} for n in ("a", "b")]
+    assert run("sagemaker-training-sealed", TUNING, {"trainingJobDefinitions": definitions}) == [
+        OPEN_NETWORK.format("tuning definition a", "enableNetworkIsolation"),
+        OPEN_NETWORK.format("tuning definition b", "enableNetworkIsolation"),
+    ]
+
+
+def test_sagemaker_training_sealed_passes_a_sealed_monitoring_job() -> None:
+    props = {"networkConfig": {**DEFINITION}}
+    assert (
+        run("sagemaker-training-sealed", "aws:sagemaker/dataQualityJobDefinition:DataQualityJobDefinition", props) == []
+    )
+
+
+SERVERLESS = {"productionVariants": [{"variantName": "primary", "serverlessConfig": {"memorySizeInMb": 1024}}]}
+
+
+@pytest.mark.parametrize(
+    ("configs", "reported"),
+    [
+        pytest.param([("c", SERVERLESS)], False, id="its own configuration is serverless"),
+        pytest.param([("c", CONFIG_PROPS)], True, id="its own configuration has instances"),
+        pytest.param(
+            [("c", CONFIG_PROPS), ("other", SERVERLESS)], True, id="another endpoint's configuration is serverless"
+        ),
+    ],
+)
+def test_sagemaker_endpoint_autoscaling_exempts_only_a_serverless_endpoint(
+    configs: list[tuple[str, dict]], reported: bool
+) -> None:
+    resources = [
+        resource(ENDPOINT, "abalone-endpoint", {"name": "abalone-prod", "endpointConfigName": "c"}, parent=EP),
+        *(resource(CONFIG, f"{name}-config", {**props, "name": name}, parent=None) for name, props in configs),
+    ]
+    violations = run_stack("sagemaker-endpoint-autoscaling", resources)
+    assert [v.urn for v in violations] == ([resources[0].urn] if reported else [])
