@@ -268,3 +268,41 @@ def test_effective_config_takes_no_config_as_the_defaults() -> None:
 def test_a_resource_policy_is_no_stack_policy_and_the_reverse() -> None:
     assert registry.BY_NAME["s3-tls-only"].is_stack_policy is True
     assert registry.BY_NAME["log-group-retention"].is_stack_policy is False
+
+
+def _no_findings(*args: Any) -> list[Any]:
+    return []
+
+
+# The registry builds its entries at import, before any test runs, so these call the two builders directly: each
+# argument lands in its own field, and a policy without a config schema gets an empty one.
+@pytest.mark.parametrize("schema", [None, {"days": {"type": "integer", "default": 7}}], ids=["no schema", "a schema"])
+def test_a_resource_entry_keeps_each_argument_in_its_field(schema: dict[str, Any] | None) -> None:
+    spec = registry._resource("n", "d", "storage", "advisory", "r", ("aws:t",), _no_findings, schema)
+    assert spec == registry.PolicySpec(
+        name="n",
+        description="d",
+        domain="storage",
+        enforcement="advisory",
+        remediation="r",
+        resource_types=("aws:t",),
+        check=_no_findings,
+        stack_check=None,
+        config_schema=schema or {},
+    )
+
+
+@pytest.mark.parametrize("schema", [None, {"days": {"type": "integer", "default": 7}}], ids=["no schema", "a schema"])
+def test_a_stack_entry_keeps_each_argument_in_its_field(schema: dict[str, Any] | None) -> None:
+    spec = registry._stack("n", "d", "cost", "mandatory", "r", _no_findings, schema)
+    assert spec == registry.PolicySpec(
+        name="n",
+        description="d",
+        domain="cost",
+        enforcement="mandatory",
+        remediation="r",
+        resource_types=(),
+        check=None,
+        stack_check=_no_findings,
+        config_schema=schema or {},
+    )
