@@ -361,6 +361,34 @@ class TestTheStoreBuiltAlone:
             }
         ]
 
+    def test_the_store_registers_its_bucket_and_key_as_its_outputs(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        registered: list[tuple[pulumi.ComponentResource, dict[str, Any]]] = []
+        monkeypatch.setattr(
+            pulumi.ComponentResource, "register_outputs", lambda self, outputs: registered.append((self, outputs))
+        )
+        stores: list[ArtifactStore] = []
+        synth.run(lambda: stores.append(ArtifactStore("store", ARGS)))
+        (store,) = stores
+        (outputs,) = [outputs for component, outputs in registered if component is store]
+        assert outputs == {
+            "bucketName": store.bucket_name,
+            "bucketArn": store.bucket_arn,
+            "keyArn": store.key_arn,
+            "keyId": store.key_id,
+        }
+
+    def test_the_store_takes_the_parent_it_is_given(self) -> None:
+        class Holder(pulumi.ComponentResource):
+            def __init__(self) -> None:
+                super().__init__("test:index:Holder", "holder")
+
+        def program() -> None:
+            ArtifactStore("store", ARGS, pulumi.ResourceOptions(parent=Holder()))
+
+        (store,) = synth.run(program).of_type("mlplat:artifacts:ArtifactStore")
+        assert store.parent == "urn:pulumi:test::mlplat::test:index:Holder::holder"
+        assert store.urn == "urn:pulumi:test::mlplat::test:index:Holder$mlplat:artifacts:ArtifactStore::store"
+
 
 def test_the_documented_defaults_of_the_store() -> None:
     assert ArtifactStoreArgs() == ArtifactStoreArgs(
