@@ -98,6 +98,21 @@ def log_group_arn(
     return pulumi.Output.concat("arn:", arn_partition, ":logs:", region, ":", account, ":log-group:", group)
 
 
+def write_logs_statement(group_arn: pulumi.Input[str]) -> Statement:
+    """Create the streams of one log group (or a `*` pattern of groups) and write to them: a job's container logs."""
+    return {
+        "Sid": "WriteLogs",
+        "Effect": "Allow",
+        "Action": [
+            "logs:CreateLogGroup",
+            "logs:CreateLogStream",
+            "logs:DescribeLogStreams",
+            "logs:PutLogEvents",
+        ],
+        "Resource": [group_arn, pulumi.Output.concat(group_arn, ":log-stream:*")],
+    }
+
+
 def logs_key_statement(region: str, group_arn: pulumi.Input[str]) -> Statement:
     """The key-policy statement that lets CloudWatch Logs use a key for one log group and no other."""
     return {

@@ -65,7 +65,7 @@ class Identity(pulumi.ComponentResource):
             *store.write_statements(MLFLOW_PREFIX),
             *store.write_statements(MODELS_PREFIX),
             *store.kms_statements(),
-            *self._log_statements(TRAINING_LOG_GROUP),
+            iam.write_logs_statement(self._arn("logs", f"log-group:{TRAINING_LOG_GROUP}")),
             self._metric_statement(TRAINING_METRIC_NAMESPACES),
             *images.ecr_pull_statements(list(args.training_images), args.region, self._account, self._partition),
             *iam.sagemaker_vpc_statements(args.vpc_arn),
@@ -78,7 +78,7 @@ class Identity(pulumi.ComponentResource):
             *store.read_statements(MODELS_PREFIX),
             *store.write_statements(DATA_CAPTURE_PREFIX),
             *store.kms_statements(),
-            *self._log_statements(f"{ENDPOINT_LOG_GROUP_PREFIX}*"),
+            iam.write_logs_statement(self._arn("logs", f"log-group:{ENDPOINT_LOG_GROUP_PREFIX}*")),
             self._metric_statement(ENDPOINT_METRIC_NAMESPACES),
             *images.ecr_pull_statements(list(args.serving_images), args.region, self._account, self._partition),
             *iam.sagemaker_vpc_statements(args.vpc_arn),
@@ -115,22 +115,6 @@ class Identity(pulumi.ComponentResource):
         return pulumi.Output.concat(
             "arn:", self._partition, ":", service, ":", self._region, ":", self._account, ":", resource
         )
-
-    def _log_statements(self, group: str) -> list[iam.Statement]:
-        group_arn = self._arn("logs", f"log-group:{group}")
-        return [
-            {
-                "Sid": "WriteLogs",
-                "Effect": "Allow",
-                "Action": [
-                    "logs:CreateLogGroup",
-                    "logs:CreateLogStream",
-                    "logs:DescribeLogStreams",
-                    "logs:PutLogEvents",
-                ],
-                "Resource": [group_arn, pulumi.Output.concat(group_arn, ":log-stream:*")],
-            }
-        ]
 
     def _metric_statement(self, namespaces: Sequence[str]) -> iam.Statement:
         return {

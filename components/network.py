@@ -8,7 +8,7 @@ from typing import Literal
 import pulumi
 import pulumi_aws as aws
 
-from components import iam
+from components import iam, keys
 
 HTTPS = 443
 
@@ -267,18 +267,13 @@ class Network(pulumi.ComponentResource):
         # Derived from the component name so the key policy can name the log group before it exists.
         group_name = f"/mlplat/{name}/vpc-flow-logs"
         group_arn = iam.log_group_arn(args.region, account, arn_partition, group_name)
-        key = aws.kms.Key(
+        key = keys.customer_key(
             f"{name}-flow-logs-key",
-            description=f"Encrypts the VPC flow logs of {name}",
-            enable_key_rotation=True,
-            deletion_window_in_days=30,
-            policy=iam.policy_document(
-                [
-                    iam.account_root_statement(account, arn_partition),
-                    iam.logs_key_statement(args.region, group_arn),
-                ]
-            ),
-            opts=child,
+            f"Encrypts the VPC flow logs of {name}",
+            account,
+            arn_partition,
+            child,
+            users=[iam.logs_key_statement(args.region, group_arn)],
         )
         group = aws.cloudwatch.LogGroup(
             f"{name}-flow-logs",
