@@ -53,6 +53,18 @@ def policy_document(statements: Sequence[Statement]) -> pulumi.Output[str]:
     return resolved.apply(lambda items: json.dumps({"Version": POLICY_VERSION, "Statement": list(items)}))
 
 
+def owned_role_policy(
+    owner: pulumi.Resource, suffix: str, role: aws.iam.Role, statements: Sequence[Statement]
+) -> aws.iam.RolePolicy:
+    """An inline policy on `role` that the component `owner` grants and owns: `<owner>-<suffix>`, its child."""
+    return aws.iam.RolePolicy(
+        f"{owner.pulumi_resource_name}-{suffix}",
+        role=role.id,
+        policy=policy_document(list(statements)),
+        opts=pulumi.ResourceOptions(parent=owner),
+    )
+
+
 def service_trust(service: str, source_account: pulumi.Input[str] | None = None) -> pulumi.Output[str]:
     """An assume-role policy that trusts one AWS service, optionally only on behalf of one account.
 

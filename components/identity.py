@@ -128,18 +128,8 @@ class Identity(pulumi.ComponentResource):
 
     def grant_training(self, label: str, statements: Sequence[iam.Statement]) -> aws.iam.RolePolicy:
         """Add statements to the training role (an inline policy `<name>-training-<label>` owned by this component)."""
-        return self._grant("training", self.training_role, label, statements)
+        return iam.owned_role_policy(self, f"training-{label}", self.training_role, statements)
 
     def grant_serving(self, label: str, statements: Sequence[iam.Statement]) -> aws.iam.RolePolicy:
         """Add statements to the serving role (an inline policy `<name>-serving-<label>` owned by this component)."""
-        return self._grant("serving", self.serving_role, label, statements)
-
-    def _grant(
-        self, duty: str, role: aws.iam.Role, label: str, statements: Sequence[iam.Statement]
-    ) -> aws.iam.RolePolicy:
-        return aws.iam.RolePolicy(
-            f"{self.pulumi_resource_name}-{duty}-{label}",
-            role=role.id,
-            policy=iam.policy_document(list(statements)),
-            opts=pulumi.ResourceOptions(parent=self),
-        )
+        return iam.owned_role_policy(self, f"serving-{label}", self.serving_role, statements)

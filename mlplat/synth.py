@@ -33,6 +33,11 @@ from components import config as stack_config
 from mlplat import fake_provider, synth_runtime
 from mlplat.plan_record import PROJECT, PlanRecord, ResourceRecord, load_plan
 
+try:
+    from yaml import CSafeLoader as SafeLoader
+except ImportError:  # PyYAML built without libyaml
+    from yaml import SafeLoader  # type: ignore[assignment]
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 PROGRAM = REPO_ROOT / "__main__.py"
 SCHEMA_FILE = Path(__file__).with_name("plan.schema.json")
@@ -136,7 +141,9 @@ def _tree_order(resources: list[ResourceRecord], root: str) -> list[ResourceReco
 
 def _engine_config(stack_file: Path) -> dict[str, str]:
     """The stack file's config as the engine hands it to a program: strings, objects as JSON."""
-    document = yaml.safe_load(stack_file.read_text()) or {}
+    # libyaml's parser when PyYAML has it (its wheels do): the same documents, and on a stack file with a hundred
+    # endpoints 0.013 s instead of the pure-Python parser's 0.09 s, paid per endpoint (bench/plan.py).
+    document = yaml.load(stack_file.read_text(), Loader=SafeLoader) or {}
     values = document.get("config") or {}
     return {str(k): v if isinstance(v, str) else json.dumps(v) for k, v in values.items()}
 
