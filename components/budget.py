@@ -86,7 +86,6 @@ class BudgetAlerts(pulumi.ComponentResource):
         budgets_source = {"StringEquals": {"aws:SourceAccount": account}}
         # Named (from the component's name) so that the key policy can admit CloudWatch Logs for this group only.
         self._log_group_name = f"/mlplat/{name}/enforcer"
-        log_group_arn = iam.log_group_arn(args.region, account, arn_partition, self._log_group_name)
 
         key = keys.customer_key(
             f"{name}-key",
@@ -94,6 +93,7 @@ class BudgetAlerts(pulumi.ComponentResource):
             account,
             arn_partition,
             child,
+            log_group=(args.region, self._log_group_name),
             users=[
                 {
                     "Sid": "BudgetsPublishesEncrypted",
@@ -103,7 +103,6 @@ class BudgetAlerts(pulumi.ComponentResource):
                     "Resource": "*",
                     "Condition": budgets_source,
                 },
-                iam.logs_key_statement(args.region, log_group_arn),
             ],
         )
         topic = aws.sns.Topic(f"{name}-topic", kms_master_key_id=key.arn, opts=child)

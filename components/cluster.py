@@ -186,7 +186,6 @@ class GpuCluster(pulumi.ComponentResource):
 
         log_group_name = f"/aws/eks/{physical_name}/cluster"
         account, arn_partition = iam.account_id(), iam.partition()
-        log_group_arn = iam.log_group_arn(args.region, account, arn_partition, log_group_name)
         # One key for the cluster's secrets and its control-plane logs; CloudWatch may use it for that group only.
         secrets_key = keys.customer_key(
             f"{name}-key",
@@ -194,7 +193,7 @@ class GpuCluster(pulumi.ComponentResource):
             account,
             arn_partition,
             child,
-            users=[iam.logs_key_statement(args.region, log_group_arn)],
+            log_group=(args.region, log_group_name),
             tags=tags,
         )
         role = aws.iam.Role(f"{name}-role", assume_role_policy=_service_role_policy(), tags=tags, opts=child)

@@ -19,16 +19,25 @@ def customer_key(
     opts: pulumi.ResourceOptions,
     *,
     users: Sequence[iam.Statement] = (),
+    log_group: tuple[str, str] | None = None,
     deletion_window_in_days: int = DELETION_WINDOW_DAYS,
     tags: Mapping[str, str] | None = None,
 ) -> aws.kms.Key:
-    """A key whose policy lets the account administer it and `users` (key-policy statements) use it."""
+    """A key whose policy lets the account administer it and `users` (key-policy statements) use it.
+
+    `log_group` is (region, name) of the one log group CloudWatch Logs may encrypt with the key; by name, because
+    the key policy must name the group before the group exists.
+    """
+    statements = [iam.account_root_statement(account, arn_partition), *users]
+    if log_group is not None:
+        region, group_name = log_group
+        statements.append(iam.logs_key_statement(region, iam.log_group_arn(region, account, arn_partition, group_name)))
     return aws.kms.Key(
         resource_name,
         description=description,
         enable_key_rotation=True,
         deletion_window_in_days=deletion_window_in_days,
-        policy=iam.policy_document([iam.account_root_statement(account, arn_partition), *users]),
+        policy=iam.policy_document(statements),
         tags=tags,
         opts=opts,
     )

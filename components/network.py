@@ -266,14 +266,13 @@ class Network(pulumi.ComponentResource):
         arn_partition = iam.partition()
         # Derived from the component name so the key policy can name the log group before it exists.
         group_name = f"/mlplat/{name}/vpc-flow-logs"
-        group_arn = iam.log_group_arn(args.region, account, arn_partition, group_name)
         key = keys.customer_key(
             f"{name}-flow-logs-key",
             f"Encrypts the VPC flow logs of {name}",
             account,
             arn_partition,
             child,
-            users=[iam.logs_key_statement(args.region, group_arn)],
+            log_group=(args.region, group_name),
         )
         group = aws.cloudwatch.LogGroup(
             f"{name}-flow-logs",
