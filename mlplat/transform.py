@@ -210,6 +210,9 @@ def transform_command(
         job = start_transform(plan, stack_outputs, session.client("sagemaker"), session.client("s3"))
     except (CloudError, stack_config.ConfigError, clikit.CliError) as exc:
         raise typer.Exit(clikit.report(exc)) from None
+    if as_json:
+        clikit.emit_json({"job": job, "input": input_uri, "output": output_uri}, True)
+        return
     typer.echo(f"started transform job {job}: {input_uri} -> {output_uri}")
 
 

@@ -64,6 +64,36 @@ def test_a_local_transform_of_10000_csv_lines_writes_10000_lines_in_order(local_
     np.testing.assert_allclose([float(line) for line in lines], expected, rtol=1e-6)
 
 
+def test_json_lines_objects_under_the_prefix_each_get_their_own_out_object_in_order(local_platform: Any) -> None:
+    state, s3 = _platform(local_platform)
+    columns, rows = _rows(30)
+    records = [dict(zip(columns, [r[0], *map(float, r[1:])], strict=True)) for r in rows]
+    parts = {"jl/in/one.jsonl": records[:10], "jl/in/deeper/two.jsonl": records[10:]}
+    for key, part in parts.items():
+        s3.put_object(Bucket=state.bucket, Key=key, Body="".join(json.dumps(r) + "\n" for r in part))
+    result = mlplat(
+        "transform", "--local", "--home", str(local_platform.home), "--model", str(state.model["name"]),
+        "--format", "jsonl", "--input", f"s3://{state.bucket}/jl/in/", "--output", f"s3://{state.bucket}/jl/out",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    serving_url = f"http://127.0.0.1:{local_platform.port}"
+    for key, part in parts.items():
+        out = key.replace("jl/in/", "jl/out/") + ".out"
+        got = [json.loads(line) for line in s3.get_object(Bucket=state.bucket, Key=out)["Body"].read().splitlines()]
+        expected = httpx.post(f"{serving_url}/invocations", json={"dataframe_records": part}).json()["predictions"]
+        assert len(got) == len(part)
+        np.testing.assert_allclose(got, expected, rtol=1e-6)
+
+
+def test_an_output_bucket_that_does_not_exist_exits_2_naming_it(local_platform: Any) -> None:
+    state, s3 = _platform(local_platform)
+    s3.put_object(Bucket=state.bucket, Key="one/in/a.csv", Body=b"M,0.455,0.365,0.095,0.514,0.2245,0.101,0.15\n")
+    code, err = _transform(
+        local_platform, "--model", "abalone", "--input", f"s3://{state.bucket}/one/in/", "--output", "s3://no-such-b/o/"
+    )
+    assert (code, err) == (2, "error: --output s3://no-such-b/o/: no bucket 'no-such-b' in the local S3 store\n")
+
+
 def _transform(local_platform: Any, *args: str) -> tuple[int, str]:
     result = mlplat("transform", "--local", "--home", str(local_platform.home), *args)
     return result.exit_code, result.stderr
