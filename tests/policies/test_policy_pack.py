@@ -199,3 +199,110 @@ def test_the_pack_readme_lists_every_policy_once() -> None:
     readme = (ROOT / "policies" / "README.md").read_text()
     for spec in registry.POLICIES:
         assert readme.count(f"| `{spec.name}` |") == 1, spec.name
+
+
+# One case per condition of the registry's config handling; each case is named after its condition.
+@pytest.mark.parametrize(
+    ("pack_config", "problems"),
+    [
+        pytest.param({"all": "advisory"}, [], id="all is accepted as a name"),
+        pytest.param({"s3-tls-only": "disabled"}, [], id="a level as a string"),
+        pytest.param({"s3-tls-only": "remediate"}, [], id="remediate"),
+        pytest.param(
+            {"s3-tls-only": "off"},
+            ["s3-tls-only: enforcementLevel must be one of advisory, mandatory, remediate, disabled (got 'off')"],
+            id="a bad level as a string",
+        ),
+        pytest.param({"log-group-retention": {"minRetentionDays": 30}}, [], id="a config property without a level"),
+        pytest.param(
+            {"log-group-retention": {"enforcementLevel": "advisory", "minRetentionDays": 30}},
+            [],
+            id="a level and a config property",
+        ),
+        pytest.param({"s3-tls-only": 3}, [], id="an entry that is neither a level nor a mapping"),
+    ],
+)
+def test_validate_pack_config_checks_each_entry(pack_config: dict[str, Any], problems: list[str]) -> None:
+    assert registry.validate_pack_config(pack_config) == problems
+
+
+SPEC = registry.BY_NAME["log-group-retention"]
+
+
+@pytest.mark.parametrize(
+    ("entry", "level"),
+    [
+        pytest.param("advisory", "advisory", id="a level as a string"),
+        pytest.param({"enforcementLevel": "disabled"}, "disabled", id="a level in a mapping"),
+        pytest.param({"minRetentionDays": 30}, "mandatory", id="a mapping without a level"),
+        pytest.param({"enforcementLevel": 3}, "mandatory", id="a level that is not a string"),
+        pytest.param(None, "mandatory", id="no entry"),
+    ],
+)
+def test_enforcement_reads_each_spelling_of_a_level(entry: Any, level: str) -> None:
+    pack_config = {} if entry is None else {SPEC.name: entry}
+    assert registry.enforcement(SPEC, pack_config) == level
+
+
+@pytest.mark.parametrize(
+    ("entry", "properties"),
+    [
+        pytest.param(None, {"minRetentionDays": 7, "maxRetentionDays": 3653}, id="defaults"),
+        pytest.param("advisory", {"minRetentionDays": 7, "maxRetentionDays": 3653}, id="a level only"),
+        pytest.param(
+            {"enforcementLevel": "advisory", "minRetentionDays": 30},
+            {"minRetentionDays": 30, "maxRetentionDays": 3653},
+            id="a property over its default, the level left out",
+        ),
+    ],
+)
+def test_policy_properties_overlays_the_config_on_the_defaults(entry: Any, properties: dict[str, Any]) -> None:
+    pack_config = {} if entry is None else {SPEC.name: entry}
+    assert registry.policy_properties(SPEC, pack_config) == properties
+
+
+def test_effective_config_takes_no_config_as_the_defaults() -> None:
+    assert registry.effective_config(SPEC, None) == {"minRetentionDays": 7, "maxRetentionDays": 3653}
+
+
+def test_a_resource_policy_is_no_stack_policy_and_the_reverse() -> None:
+    assert registry.BY_NAME["s3-tls-only"].is_stack_policy is True
+    assert registry.BY_NAME["log-group-retention"].is_stack_policy is False
+
+
+def _no_findings(*args: Any) -> list[Any]:
+    return []
+
+
+# The registry builds its entries at import, before any test runs, so these call the two builders directly: each
+# argument lands in its own field, and a policy without a config schema gets an empty one.
+@pytest.mark.parametrize("schema", [None, {"days": {"type": "integer", "default": 7}}], ids=["no schema", "a schema"])
+def test_a_resource_entry_keeps_each_argument_in_its_field(schema: dict[str, Any] | None) -> None:
+    spec = registry._resource("n", "d", "storage", "advisory", "r", ("aws:t",), _no_findings, schema)
+    assert spec == registry.PolicySpec(
+        name="n",
+        description="d",
+        domain="storage",
+        enforcement="advisory",
+        remediation="r",
+        resource_types=("aws:t",),
+        check=_no_findings,
+        stack_check=None,
+        config_schema=schema or {},
+    )
+
+
+@pytest.mark.parametrize("schema", [None, {"days": {"type": "integer", "default": 7}}], ids=["no schema", "a schema"])
+def test_a_stack_entry_keeps_each_argument_in_its_field(schema: dict[str, Any] | None) -> None:
+    spec = registry._stack("n", "d", "cost", "mandatory", "r", _no_findings, schema)
+    assert spec == registry.PolicySpec(
+        name="n",
+        description="d",
+        domain="cost",
+        enforcement="mandatory",
+        remediation="r",
+        resource_types=(),
+        check=None,
+        stack_check=_no_findings,
+        config_schema=schema or {},
+    )
