@@ -103,6 +103,19 @@ class ServerlessConfig(_Model):
     max_concurrency: int = Field(ge=1, le=200)
 
 
+SERVER_MAX_IN_FLIGHT = 64
+"""The serving image's default in-flight limit per worker (`MLPLAT_MAX_IN_FLIGHT`; a test holds the two together):
+past it a worker answers 503 at once, so an in-flight target at or above it is never reached."""
+
+
+class AutoscalingConfig(_Model):
+    """What a cluster endpoint's HorizontalPodAutoscaler follows: CPU utilisation (percent of the pod's request) or the
+    average number of in-flight requests per pod."""
+
+    metric: Literal["cpu", "inflight"]
+    target: int
+
+
 class EndpointConfig(_Model):
     """One SageMaker real-time endpoint and its autoscaling.
 
@@ -134,6 +147,8 @@ class EndpointConfig(_Model):
     """Kubernetes only: `system` (the CPU system nodes) or one of `mlplat:gpuPools` (one GPU per pod)."""
     team: str | None = None
     """Kubernetes only: the `mlplat:teams` namespace the endpoint runs in."""
+    autoscaling: AutoscalingConfig | None = None
+    """Kubernetes only: what the autoscaler follows; CPU at 70 % when absent."""
 
 
 class BudgetConfig(_Model):
@@ -399,9 +414,10 @@ SYSTEM_POOL = "system"
 
 
 def _sagemaker_only_keys(key: str, ep: EndpointConfig) -> list[Problem]:
+    autoscaling = ep.autoscaling.model_dump(by_alias=True) if ep.autoscaling is not None else None
     return [
         Problem(f"{key}.{field_name}", f"applies only to platform: kubernetes (got {value!r})")
-        for field_name, value in (("pool", ep.pool), ("team", ep.team))
+        for field_name, value in (("pool", ep.pool), ("team", ep.team), ("autoscaling", autoscaling))
         if value is not None
     ]
 
@@ -426,6 +442,16 @@ def _cluster_endpoint_problems(key: str, ep: EndpointConfig, cfg: StackConfig) -
         add(Problem(f"{key}.team", f"is required for platform: kubernetes (one of {teams})"))
     elif ep.team not in teams:
         add(Problem(f"{key}.team", f"must be one of {teams} (got {ep.team!r})"))
+    scaling = ep.autoscaling
+    if scaling is not None:
+        highest = 100 if scaling.metric == "cpu" else SERVER_MAX_IN_FLIGHT - 1
+        if not 1 <= scaling.target <= highest:
+            add(
+                Problem(
+                    f"{key}.autoscaling.target",
+                    f"must be within 1..{highest} for metric {scaling.metric} (got {scaling.target})",
+                )
+            )
     return problems
 
 
