@@ -3,16 +3,32 @@
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from contracts.bucket import split_s3_uri
 from mlplat.outputs import CloudError, StackOutputs
+
+if TYPE_CHECKING:
+    from components.config import StackConfig
 
 DEFAULT_EXPERIMENT = "mlplat-training"
 
 
 class TrainError(CloudError):
     """A training launch that cannot go ahead, or a job that did not complete."""
+
+
+@dataclass(frozen=True)
+class TrainingRun:
+    """What every launcher needs of one run: the stack, the model it registers, its data, its name, its tracking."""
+
+    outputs: StackOutputs
+    cfg: "StackConfig"
+    model: str
+    dataset: str
+    dataset_version: str
+    job_name: str
+    tracking_uri: str
 
 
 @dataclass(frozen=True)

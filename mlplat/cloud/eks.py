@@ -9,21 +9,13 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from components import config as stack_config
 from contracts import bucket as layout
-from mlplat.cloud.common import TrainError, resolve_image
-from mlplat.outputs import StackOutputs
+from mlplat.cloud.common import TrainError, TrainingRun, resolve_image
 
 
 def eks_manifests(
-    outputs: StackOutputs,
-    cfg: stack_config.StackConfig,
+    run: TrainingRun,
     *,
-    model: str,
-    dataset: str,
-    dataset_version: str,
-    job_name: str,
-    tracking_uri: str,
     ranks: int,
     pool: str | None,
     team: str | None,
@@ -43,6 +35,7 @@ def eks_manifests(
     """
     from mlplat.cloud.eks_job import TrainingJobSpec, render_training_job
 
+    outputs, cfg, job_name = run.outputs, run.cfg, run.job_name
     if cfg.cluster is None:
         raise TrainError(f"stack {cfg.environment!r} has no EKS cluster (mlplat:cluster); use --on sagemaker")
     pools = [p.name for p in cfg.gpu_pools]
@@ -62,10 +55,10 @@ def eks_manifests(
         name=job_name,
         namespace=namespace,
         image=resolve_image(image or cfg.images.training, outputs),
-        data_uri=layout.s3_uri(outputs.bucket_name, layout.dataset_prefix(dataset, dataset_version)),
+        data_uri=layout.s3_uri(outputs.bucket_name, layout.dataset_prefix(run.dataset, run.dataset_version)),
         checkpoint_s3_uri=layout.s3_uri(outputs.bucket_name, layout.checkpoint_prefix(job_name)),
-        tracking_uri=tracking_uri,
-        registered_model_name=model,
+        tracking_uri=run.tracking_uri,
+        registered_model_name=run.model,
         ranks=ranks,
         gpus_per_rank=gpus_per_rank,
         pool=chosen_pool,

@@ -25,9 +25,15 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from components import config as stack_config
 from contracts import bucket as layout
-from mlplat.cloud.common import DEFAULT_EXPERIMENT, SageMakerJob, TrainError, check_dataset, resolve_image
+from mlplat.cloud.common import (
+    DEFAULT_EXPERIMENT,
+    SageMakerJob,
+    TrainError,
+    TrainingRun,
+    check_dataset,
+    resolve_image,
+)
 from mlplat.cloud.registration import find_run, register_from_artifact
 from mlplat.outputs import StackOutputs
 
@@ -39,14 +45,8 @@ _JOB_NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
 
 
 def plan_sagemaker_job(
-    outputs: StackOutputs,
-    cfg: stack_config.StackConfig,
+    run: TrainingRun,
     *,
-    model: str,
-    dataset: str,
-    dataset_version: str,
-    job_name: str,
-    tracking_uri: str,
     instance_type: str = "ml.m5.xlarge",
     instances: int = 1,
     spot: bool = False,
@@ -60,6 +60,7 @@ def plan_sagemaker_job(
     image: str | None = None,
 ) -> SageMakerJob:
     """The job for this stack; raises TrainError naming the bad setting."""
+    outputs, cfg, model, job_name = run.outputs, run.cfg, run.model, run.job_name
     if not _JOB_NAME.match(job_name):
         raise TrainError(f"--job-name must be 1-63 letters, digits and hyphens (got {job_name!r})")
     if instances < 1:
@@ -82,7 +83,7 @@ def plan_sagemaker_job(
     if network_isolation:
         environment["MLFLOW_TRACKING_URI"] = ISOLATED_TRACKING_URI
     else:
-        environment["MLFLOW_TRACKING_URI"] = tracking_uri
+        environment["MLFLOW_TRACKING_URI"] = run.tracking_uri
     return SageMakerJob(
         name=job_name,
         image=training_image,
@@ -90,7 +91,7 @@ def plan_sagemaker_job(
         subnets=tuple(outputs.private_subnet_ids),
         security_group_ids=(outputs.workload_security_group_id,),
         kms_key_arn=outputs.kms_key_arn,
-        data_uri=layout.s3_uri(bucket, layout.dataset_prefix(dataset, dataset_version)),
+        data_uri=layout.s3_uri(bucket, layout.dataset_prefix(run.dataset, run.dataset_version)),
         output_uri=layout.s3_uri(bucket, layout.TRAINING_OUTPUT_PREFIX),
         checkpoint_uri=layout.s3_uri(bucket, layout.checkpoint_prefix(job_name)),
         instance_type=instance_type,

@@ -1,4 +1,4 @@
-"""The drift job's own entrypoint (`python -m mlplat.monitor`, argparse) takes exactly the flags the component gives it."""
+"""The drift job's own entrypoint (`python -m mlplat.monitor`, argparse) takes the flags the component gives it."""
 
 from pathlib import Path
 
