@@ -21,7 +21,8 @@ from rich.markup import escape
 
 from components.config import display_path
 from mlplat import clikit, synth
-from mlplat.cost.estimate import Estimate, estimate
+from mlplat.cost.estimate import estimate
+from mlplat.cost.model import Estimate
 from mlplat.plan_record import load_plan
 from mlplat.policy_config import COST_POLICY, ESTIMATE_KEY, PolicyConfigError, config_path, load_pack_config
 from policies import registry

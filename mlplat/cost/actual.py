@@ -12,10 +12,9 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
 
-from mlplat.cost.estimate import Estimate
+from mlplat.cost.model import COMPONENT_TAG, Estimate
 
 ENVIRONMENT_TAG = "mlplat:environment"
-COMPONENT_TAG = "mlplat:component"
 TEAM_TAG = "mlplat:team"
 METRIC = "UnblendedCost"
 UNTAGGED = "(untagged)"

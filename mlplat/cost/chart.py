@@ -3,7 +3,7 @@
 from pathlib import Path
 
 from mlplat.cost.actual import ActualReport
-from mlplat.cost.estimate import Estimate
+from mlplat.cost.model import Estimate
 
 
 def write_chart(estimate: Estimate, path: Path, compare: Estimate | None = None) -> Path:

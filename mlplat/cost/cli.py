@@ -14,7 +14,8 @@ from mlplat import clikit, policy_config, synth
 from mlplat.cost import idle as idle_mod
 from mlplat.cost.actual import ActualError, ActualReport, Row, actual_report, window
 from mlplat.cost.chart import write_actual_chart, write_chart
-from mlplat.cost.estimate import Estimate, estimate
+from mlplat.cost.estimate import estimate
+from mlplat.cost.model import Estimate
 from mlplat.cost.prices import default_table
 
 # Cost Explorer answers from one region whatever the stack's.
