@@ -233,15 +233,7 @@ def _print_list(console: Console) -> None:
 def policy(
     stack: clikit.StackOption = None,
     stack_file_path: clikit.StackFileOption = None,
-    plan_path: Annotated[
-        Path | None,
-        typer.Option(
-            "--plan",
-            help="Check a plan record written by `mlplat plan --json-out PATH` instead of planning; "
-            "refused when it is another stack's plan.",
-            dir_okay=False,
-        ),
-    ] = None,
+    plan_path: clikit.PlanOption = None,
     policy_config_path: Annotated[
         Path | None,
         typer.Option(

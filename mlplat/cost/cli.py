@@ -119,15 +119,7 @@ def stack_estimate(stack: str, stack_file_path: Path | None, plan_path: Path | N
 def cost(
     stack: clikit.StackOption = None,
     stack_file_path: clikit.StackFileOption = None,
-    plan_path: Annotated[
-        Path | None,
-        typer.Option(
-            "--plan",
-            help="Price a plan record written by `mlplat plan --json-out PATH` instead of planning; "
-            "refused when it is another stack's plan.",
-            dir_okay=False,
-        ),
-    ] = None,
+    plan_path: clikit.PlanOption = None,
     compare: Annotated[
         str | None, typer.Option("--compare", help="Another stack to compare with, component by component.")
     ] = None,
