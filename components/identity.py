@@ -14,6 +14,7 @@ from components import iam, images
 from components.artifacts import ArtifactStore
 from contracts.bucket import (
     CHECKPOINTS_PREFIX,
+    CODE_PREFIX,
     DATA_CAPTURE_PREFIX,
     DATASETS_PREFIX,
     MLFLOW_PREFIX,
@@ -61,6 +62,8 @@ class Identity(pulumi.ComponentResource):
             *store.read_statements(DATASETS_PREFIX),
             *store.read_statements(CHECKPOINTS_PREFIX),
             *store.write_statements(CHECKPOINTS_PREFIX),
+            # Script mode: the job downloads the user's source archive (`sagemaker_submit_directory`).
+            *store.read_statements(CODE_PREFIX),
             *store.read_statements(MLFLOW_PREFIX),
             *store.write_statements(MLFLOW_PREFIX),
             *store.write_statements(MODELS_PREFIX),
