@@ -78,6 +78,12 @@ def test_the_staging_cluster_installs_prometheus_and_its_adapter_for_the_in_flig
     assert {"prometheus", "prometheus-adapter"} <= set(charts)
 
 
+def test_a_cluster_without_in_flight_endpoints_runs_no_prometheus(prod: synth.PlanRecord) -> None:
+    charts = {r.inputs["chart"] for r in prod.of_type("kubernetes:helm.sh/v3:Release")}
+    assert "metrics-server" in charts
+    assert charts.isdisjoint({"prometheus", "prometheus-adapter"})
+
+
 def test_the_pod_serves_the_registered_version_on_port_8080_ready_on_ping(pod: dict[str, Any]) -> None:
     container = pod["containers"][0]
     assert _env(pod)["MLPLAT_MODEL_URI"] == "models:/abalone/1"
