@@ -6,7 +6,7 @@ Chart versions come from the cluster version's row in `components.versions`, so 
 """
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 import pulumi
@@ -15,7 +15,7 @@ import pulumi_kubernetes as k8s
 from components import nodepool, versions
 from components.cluster import SYSTEM_POOL
 from components.k8s_objects import GPU_TOLERATION
-from components.karpenter import KarpenterArgs, KarpenterController
+from components.karpenter import ClusterAccess, KarpenterArgs, KarpenterController
 from components.nodepool import PoolSpec
 from components.serving_deployment import (
     APP_LABEL,
@@ -31,27 +31,11 @@ WHOLE_GPU_CONFIG = "whole-gpus"
 
 
 @dataclass(frozen=True)
-class ClusterServicesArgs:
-    """Inputs of the cluster services."""
+class ClusterServicesArgs(ClusterAccess):
+    """Inputs of the cluster services: Karpenter's access to the cluster, and what the other services need."""
 
-    provider: k8s.Provider
-    """Kubernetes provider of the cluster (built from its outputs)."""
-    cluster_name: pulumi.Input[str]
-    """The cluster's name: Karpenter's settings and its tag conditions."""
-    cluster_arn: pulumi.Input[str]
-    """The cluster's ARN: Karpenter discovers the API endpoint from it."""
-    oidc_provider_arn: pulumi.Input[str]
-    """The cluster's IAM OIDC provider, trusted by Karpenter's role."""
-    oidc_issuer: pulumi.Input[str]
-    """The cluster's OIDC issuer URL, keying the trust conditions."""
-    region: str
-    """AWS region."""
     kubernetes_version: str
     """Cluster minor version; picks the chart row."""
-    subnet_ids: Sequence[pulumi.Input[str]]
-    """Private subnets GPU nodes launch in (tagged for Karpenter's discovery)."""
-    cluster_security_group_id: pulumi.Input[str]
-    """The cluster security group GPU nodes join (tagged for Karpenter's discovery)."""
     pools: Sequence[PoolSpec] = ()
     """The GPU pools; pools with time-slicing get a device plugin config of their own."""
     prometheus_operator: bool = False
@@ -222,14 +206,8 @@ class ClusterServices(pulumi.ComponentResource):
         self.karpenter = KarpenterController(
             f"{name}-karpenter",
             KarpenterArgs(
-                provider=args.provider,
-                cluster_name=args.cluster_name,
-                cluster_arn=args.cluster_arn,
-                oidc_provider_arn=args.oidc_provider_arn,
-                oidc_issuer=args.oidc_issuer,
-                region=args.region,
-                subnet_ids=args.subnet_ids,
-                cluster_security_group_id=args.cluster_security_group_id,
+                # Karpenter's access to the cluster, as the services were given it.
+                **{access.name: getattr(args, access.name) for access in fields(ClusterAccess)},
                 chart=charts["karpenter"],
                 tags=args.tags,
             ),
