@@ -444,14 +444,11 @@ def _cluster_endpoint_problems(key: str, ep: EndpointConfig, cfg: StackConfig) -
         add(Problem(f"{key}.team", f"must be one of {teams} (got {ep.team!r})"))
     scaling = ep.autoscaling
     if scaling is not None:
-        highest = 100 if scaling.metric == "cpu" else SERVER_MAX_IN_FLIGHT - 1
-        if not 1 <= scaling.target <= highest:
-            add(
-                Problem(
-                    f"{key}.autoscaling.target",
-                    f"must be within 1..{highest} for metric {scaling.metric} (got {scaling.target})",
-                )
-            )
+        from components.serving_deployment import scaling_problems
+
+        problems += scaling_problems(
+            f"{key}.autoscaling.metric", scaling.metric, f"{key}.autoscaling.target", scaling.target
+        )
     return problems
 
 

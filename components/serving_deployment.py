@@ -24,7 +24,7 @@ from components.k8s_objects import (
     create_objects,
     pod_security_context,
 )
-from components.problems import Problem, at, refuse
+from components.problems import Problem, at, one_of, refuse
 
 PORT = 8080
 PING_PATH = "/ping"
@@ -94,26 +94,26 @@ def problems(spec: ServingSpec, prefix: str = "") -> list[Problem]:
                 at(prefix, "maxReplicas"), f"must be >= minReplicas (got {spec.max_replicas} < {spec.min_replicas})"
             )
         )
-    if not 1 <= spec.target_cpu_utilization <= 100:
-        found.append(
-            Problem(at(prefix, "targetCpuUtilization"), f"must be within 1..100 (got {spec.target_cpu_utilization})")
-        )
     if spec.gpus < 0:
         found.append(Problem(at(prefix, "gpus"), f"must be >= 0 (got {spec.gpus})"))
-    if spec.scaling_metric not in SCALING_METRICS:
-        found.append(
-            Problem(
-                at(prefix, "scalingMetric"), f"must be one of {list(SCALING_METRICS)} (got {spec.scaling_metric!r})"
-            )
-        )
-    if not 1 <= spec.target_in_flight < SERVER_MAX_IN_FLIGHT:
-        found.append(
-            Problem(
-                at(prefix, "targetInFlight"),
-                f"must be within 1..{SERVER_MAX_IN_FLIGHT - 1} (got {spec.target_in_flight})",
-            )
-        )
-    return found
+    in_flight = spec.scaling_metric == "inflight"
+    target_key, target = (
+        ("targetInFlight", spec.target_in_flight)
+        if in_flight
+        else ("targetCpuUtilization", spec.target_cpu_utilization)
+    )
+    return found + scaling_problems(at(prefix, "scalingMetric"), spec.scaling_metric, at(prefix, target_key), target)
+
+
+def scaling_problems(metric_key: str, metric: str, target_key: str, target: int) -> list[Problem]:
+    """The autoscaler's metric and its target, each at its key (`mlplat:endpoints[0].autoscaling.metric`, or the
+    spec's `scalingMetric`); a target is CPU percent, or in-flight requests below the server's own limit."""
+    if metric not in SCALING_METRICS:
+        return one_of(metric_key, metric, SCALING_METRICS)
+    highest = 100 if metric == "cpu" else SERVER_MAX_IN_FLIGHT - 1
+    if not 1 <= target <= highest:
+        return [Problem(target_key, f"must be within 1..{highest} for metric {metric} (got {target})")]
+    return []
 
 
 def _scaling_metric(spec: ServingSpec) -> dict[str, Any]:
