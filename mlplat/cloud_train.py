@@ -42,7 +42,7 @@ from mlplat.cloud.sagemaker import (
     sdk_available,
     training_job_request,
 )
-from mlplat.outputs import CloudError, StackOutputs, check_tracking_uri, load_outputs
+from mlplat.outputs import CloudError, check_tracking_uri, load_outputs
 
 __all__ = [
     "DEFAULT_EXPERIMENT",
@@ -214,9 +214,7 @@ def train_command(
         if client is Client.sdk and not sdk_available():
             raise TrainError("--client sdk needs the SageMaker Python SDK: pip install 'mlplat[cloud]'")
         use_sdk = None if client is Client.auto else client is Client.sdk
-        result = _run_with_progress(
-            job, stack_outputs, uri, experiment, model_name, timeout, poll_interval, as_json, use_sdk
-        )
+        result = _run_with_progress(job, training, experiment, timeout, poll_interval, as_json, use_sdk)
     except (CloudError, stack_config.ConfigError) as exc:
         raise typer.Exit(clikit.report(exc)) from None
     if as_json:
@@ -265,10 +263,8 @@ def _script_source(entry_point: str | None, source_dir: Path | None, bucket: str
 
 def _run_with_progress(
     job: SageMakerJob,
-    outputs: StackOutputs,
-    tracking_uri: str,
+    training: TrainingRun,
     experiment: str,
-    model: str,
     timeout: float,
     poll_interval: float,
     quiet: bool,
@@ -290,9 +286,7 @@ def _run_with_progress(
             if not quiet:
                 console.print(line)
 
-        return run_sagemaker(
-            job, outputs, tracking_uri, experiment, model, timeout, poll_interval, on_change, use_sdk, on_submitted
-        )
+        return run_sagemaker(job, training, experiment, timeout, poll_interval, on_change, use_sdk, on_submitted)
 
 
 @dataclass(frozen=True)

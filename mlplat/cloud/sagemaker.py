@@ -35,7 +35,6 @@ from mlplat.cloud.common import (
     resolve_image,
 )
 from mlplat.cloud.registration import find_run, register_from_artifact
-from mlplat.outputs import StackOutputs
 
 CHANNEL = "train"
 CHECKPOINT_LOCAL_PATH = "/opt/ml/checkpoints"
@@ -300,10 +299,8 @@ class TrainResult:
 
 def run_sagemaker(
     job: SageMakerJob,
-    outputs: StackOutputs,
-    tracking_uri: str,
+    run: TrainingRun,
     experiment: str,
-    model: str,
     timeout: float,
     poll_interval: float,
     on_change: Callable[[dict[str, Any]], None] = lambda _d: None,
@@ -313,7 +310,8 @@ def run_sagemaker(
     """Check the data, create the job, follow it to the end, and find or register its model version."""
     import boto3
 
-    session = boto3.Session(region_name=outputs.region)
+    tracking_uri, model = run.tracking_uri, run.model
+    session = boto3.Session(region_name=run.outputs.region)
     s3 = session.client("s3")
     check_dataset(s3, job.data_uri)
     backend = submit(training_job_request(job), session, use_sdk)
