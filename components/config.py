@@ -382,11 +382,7 @@ def _semantic_problems(cfg: StackConfig) -> list[Problem]:
     for i, pool in enumerate(cfg.gpu_pools):
         problems += nodepool.problems(
             f"mlplat:gpuPools[{i}]",
-            instance_families=pool.instance_families,
-            instance_types=pool.instance_types,
-            capacity_types=pool.capacity_types,
-            gpu_limit=pool.gpu_limit,
-            ami_family=pool.ami_family,
+            pool,
             allowed=cfg.allowed_gpu_instance_types,
             environment=cfg.environment,
             max_gpus=cfg.max_gpus_per_pool,

@@ -12,7 +12,7 @@ the cluster has the same three worker policies, IMDSv2 with a hop limit of 1 and
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import pulumi
 import pulumi_aws as aws
@@ -79,14 +79,25 @@ class PoolSpec:
     """Why the pool may run spot without an on-demand fallback."""
 
 
+class PoolSettings(Protocol):
+    """What a pool's checks read: a `PoolSpec`, or the stack file's `GpuPoolConfig` (the same names)."""
+
+    @property
+    def instance_families(self) -> Sequence[str]: ...
+    @property
+    def instance_types(self) -> Sequence[str]: ...
+    @property
+    def capacity_types(self) -> Sequence[str]: ...
+    @property
+    def gpu_limit(self) -> int: ...
+    @property
+    def ami_family(self) -> str: ...
+
+
 def problems(
     prefix: str,
+    pool: PoolSettings,
     *,
-    instance_families: Sequence[str],
-    instance_types: Sequence[str],
-    capacity_types: Sequence[str],
-    gpu_limit: int,
-    ami_family: str,
     allowed: Sequence[str] | None = None,
     environment: str = "",
     max_gpus: int | None = None,
@@ -95,6 +106,7 @@ def problems(
 
     `allowed`, `environment` and `max_gpus` are the stack's guard rails; without them any GPU type and size is fine.
     """
+    instance_families, instance_types, gpu_limit = pool.instance_families, pool.instance_types, pool.gpu_limit
     found: list[Problem] = []
     add = found.append
     if not instance_families and not instance_types:
@@ -111,7 +123,7 @@ def problems(
             add(Problem(key, f"is not a GPU instance type (got {itype!r})"))
         elif allowed is not None and itype not in allowed:
             add(Problem(key, f"is not allowed in {environment} (got {itype!r})"))
-    found += _capacity_problems(at(prefix, "capacityTypes"), list(capacity_types))
+    found += _capacity_problems(at(prefix, "capacityTypes"), list(pool.capacity_types))
     found += at_least(at(prefix, "gpuLimit"), gpu_limit, 1)
     if max_gpus is not None and gpu_limit > max_gpus:
         add(
@@ -127,7 +139,7 @@ def problems(
                 at(prefix, "gpuLimit"), f"is below the {smallest} GPUs of the pool's smallest node (got {gpu_limit})"
             )
         )
-    found += one_of(at(prefix, "amiFamily"), ami_family, list(AMI_ALIASES))
+    found += one_of(at(prefix, "amiFamily"), pool.ami_family, list(AMI_ALIASES))
     return found
 
 
@@ -337,17 +349,7 @@ class GpuNodePool(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: GpuNodePoolArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         spec = args.spec
-        refuse(
-            f"GpuNodePool {name}",
-            problems(
-                "",
-                instance_families=spec.instance_families,
-                instance_types=spec.instance_types,
-                capacity_types=spec.capacity_types,
-                gpu_limit=spec.gpu_limit,
-                ami_family=spec.ami_family,
-            ),
-        )
+        refuse(f"GpuNodePool {name}", problems("", spec))
         super().__init__("mlplat:nodepool:GpuNodePool", name, None, opts)
         self.manifests = [
             render_node_class(spec, args.discovery_value, args.instance_profile, args.tags),
