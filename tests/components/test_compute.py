@@ -83,7 +83,7 @@ GPU_COUNTS = {
     "staging": {
         "aws:eks/nodeGroup:NodeGroup": 1,
         "aws:eks/addon:Addon": 4,
-        "aws:eks/accessEntry:AccessEntry": 2,
+        "aws:eks/accessEntry:AccessEntry": 3,  # admin, Karpenter nodes, the budget enforcer (staging enforces)
         "aws:sqs/queue:Queue": 1,
         "aws:sqs/queuePolicy:QueuePolicy": 1,
         "aws:cloudwatch/eventRule:EventRule": 4,
