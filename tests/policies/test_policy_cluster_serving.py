@@ -1,11 +1,14 @@
-"""Policies on cluster-served endpoints: UID >= 10000 and no API token; an autoscaler and a disruption budget."""
+"""Policies on cluster-served endpoints: UID >= 10000 and no API token; an autoscaler and a disruption budget; an
+autoscaler on in-flight requests has its metrics adapter and a reachable target."""
 
 from typing import Any
 
 import pytest
 from policy_support import changed, removed, resource, run, run_stack
 
-from components.serving_deployment import ServingSpec, render_serving_deployment
+from components.config import SERVER_MAX_IN_FLIGHT
+from components.serving_deployment import IN_FLIGHT_METRIC, ServingSpec, render_serving_deployment
+from policies import kubernetes
 from policies.base import Violation
 
 DEPLOYMENT = "kubernetes:apps/v1:Deployment"
@@ -65,6 +68,64 @@ def test_a_server_without_autoscaler_or_disruption_budget_names_both() -> None:
     violations = run_stack("k8s-serving-availability", _stack("Deployment", "Service"))
     assert [v.message for v in violations] == [
         "serving Deployment applied/abalone has no HorizontalPodAutoscaler or PodDisruptionBudget."
+    ]
+
+
+IN_FLIGHT = ServingSpec(**{**SPEC.__dict__, "scaling_metric": "inflight", "target_in_flight": 8})
+ADAPTER = resource(
+    "kubernetes:helm.sh/v3:Release",
+    "svc-prometheus-adapter",
+    {"chart": "prometheus-adapter", "version": "5.3.0", "repositoryOpts": {"repo": "https://example.test"}},
+)
+
+
+def _in_flight_stack(spec: ServingSpec = IN_FLIGHT, with_adapter: bool = True) -> list[Any]:
+    objects = [
+        resource(f"kubernetes:{o['apiVersion']}:{o['kind']}", o["kind"], o) for o in render_serving_deployment(spec)
+    ]
+    return [*objects, *([ADAPTER] if with_adapter else [])]
+
+
+def _messages(resources: list[Any]) -> list[str]:
+    return [v.message for v in run_stack("k8s-serving-in-flight-scaling", resources)]
+
+
+def test_the_policys_metric_and_default_limit_are_the_platforms() -> None:
+    assert (kubernetes.IN_FLIGHT_METRIC, kubernetes.DEFAULT_MAX_IN_FLIGHT) == (IN_FLIGHT_METRIC, SERVER_MAX_IN_FLIGHT)
+
+
+def test_an_in_flight_autoscaler_with_the_adapter_and_a_target_of_8_passes() -> None:
+    assert _messages(_in_flight_stack()) == []
+
+
+def test_a_cpu_autoscaler_needs_no_adapter() -> None:
+    assert _messages(_in_flight_stack(SPEC, with_adapter=False)) == []
+
+
+def test_an_in_flight_autoscaler_without_the_adapter_is_a_violation() -> None:
+    assert _messages(_in_flight_stack(with_adapter=False)) == [
+        "autoscaler applied/abalone scales on mlplat_serving_in_flight_requests but the stack installs no "
+        "prometheus-adapter; without it the metric is never served and the autoscaler never scales."
+    ]
+
+
+@pytest.mark.parametrize("target", ["0", "64", "2500m"])
+def test_an_in_flight_target_outside_1_to_63_is_a_violation(target: str) -> None:
+    stack = _in_flight_stack()
+    stack[2] = resource(
+        stack[2].type, "hpa", changed(stack[2].props, "spec.metrics.0.pods.target.averageValue", target)
+    )
+    assert _messages(stack) == [
+        f"autoscaler applied/abalone targets {target} in-flight requests per pod; the target must be within "
+        "1..63 (below the server's limit of 64)."
+    ]
+
+
+def test_the_limit_is_the_servers_own_when_its_deployment_sets_one() -> None:
+    spec = ServingSpec(**{**IN_FLIGHT.__dict__, "env": {"MLPLAT_MAX_IN_FLIGHT": "8"}})
+    assert _messages(_in_flight_stack(spec)) == [
+        "autoscaler applied/abalone targets 8 in-flight requests per pod; the target must be within "
+        "1..7 (below the server's limit of 8)."
     ]
 
 
