@@ -239,7 +239,12 @@ def _out_of_range(target: str, limit: int = 64) -> list[str]:
         pytest.param(f"{HPA_METRIC}.pods.target.averageValue", 63, [], id="target as a number"),
         pytest.param(f"{HPA_METRIC}.pods.target.averageValue", "-1", _out_of_range("-1"), id="a negative target"),
         pytest.param(f"{HPA_METRIC}.type", "Resource", [], id="a metric of another type"),
-        pytest.param(f"{HPA_METRIC}.pods.metric.name", "other_metric", [], id="another pods metric"),
+        pytest.param(
+            "spec.metrics",
+            [{"type": "Pods", "pods": {"metric": {"name": "rps"}, "target": {"averageValue": "100"}}}],
+            [],
+            id="another pods metric, whatever its target",
+        ),
         pytest.param(
             "spec.metrics",
             [
