@@ -159,6 +159,9 @@ class BudgetConfig(_Model):
     emails: list[Annotated[str, Field(pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")]] = Field(min_length=1)
     enforce: bool | None = None
     """Scale the stack's endpoints down when ACTUAL spend crosses the last threshold; default: all but prod."""
+    split_cost_export: bool = False
+    """Export CUR 2.0 with EKS split cost allocation data into the bucket, for pod cost in `mlplat cost --actual`
+    (the account must also opt in to split cost allocation data in its Billing preferences)."""
 
     def enforces(self, environment: str) -> bool:
         """Whether the enforcer acts (True) or only notifies (False) in `environment`."""
@@ -367,6 +370,18 @@ def _semantic_problems(cfg: StackConfig) -> list[Problem]:
         add(Problem("mlplat:budget.thresholds", f"must be strictly increasing (got {cfg.budget.thresholds})"))
     if cfg.gpu_pools and cfg.cluster is None:
         add(Problem("mlplat:gpuPools", "needs mlplat:cluster (GPU pools run on the EKS cluster)"))
+    if cfg.gpu_pools and cfg.budget.enforces(cfg.environment) and cfg.network.nat == "none":
+        # The enforcer joins the VPC to reach the private cluster API; SSM, SNS and Application Auto Scaling have
+        # no VPC endpoints here, so it reaches them through NAT.
+        add(
+            Problem(
+                "mlplat:network.nat",
+                "must be single or per-az when the budget enforcer zeroes mlplat:gpuPools "
+                "(it runs in the VPC and calls SSM, SNS and Application Auto Scaling) (got 'none')",
+            )
+        )
+    if cfg.budget.split_cost_export and cfg.cluster is None:
+        add(Problem("mlplat:budget.splitCostExport", "needs mlplat:cluster (split cost allocation covers EKS pods)"))
     if cfg.teams and cfg.cluster is None:
         add(Problem("mlplat:teams", "needs mlplat:cluster (team namespaces live on the EKS cluster)"))
     if cfg.cluster is not None:

@@ -37,9 +37,20 @@ def write_actual_chart(report: ActualReport, path: Path) -> Path:
     """Estimate (idle, peak) against actual spend per component and per team, side by side, to `path` as PNG."""
     plt = _pyplot()
     views = [("component", report.components), ("team", report.teams)]
-    rows = max(len(r) for _, r in views) or 1
-    fig, axes = plt.subplots(1, 2, figsize=(14, 0.5 * rows + 2), squeeze=False)
-    for ax, (title, view) in zip(axes[0], views, strict=True):
+    pods = report.pods
+    rows = max([len(r) for _, r in views] + [len(pods or ())]) or 1
+    panels = len(views) + (pods is not None)
+    fig, axes = plt.subplots(1, panels, figsize=(7 * panels, 0.5 * rows + 2), squeeze=False)
+    if pods is not None:
+        ax = axes[0][-1]
+        names = [p.namespace for p in pods]
+        ax.barh(names, [p.split_usd for p in pods], label="split cost")
+        ax.barh(names, [p.unused_usd for p in pods], left=[p.split_usd for p in pods], label="unused cost")
+        ax.invert_yaxis()
+        ax.set_xlabel(f"USD over {report.days} days")
+        ax.set_title(f"{report.stack}: EKS pods per namespace (split cost allocation)")
+        ax.legend(loc="lower right")
+    for ax, (title, view) in zip(axes[0][: len(views)], views, strict=True):
         names = [r.name for r in view]
         positions = range(len(names))
         ax.barh([y - 0.27 for y in positions], [r.idle_usd for r in view], height=0.27, label="estimate idle")
