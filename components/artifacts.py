@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
-from components import iam
+from components import iam, keys
 from contracts.bucket import CHECKPOINTS_PREFIX
 
 
@@ -49,13 +49,13 @@ class ArtifactStore(pulumi.ComponentResource):
         account = iam.account_id()
         arn_partition = iam.partition()
 
-        key = aws.kms.Key(
+        key = keys.customer_key(
             f"{name}-key",
-            description=f"Encrypts the artifact bucket of {name}",
-            enable_key_rotation=True,
+            f"Encrypts the artifact bucket of {name}",
+            account,
+            arn_partition,
+            child,
             deletion_window_in_days=args.key_deletion_window_days,
-            policy=iam.policy_document([iam.account_root_statement(account, arn_partition)]),
-            opts=child,
         )
         aws.kms.Alias(f"{name}-key-alias", name=f"alias/{name}", target_key_id=key.key_id, opts=child)
         self.key_arn = key.arn

@@ -13,7 +13,7 @@ from pathlib import Path
 import pulumi
 import pulumi_aws as aws
 
-from components import iam
+from components import iam, keys
 from components.functions import budget_enforcer
 
 ENVIRONMENT_TAG = "mlplat:environment"
@@ -86,28 +86,24 @@ class BudgetAlerts(pulumi.ComponentResource):
         budgets_source = {"StringEquals": {"aws:SourceAccount": account}}
         # Named (from the component's name) so that the key policy can admit CloudWatch Logs for this group only.
         self._log_group_name = f"/mlplat/{name}/enforcer"
-        log_group_arn = iam.log_group_arn(args.region, account, arn_partition, self._log_group_name)
 
-        key = aws.kms.Key(
+        key = keys.customer_key(
             f"{name}-key",
-            description=f"Encrypts the budget alert topic of {name}",
-            enable_key_rotation=True,
-            deletion_window_in_days=30,
-            policy=iam.policy_document(
-                [
-                    iam.account_root_statement(account, arn_partition),
-                    {
-                        "Sid": "BudgetsPublishesEncrypted",
-                        "Effect": "Allow",
-                        "Principal": {"Service": "budgets.amazonaws.com"},
-                        "Action": ["kms:Decrypt", "kms:GenerateDataKey"],
-                        "Resource": "*",
-                        "Condition": budgets_source,
-                    },
-                    iam.logs_key_statement(args.region, log_group_arn),
-                ]
-            ),
-            opts=child,
+            f"Encrypts the budget alert topic of {name}",
+            account,
+            arn_partition,
+            child,
+            log_group=(args.region, self._log_group_name),
+            users=[
+                {
+                    "Sid": "BudgetsPublishesEncrypted",
+                    "Effect": "Allow",
+                    "Principal": {"Service": "budgets.amazonaws.com"},
+                    "Action": ["kms:Decrypt", "kms:GenerateDataKey"],
+                    "Resource": "*",
+                    "Condition": budgets_source,
+                },
+            ],
         )
         topic = aws.sns.Topic(f"{name}-topic", kms_master_key_id=key.arn, opts=child)
         self.topic_arn = topic.arn

@@ -17,7 +17,7 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
-from components import iam, nodepool, versions
+from components import iam, keys, nodepool, versions
 
 CONTROL_PLANE_LOG_TYPES = ("api", "audit", "authenticator", "controllerManager", "scheduler")
 CLUSTER_ADMIN_POLICY_ARN = "arn:aws:eks::aws:cluster-access-policy/AmazonEKSClusterAdminPolicy"
@@ -186,21 +186,15 @@ class GpuCluster(pulumi.ComponentResource):
 
         log_group_name = f"/aws/eks/{physical_name}/cluster"
         account, arn_partition = iam.account_id(), iam.partition()
-        log_group_arn = iam.log_group_arn(args.region, account, arn_partition, log_group_name)
         # One key for the cluster's secrets and its control-plane logs; CloudWatch may use it for that group only.
-        secrets_key = aws.kms.Key(
+        secrets_key = keys.customer_key(
             f"{name}-key",
-            description=f"Encrypts the Kubernetes secrets and control-plane logs of {physical_name}",
-            enable_key_rotation=True,
-            deletion_window_in_days=30,
-            policy=iam.policy_document(
-                [
-                    iam.account_root_statement(account, arn_partition),
-                    iam.logs_key_statement(args.region, log_group_arn),
-                ]
-            ),
+            f"Encrypts the Kubernetes secrets and control-plane logs of {physical_name}",
+            account,
+            arn_partition,
+            child,
+            log_group=(args.region, log_group_name),
             tags=tags,
-            opts=child,
         )
         role = aws.iam.Role(f"{name}-role", assume_role_policy=_service_role_policy(), tags=tags, opts=child)
         cluster_policy = aws.iam.RolePolicyAttachment(

@@ -102,6 +102,19 @@ class ServerlessConfig(_Model):
     max_concurrency: int = Field(ge=1, le=200)
 
 
+SERVER_MAX_IN_FLIGHT = 64
+"""The serving image's default in-flight limit per worker (`MLPLAT_MAX_IN_FLIGHT`; a test holds the two together):
+past it a worker answers 503 at once, so an in-flight target at or above it is never reached."""
+
+
+class AutoscalingConfig(_Model):
+    """What a cluster endpoint's HorizontalPodAutoscaler follows: CPU utilisation (percent of the pod's request) or the
+    average number of in-flight requests per pod."""
+
+    metric: Literal["cpu", "inflight"]
+    target: int
+
+
 class EndpointConfig(_Model):
     """One SageMaker real-time endpoint and its autoscaling.
 
@@ -133,6 +146,8 @@ class EndpointConfig(_Model):
     """Kubernetes only: `system` (the CPU system nodes) or one of `mlplat:gpuPools` (one GPU per pod)."""
     team: str | None = None
     """Kubernetes only: the `mlplat:teams` namespace the endpoint runs in."""
+    autoscaling: AutoscalingConfig | None = None
+    """Kubernetes only: what the autoscaler follows; CPU at 70 % when absent."""
 
 
 class BudgetConfig(_Model):
@@ -378,9 +393,10 @@ SYSTEM_POOL = "system"
 
 
 def _sagemaker_only_keys(key: str, ep: EndpointConfig) -> list[str]:
+    autoscaling = ep.autoscaling.model_dump(by_alias=True) if ep.autoscaling is not None else None
     return [
         f"{key}.{field_name} applies only to platform: kubernetes (got {value!r})"
-        for field_name, value in (("pool", ep.pool), ("team", ep.team))
+        for field_name, value in (("pool", ep.pool), ("team", ep.team), ("autoscaling", autoscaling))
         if value is not None
     ]
 
@@ -405,6 +421,14 @@ def _cluster_endpoint_problems(key: str, ep: EndpointConfig, cfg: StackConfig) -
         add(f"{key}.team is required for platform: kubernetes (one of {teams})")
     elif ep.team not in teams:
         add(f"{key}.team must be one of {teams} (got {ep.team!r})")
+    scaling = ep.autoscaling
+    if scaling is not None:
+        highest = 100 if scaling.metric == "cpu" else SERVER_MAX_IN_FLIGHT - 1
+        if not 1 <= scaling.target <= highest:
+            add(
+                f"{key}.autoscaling.target must be within 1..{highest} for metric {scaling.metric} "
+                f"(got {scaling.target})"
+            )
     return problems
 
 

@@ -43,6 +43,8 @@ MONITOR_COMMAND = ("python", "-m", "mlplat.monitor")
 PROCESSING_OUTPUT = "/opt/ml/processing/output"
 PROCESSING_CAPTURE = "/opt/ml/processing/input/capture"
 PROCESSING_PROFILE = "/opt/ml/processing/input/profile"
+PROCESSING_LOG_GROUP = "/aws/sagemaker/ProcessingJobs"
+"""Where SageMaker writes a processing job's container logs."""
 # EventBridge Scheduler replaces this in the target input on every invocation: each job gets a unique name.
 EXECUTION_ID = "<aws.scheduler.execution-id>"
 ROLE_ARN_ANNOTATION = "eks.amazonaws.com/role-arn"
@@ -486,7 +488,7 @@ class DriftMonitor(pulumi.ComponentResource):
             if args.network_isolation:
                 statements += store.read_statements(layout.model_prefix(args.model_name, args.model_version))
             statements += [
-                *self._log_statements(args.region, account, arn_partition),
+                iam.write_logs_statement(iam.log_group_arn(args.region, account, arn_partition, PROCESSING_LOG_GROUP)),
                 *images.ecr_pull_statements([args.image], args.region, account, arn_partition),
                 *iam.sagemaker_vpc_statements(args.vpc_arn),
             ]
@@ -662,27 +664,6 @@ class DriftMonitor(pulumi.ComponentResource):
             opts=child,
         )
         return schedule.arn
-
-    @staticmethod
-    def _log_statements(
-        region: str, account: pulumi.Input[str], arn_partition: pulumi.Input[str]
-    ) -> list[iam.Statement]:
-        group = pulumi.Output.concat(
-            "arn:", arn_partition, ":logs:", region, ":", account, ":log-group:/aws/sagemaker/ProcessingJobs"
-        )
-        return [
-            {
-                "Sid": "WriteLogs",
-                "Effect": "Allow",
-                "Action": [
-                    "logs:CreateLogGroup",
-                    "logs:CreateLogStream",
-                    "logs:DescribeLogStreams",
-                    "logs:PutLogEvents",
-                ],
-                "Resource": [group, pulumi.Output.concat(group, ":log-stream:*")],
-            }
-        ]
 
 
 def platform_drift_args(

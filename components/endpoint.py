@@ -396,12 +396,7 @@ class InferenceEndpoint(pulumi.ComponentResource):
 
     def grant_invoke(self, role: aws.iam.Role) -> aws.iam.RolePolicy:
         """Let `role` invoke this endpoint (an inline policy on that role, owned by this component)."""
-        return aws.iam.RolePolicy(
-            f"{self.pulumi_resource_name}-invoke-{role.pulumi_resource_name}",
-            role=role.id,
-            policy=iam.policy_document(self.invoke_statements()),
-            opts=pulumi.ResourceOptions(parent=self),
-        )
+        return iam.owned_role_policy(self, f"invoke-{role.pulumi_resource_name}", role, self.invoke_statements())
 
 
 def _target_tracking(

@@ -8,7 +8,7 @@ from typing import Literal
 import pulumi
 import pulumi_aws as aws
 
-from components import iam
+from components import iam, keys
 
 HTTPS = 443
 
@@ -93,20 +93,9 @@ class Network(pulumi.ComponentResource):
         private_subnets = []
         private_tables = []
         for i in range(args.az_count):
-            subnet = aws.ec2.Subnet(
-                f"{name}-private-{i}",
-                vpc_id=vpc.id,
-                cidr_block=private_cidrs[i],
-                availability_zone=zones.names.apply(_nth(i)),
-                map_public_ip_on_launch=False,
-                opts=child,
-            )
             # One route table per AZ, so each AZ can route through its own NAT gateway.
             table = aws.ec2.RouteTable(f"{name}-private-rt-{i}", vpc_id=vpc.id, opts=child)
-            aws.ec2.RouteTableAssociation(
-                f"{name}-private-rta-{i}", subnet_id=subnet.id, route_table_id=table.id, opts=child
-            )
-            private_subnets.append(subnet)
+            private_subnets.append(self._subnet(name, "private", i, vpc, private_cidrs[i], zones, table))
             private_tables.append(table)
         self.private_subnet_ids = [s.id for s in private_subnets]
         self.private_route_table_ids = [t.id for t in private_tables]
@@ -202,6 +191,34 @@ class Network(pulumi.ComponentResource):
             }
         )
 
+    def _subnet(
+        self,
+        name: str,
+        tier: str,
+        i: int,
+        vpc: aws.ec2.Vpc,
+        cidr: str,
+        zones: pulumi.Output[aws.GetAvailabilityZonesResult],
+        table: aws.ec2.RouteTable,
+    ) -> aws.ec2.Subnet:
+        """Subnet `<name>-<tier>-<i>` in the i-th zone, routed by `table`.
+
+        No public addresses even in the public tier: NAT gateways carry their own Elastic IPs.
+        """
+        child = pulumi.ResourceOptions(parent=self)
+        subnet = aws.ec2.Subnet(
+            f"{name}-{tier}-{i}",
+            vpc_id=vpc.id,
+            cidr_block=cidr,
+            availability_zone=zones.names.apply(_nth(i)),
+            map_public_ip_on_launch=False,
+            opts=child,
+        )
+        aws.ec2.RouteTableAssociation(
+            f"{name}-{tier}-rta-{i}", subnet_id=subnet.id, route_table_id=table.id, opts=child
+        )
+        return subnet
+
     def _nat(
         self,
         name: str,
@@ -221,21 +238,9 @@ class Network(pulumi.ComponentResource):
             gateway_id=igw.id,
             opts=child,
         )
-        public_subnets = []
-        for i in range(args.az_count):
-            subnet = aws.ec2.Subnet(
-                f"{name}-public-{i}",
-                vpc_id=vpc.id,
-                cidr_block=public_cidrs[i],
-                availability_zone=zones.names.apply(_nth(i)),
-                # NAT gateways carry their own Elastic IPs; nothing launched here gets a public address.
-                map_public_ip_on_launch=False,
-                opts=child,
-            )
-            aws.ec2.RouteTableAssociation(
-                f"{name}-public-rta-{i}", subnet_id=subnet.id, route_table_id=public_table.id, opts=child
-            )
-            public_subnets.append(subnet)
+        public_subnets = [
+            self._subnet(name, "public", i, vpc, public_cidrs[i], zones, public_table) for i in range(args.az_count)
+        ]
         self.public_subnet_ids = [s.id for s in public_subnets]
 
         nat_count = args.az_count if args.nat == "per-az" else 1
@@ -266,19 +271,13 @@ class Network(pulumi.ComponentResource):
         arn_partition = iam.partition()
         # Derived from the component name so the key policy can name the log group before it exists.
         group_name = f"/mlplat/{name}/vpc-flow-logs"
-        group_arn = iam.log_group_arn(args.region, account, arn_partition, group_name)
-        key = aws.kms.Key(
+        key = keys.customer_key(
             f"{name}-flow-logs-key",
-            description=f"Encrypts the VPC flow logs of {name}",
-            enable_key_rotation=True,
-            deletion_window_in_days=30,
-            policy=iam.policy_document(
-                [
-                    iam.account_root_statement(account, arn_partition),
-                    iam.logs_key_statement(args.region, group_arn),
-                ]
-            ),
-            opts=child,
+            f"Encrypts the VPC flow logs of {name}",
+            account,
+            arn_partition,
+            child,
+            log_group=(args.region, group_name),
         )
         group = aws.cloudwatch.LogGroup(
             f"{name}-flow-logs",

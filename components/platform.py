@@ -62,6 +62,7 @@ def cluster_serving_spec(
         tracking_uri=tracking_uri,
         min_replicas=endpoint.min_capacity,
         max_replicas=endpoint.max_capacity,
+        **_autoscaling(endpoint),
         cpu="500m" if not on_gpu else "1",
         memory="1Gi" if not on_gpu else "4Gi",
         gpus=1 if on_gpu else 0,
@@ -69,6 +70,25 @@ def cluster_serving_spec(
         service_account=SERVICE_ACCOUNT,
         env=capture_env(endpoint, capture_uri, kms_key_arn),
     )
+
+
+def scales_on_in_flight(endpoint: EndpointConfig) -> bool:
+    """The endpoint runs on the cluster and its autoscaler follows in-flight requests."""
+    return (
+        endpoint.platform == "kubernetes"
+        and endpoint.autoscaling is not None
+        and endpoint.autoscaling.metric == "inflight"
+    )
+
+
+def _autoscaling(endpoint: EndpointConfig) -> dict[str, Any]:
+    """The ServingSpec fields of `autoscaling`; the spec's defaults (CPU at 70 %) when the endpoint has none."""
+    scaling = endpoint.autoscaling
+    if scaling is None:
+        return {}
+    if scaling.metric == "inflight":
+        return {"scaling_metric": "inflight", "target_in_flight": scaling.target}
+    return {"scaling_metric": "cpu", "target_cpu_utilization": scaling.target}
 
 
 def capture_env(
@@ -176,6 +196,7 @@ class MlPlatform(pulumi.ComponentResource):
                     teams=config.teams,
                     allowed_gpu_instance_types=config.allowed_gpu_instance_types,
                     deletion_protection=config.environment == "prod",
+                    serving_metrics=any(scales_on_in_flight(ep) for ep in config.endpoints),
                     # Node classes and templates copy these onto instances and volumes (out of the transform's reach).
                     tags={**config.tags, tagging.COMPONENT_TAG: "compute"},
                 ),

@@ -22,14 +22,15 @@ from components.cluster import irsa_trust_policy
 from components.k8s_objects import create_objects
 from components.kueue import render_local_queue
 from components.tracking import TrackingServer
-from contracts.bucket import CHECKPOINTS_PREFIX, DATA_CAPTURE_PREFIX, DATASETS_PREFIX, MLFLOW_PREFIX
+from contracts.bucket import CHECKPOINTS_PREFIX, CODE_PREFIX, DATA_CAPTURE_PREFIX, DATASETS_PREFIX, MLFLOW_PREFIX
 
 SERVICE_ACCOUNT = "workload"
 ROLE_ARN_ANNOTATION = "eks.amazonaws.com/role-arn"
 TEAM_LABEL = "mlplat.io/team"
 PRIVATE_RANGES = ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "169.254.0.0/16", "100.64.0.0/10")
 
-READ_PREFIXES = (DATASETS_PREFIX, CHECKPOINTS_PREFIX, MLFLOW_PREFIX)
+# code/: `mlplat train --on eks --entry-point` runs the user's source archive uploaded there.
+READ_PREFIXES = (DATASETS_PREFIX, CHECKPOINTS_PREFIX, MLFLOW_PREFIX, CODE_PREFIX)
 # data-capture/: a team's cluster-served endpoints write their captured requests there for the drift monitor.
 WRITE_PREFIXES = (CHECKPOINTS_PREFIX, MLFLOW_PREFIX, DATA_CAPTURE_PREFIX)
 

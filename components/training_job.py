@@ -9,9 +9,15 @@ rank, and every rank meets at the index-0 pod, reachable by name through the hea
 (`<job>-0.<job>-rdzv`). The container runs the bundled training image (`python -m training`) with the SageMaker path
 contract, and writes only to its emptyDir volumes.
 
+With `entry_point` and `source_uri` set (script mode), the container runs the user's script instead of the built-in
+trainer, told where it is in the SageMaker spelling (`SAGEMAKER_PROGRAM`, `SAGEMAKER_SUBMIT_DIRECTORY`) with its
+hyperparameters in `SM_HPS`; the runtime itself launches torchrun across the Job's pods (`MLPLAT_NNODES`,
+`MLPLAT_RDZV_HOST`, the completion index), so no outer torchrun wraps it.
+
 A TrainingJob is created on demand (a run, not a piece of the platform), so no stack declares one.
 """
 
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -93,6 +99,12 @@ class TrainingJobSpec:
     """A Kueue WorkloadPriorityClass (`low`, `standard`, `high`); the queue's default when None."""
     env: Mapping[str, str] = field(default_factory=dict)
     """More environment variables."""
+    entry_point: str | None = None
+    """Script mode: the user's script in the source (`SAGEMAKER_PROGRAM`); the built-in trainer when None."""
+    source_uri: str | None = None
+    """Script mode: the user's `s3://.../sourcedir.tar.gz` (`SAGEMAKER_SUBMIT_DIRECTORY`)."""
+    hyperparameters: Mapping[str, str] = field(default_factory=dict)
+    """Script mode: the script's hyperparameters (`SM_HPS`; the runtime passes each as `--key value`)."""
 
 
 def validate_training_job(spec: TrainingJobSpec) -> list[str]:
@@ -109,6 +121,10 @@ def validate_training_job(spec: TrainingJobSpec) -> list[str]:
         problems.append(f"scheduleTimeoutSeconds must be > 0 (got {spec.schedule_timeout_seconds})")
     if not spec.checkpoint_s3_uri.startswith("s3://"):
         problems.append(f"checkpointS3Uri must be an s3:// URI (got {spec.checkpoint_s3_uri!r})")
+    if (spec.entry_point is None) != (spec.source_uri is None):
+        problems.append("entryPoint and sourceUri go together (script mode)")
+    if spec.source_uri is not None and not spec.source_uri.startswith("s3://"):
+        problems.append(f"sourceUri must be an s3:// URI (got {spec.source_uri!r})")
     return problems
 
 
@@ -155,6 +171,41 @@ def torchrun_command(spec: TrainingJobSpec) -> list[str]:
     ]
 
 
+def script_command(spec: TrainingJobSpec) -> list[str]:
+    """Script mode: the runtime, which fetches the source and the `train` channel and launches torchrun itself.
+
+    It exits with the script's status (2 for bad input of its own), so no `training.gang` is needed around it.
+    """
+    return [
+        "python",
+        "-m",
+        "training",
+        "--data",
+        f"train={spec.data_uri}",
+        "--checkpoint-dir",
+        CHECKPOINT_DIR,
+        "--model-dir",
+        MODEL_DIR,
+        "--registered-model-name",
+        spec.registered_model_name,
+        f"--nproc-per-node={spec.gpus_per_rank}",
+    ]
+
+
+def script_env(spec: TrainingJobSpec) -> list[dict[str, str]]:
+    """Script mode's variables: where the code is, its hyperparameters, and the gang's rendezvous."""
+    if spec.entry_point is None or spec.source_uri is None:
+        return []
+    return [
+        {"name": "SAGEMAKER_PROGRAM", "value": spec.entry_point},
+        {"name": "SAGEMAKER_SUBMIT_DIRECTORY", "value": spec.source_uri},
+        {"name": "SM_HPS", "value": json.dumps(dict(spec.hyperparameters), sort_keys=True)},
+        {"name": "MLPLAT_NNODES", "value": str(spec.ranks)},
+        {"name": "MLPLAT_RDZV_HOST", "value": rendezvous_host(spec)},
+        {"name": "MLPLAT_RDZV_PORT", "value": str(spec.rendezvous_port)},
+    ]
+
+
 def render_training_job(spec: TrainingJobSpec) -> list[dict[str, Any]]:
     """The run's manifests: the headless rendezvous Service, then the indexed Job. Raises ValueError on a bad spec."""
     problems = validate_training_job(spec)
@@ -175,6 +226,7 @@ def render_training_job(spec: TrainingJobSpec) -> list[dict[str, Any]]:
         },
         {"name": "HOME", "value": "/tmp"},
         {"name": "PYTHONUNBUFFERED", "value": "1"},
+        *script_env(spec),
         *({"name": k, "value": v} for k, v in sorted(spec.env.items())),
     ]
     pod_spec: dict[str, Any] = {
@@ -189,7 +241,7 @@ def render_training_job(spec: TrainingJobSpec) -> list[dict[str, Any]]:
                 "name": CONTAINER,
                 "image": spec.image,
                 "imagePullPolicy": "IfNotPresent",
-                "command": torchrun_command(spec),
+                "command": script_command(spec) if spec.entry_point else torchrun_command(spec),
                 "ports": [{"name": "rendezvous", "containerPort": spec.rendezvous_port, "protocol": "TCP"}],
                 "env": env,
                 "resources": {

@@ -44,12 +44,20 @@ KUEUE = Chart("oci://registry.k8s.io/kueue/charts/kueue", "0.19.2", None, "kueue
 DEVICE_PLUGIN = Chart("nvidia-device-plugin", "0.17.1", "https://nvidia.github.io/k8s-device-plugin")
 DCGM_EXPORTER = Chart("dcgm-exporter", "4.6.0", "https://nvidia.github.io/dcgm-exporter/helm-charts", "gpu-telemetry")
 METRICS_SERVER = Chart("metrics-server", "3.12.2", "https://kubernetes-sigs.github.io/metrics-server/")
+# Only on clusters with an endpoint that scales on in-flight requests: Prometheus scrapes the servers and the adapter
+# serves what it scraped as the custom metrics API the autoscaler reads.
+PROMETHEUS = Chart("prometheus", "27.19.0", "https://prometheus-community.github.io/helm-charts", "monitoring")
+PROMETHEUS_ADAPTER = Chart(
+    "prometheus-adapter", "5.3.0", "https://prometheus-community.github.io/helm-charts", "monitoring"
+)
 _CHARTS = {
     "karpenter": KARPENTER,
     "kueue": KUEUE,
     "device-plugin": DEVICE_PLUGIN,
     "dcgm-exporter": DCGM_EXPORTER,
     "metrics-server": METRICS_SERVER,
+    "prometheus": PROMETHEUS,
+    "prometheus-adapter": PROMETHEUS_ADAPTER,
 }
 
 # The end dates are AWS's; 1.36 is not tabled because its EKS release date could not be confirmed offline. The 1.34

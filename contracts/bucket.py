@@ -13,11 +13,14 @@ DATA_CAPTURE_PREFIX = "data-capture/"
 MONITORING_PREFIX = "monitoring/"
 # SageMaker training jobs' output (their own output.tar.gz, not the registered model).
 TRAINING_OUTPUT_PREFIX = "training-jobs/"
+# Script mode's source archives, content-addressed: code/<sha256>/sourcedir.tar.gz (training jobs read them).
+CODE_PREFIX = "code/"
 
 # The folders a fresh bucket is given (the local platform creates them as markers, as the cloud lays them out).
 FOLDERS = (MLFLOW_PREFIX, DATASETS_PREFIX, CHECKPOINTS_PREFIX, DATA_CAPTURE_PREFIX)
 
 MODEL_ARCHIVE = "model.tar.gz"
+SOURCE_ARCHIVE = "sourcedir.tar.gz"
 PROFILE_FILE = "reference_profile.json"
 
 
@@ -79,3 +82,8 @@ def capture_prefix(endpoint: str) -> str:
 def monitoring_prefix(endpoint: str) -> str:
     """`monitoring/<endpoint>/`."""
     return f"{MONITORING_PREFIX}{endpoint}/"
+
+
+def source_archive_key(sha256: str) -> str:
+    """`code/<sha256>/sourcedir.tar.gz`: a user's source, named by the SHA-256 of the archive's bytes."""
+    return f"{CODE_PREFIX}{sha256}/{SOURCE_ARCHIVE}"

@@ -549,6 +549,14 @@ POLICIES: tuple[PolicySpec, ...] = (
         kubernetes.serving_availability,
     ),
     _stack(
+        "k8s-serving-in-flight-scaling",
+        "Autoscalers on in-flight requests have the metrics adapter and a target below the server's in-flight limit.",
+        "kubernetes",
+        "mandatory",
+        "Set autoscaling.target within 1..63 (the platform installs the Prometheus adapter for inflight endpoints).",
+        kubernetes.serving_in_flight_scaling,
+    ),
+    _stack(
         "k8s-job-queue-label",
         "Jobs in team namespaces carry a Kueue queue label, so their pods are admitted as one gang.",
         "kubernetes",

@@ -5,7 +5,7 @@ pool, team namespace, image, retry budget); `mlplat.jobs.eks` creates and follow
 """
 
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -32,8 +32,15 @@ def eks_manifests(
     extra_args: Sequence[str] = (),
     max_retries: int = 2,
     schedule_timeout_seconds: int | None = None,
+    script: tuple[str, str] | None = None,
+    hyperparameters: Mapping[str, str] | None = None,
+    experiment: str | None = None,
 ) -> list[dict[str, Any]]:
-    """The torchrun Job and its rendezvous Service for this stack, from `components.training_job`."""
+    """The torchrun Job and its rendezvous Service for this stack, from `components.training_job`.
+
+    `script` is script mode's (entry point, `s3://` URI of the source archive); `hyperparameters` are then the
+    script's, and `experiment` the MLflow experiment its run goes to.
+    """
     from components.training_job import TrainingJobSpec, render_training_job
 
     if cfg.cluster is None:
@@ -48,6 +55,9 @@ def eks_manifests(
     namespace = team or teams[0]
     if namespace not in teams:
         raise TrainError(f"--team {namespace!r} is not a team of stack {cfg.environment!r} ({', '.join(teams)})")
+    env = {"MLPLAT_JOB_NAME": job_name, "MLPLAT_ENVIRONMENT": cfg.environment}
+    if experiment is not None:
+        env["MLFLOW_EXPERIMENT_NAME"] = experiment
     spec = TrainingJobSpec(
         name=job_name,
         namespace=namespace,
@@ -60,9 +70,12 @@ def eks_manifests(
         gpus_per_rank=gpus_per_rank,
         pool=chosen_pool,
         extra_args=tuple(extra_args),
-        env={"MLPLAT_JOB_NAME": job_name, "MLPLAT_ENVIRONMENT": cfg.environment},
+        env=env,
         max_retries=max_retries,
         schedule_timeout_seconds=schedule_timeout_seconds,
+        entry_point=script[0] if script else None,
+        source_uri=script[1] if script else None,
+        hyperparameters=dict(hyperparameters or {}),
     )
     try:
         return render_training_job(spec)

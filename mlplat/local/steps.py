@@ -23,7 +23,14 @@ from mlplat.local.bucket import (
     s3_client,
 )
 from mlplat.local.files import display
-from mlplat.local.registry import champion_info, predict_once, served_version, wait_for_version
+from mlplat.local.registry import (
+    EXAMPLE_FILE,
+    champion_info,
+    predict_example,
+    predict_once,
+    served_version,
+    wait_for_version,
+)
 from mlplat.local.report import STEPS, Reporter, StepFailed, UpOptions, UpReport
 from mlplat.local.state import Part, State
 
@@ -178,7 +185,7 @@ class UpRun:
         stale = restored is None or restored < float(self.state.model.get("trained_at", 0.0))
         champion, trained = self.step_train(s3, mlflow, must_train=fresh_store and stale)
         serving = self.step_serve(s3, mlflow, champion)
-        prediction = self.step_predict(serving)
+        prediction = self.step_predict(serving, mlflow, champion)
         elapsed = time.monotonic() - self.began
         self.state.model = champion
         self.save()
@@ -285,6 +292,9 @@ class UpRun:
     def step_data(self, s3: Part) -> None:
         """3: the reference data set under datasets/abalone/v1/ (skipped when the same bytes are there)."""
         with self.step(3) as detail:
+            if self.options.project is not None:
+                detail("none: your script reads its own data")
+                return
             source = reference_data()
             key = layout.dataset_prefix(DATASET_NAME, DATASET_VERSION) + source.name
             client = s3_client(s3.url)
@@ -306,7 +316,13 @@ class UpRun:
         log = self.log("train")
         with self.step(4, log) as detail:
             champion = champion_info(mlflow.url, self.model_name)
-            if champion is not None and not must_train and not self.options.retrain:
+            project = self.options.project
+            # A user's project trains again when its files changed since the champion was trained from them.
+            same_source = project is None or (
+                self.state.model.get("name") == self.model_name
+                and self.state.model.get("source_sha256") == project.digest
+            )
+            if champion is not None and not must_train and not self.options.retrain and same_source:
                 if self.state.model.get("version") == champion["version"]:
                     known = {k: v for k, v in champion.items() if v not in (None, "", {})}
                     champion = {**self.state.model, **known}
@@ -316,8 +332,10 @@ class UpRun:
             champion = champion_info(mlflow.url, self.model_name)
             if champion is None:
                 raise StepFailed(4, "train", f"the job finished but {self.model_name}@{CHAMPION} does not exist", log)
+            if project is not None:
+                result["source_sha256"] = project.digest
             job_version = str(result.get("version"))
-            rmse = f"test RMSE {float(result.get('test_rmse', 'nan')):.3f}"
+            rmse = _score(result, project is not None)
             if job_version == champion["version"]:
                 merged = {**champion, **{k: v for k, v in result.items() if k not in ("aliases", "version")}}
                 detail(f"run {result.get('run_id')} → {self.model_name} v{job_version} (champion); {rmse}")
@@ -340,6 +358,7 @@ class UpRun:
         }
 
     def run_training(self, s3: Part, mlflow: Part, log: Path) -> dict[str, Any]:
+        project = self.options.project
         job = launcher.LocalTrainingJob(
             bucket=self.state.bucket,
             dataset=DATASET_NAME,
@@ -351,10 +370,12 @@ class UpRun:
             s3_url=s3.url,
             work=self.home / "job",
             log=log,
-            epochs=self.options.epochs,
+            epochs=self.options.epochs if project is None else project.epochs,
             timeout=self.options.train_timeout,
             command=self.options.training_command,
             cwd=self.workdir(),
+            entry_point=project.entry_point if project else None,
+            source_dir=project.source_dir if project else None,
         )
         try:
             result = launcher.run(job, on_start=self.started_training)
@@ -366,7 +387,9 @@ class UpRun:
         self.training = process
 
     def serving_upstream(self, s3: Part, mlflow: Part) -> str:
-        return f"{mlflow.url} {s3.url}"
+        # A user's project serves another registered model: a server loading the stack's model is not reused.
+        served = f" {model_uri(self.model_name)}" if self.options.project is not None else ""
+        return f"{mlflow.url} {s3.url}{served}"
 
     def serving_port(self) -> int:
         """The asked port, else the port a revived server had, else 8080; a free port when that is busy; a clear
@@ -440,13 +463,27 @@ class UpRun:
             env["MLPLAT_CAPTURE_PERCENT"] = f"{self.capture_percent:g}"
         return env
 
-    def step_predict(self, serving: Part) -> dict[str, Any]:
-        """6: a real request to /invocations with a row of the reference data."""
+    def step_predict(self, serving: Part, mlflow: Part, champion: dict[str, Any]) -> dict[str, Any]:
+        """6: a real request to /invocations: a row of the reference data, or a user's model's own example."""
         with self.step(6, Path(serving.log)) as detail:
             try:
-                prediction = predict_once(serving.url, reference_data())
+                if self.options.project is None:
+                    prediction = predict_once(serving.url, reference_data())
+                else:
+                    prediction = predict_example(serving.url, mlflow.url, self.model_name, str(champion["version"]))
             except ValueError as error:
                 raise StepFailed(6, "predict", str(error), None) from None
             self.first_prediction_at = time.time()
-            detail(f"predicted {prediction['prediction']} (actual {prediction['actual']:g})")
+            if prediction["actual"] is None:
+                detail(f"predicted {prediction['prediction']} (for the model's {EXAMPLE_FILE})")
+            else:
+                detail(f"predicted {prediction['prediction']} (actual {prediction['actual']:g})")
         return prediction
+
+
+def _score(result: dict[str, Any], script: bool) -> str:
+    """The job's test score for the step's line: the built-in trainer's RMSE, or the test_* metrics a script logged."""
+    if not script:
+        return f"test RMSE {float(result.get('test_rmse', 'nan')):.3f}"
+    logged = {k: v for k, v in result.items() if isinstance(v, float) and k.startswith("test_")}
+    return ", ".join(f"{k} {v:.3f}" for k, v in sorted(logged.items())) or "no test metric logged"

@@ -62,6 +62,20 @@ def test_a_transform_of_a_released_version_creates_its_model_and_starts_the_job(
     assert described["TransformInput"]["ContentType"] == "application/jsonlines"
 
 
+def test_with_json_the_started_job_is_reported_as_json(make_stack: Callable[..., FakeStack]) -> None:
+    stack = make_stack("dev")
+    stack.s3().put_object(Bucket=stack.bucket, Key=artifact_key(stack.model, 3), Body=b"archive")
+    code, output = transform(stack, "--json")
+    assert code == 0, output
+    report = json.loads(output)
+    assert report == {
+        "job": report["job"],
+        "input": "s3://inputs-bucket/batch/",
+        "output": "s3://outputs-bucket/scored/",
+    }
+    assert report["job"].startswith(f"dev-{stack.model}-v3-")
+
+
 def test_a_version_that_was_never_released_is_refused_before_anything_is_created(
     make_stack: Callable[..., FakeStack],
 ) -> None:

@@ -263,13 +263,15 @@ def test_a_teams_role_trusts_only_its_service_account_through_the_clusters_issue
     ]
 
 
-def test_a_teams_role_reads_datasets_and_writes_checkpoints_mlflow_and_data_capture_only(prod: PlanRecord) -> None:
+def test_a_teams_role_reads_datasets_and_code_and_writes_checkpoints_mlflow_and_data_capture_only(
+    prod: PlanRecord,
+) -> None:
     _, policy = _team_role(prod, "applied")
     bucket, key, tracking = (prod.outputs[k] for k in ("bucketArn", "kmsKeyArn", "trackingServerArn"))
     granted = {(a, r) for s in statements(policy) for a in as_list(s["Action"]) for r in as_list(s["Resource"])}
     read = {"s3:GetObject", "s3:GetObjectVersion"}
     write = {"s3:PutObject", "s3:AbortMultipartUpload", "s3:ListMultipartUploadParts"}
-    expected = {(a, f"{bucket}/{p}*") for a in read for p in ("datasets/", "checkpoints/", "mlflow/")}
+    expected = {(a, f"{bucket}/{p}*") for a in read for p in ("datasets/", "checkpoints/", "mlflow/", "code/")}
     # data-capture/: the team's cluster-served endpoints write their captured requests there.
     expected |= {(a, f"{bucket}/{p}*") for a in write for p in ("checkpoints/", "mlflow/", "data-capture/")}
     expected |= {("s3:ListBucket", bucket)}
@@ -287,7 +289,9 @@ def test_a_teams_role_may_list_only_its_prefixes(prod: PlanRecord) -> None:
         if "s3:ListBucket" in as_list(s["Action"])
         for p in s["Condition"]["StringLike"]["s3:prefix"]
     }
-    assert prefixes == {"datasets/", "datasets/*", "checkpoints/", "checkpoints/*", "mlflow/", "mlflow/*"}
+    assert prefixes == {
+        "datasets/", "datasets/*", "checkpoints/", "checkpoints/*", "mlflow/", "mlflow/*", "code/", "code/*"
+    }  # fmt: skip
 
 
 def test_the_service_account_names_the_teams_role(prod: PlanRecord) -> None:

@@ -87,3 +87,142 @@ def test_ecr_pull_is_scoped_to_the_images_repositories_and_skips_other_registrie
         "arn:aws:ecr:us-east-1:123456789012:repository/mlplat/serving",
         "arn:aws:ecr:eu-west-1:999999999999:repository/x/y",
     ]
+
+
+def test_service_trust_without_an_account_trusts_the_service_alone() -> None:
+    def program() -> None:
+        aws.iam.Role("r", assume_role_policy=iam.service_trust("lambda.amazonaws.com"))
+
+    assert _document(synth.run(program), "aws:iam/role:Role", "assumeRolePolicy") == {
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}
+        ],
+    }
+
+
+def test_account_partition_root_and_log_group_arns_come_from_the_deploying_account() -> None:
+    def program() -> None:
+        account, arn_partition = iam.account_id(), iam.partition()
+        pulumi.export("account", account)
+        pulumi.export("partition", arn_partition)
+        pulumi.export("root", iam.account_root_statement(account, arn_partition)["Principal"]["AWS"])
+        pulumi.export("group", iam.log_group_arn("eu-west-1", account, arn_partition, "/aws/sagemaker/Endpoints"))
+
+    assert synth.run(program).outputs == {
+        "account": "123456789012",
+        "partition": "aws",
+        "root": "arn:aws:iam::123456789012:root",
+        "group": "arn:aws:logs:eu-west-1:123456789012:log-group:/aws/sagemaker/Endpoints",
+    }
+
+
+def test_the_account_root_statement_administers_the_key_with_the_actions_spelled_out() -> None:
+    statement = dict(iam.account_root_statement("111122223333", "aws-cn"))
+    statement.pop("Principal")  # an Output; resolved in the test above
+    assert statement == {
+        "Sid": "AccountAdministers",
+        "Effect": "Allow",
+        "Action": list(iam.KEY_ADMIN_ACTIONS),
+        "Resource": "*",
+    }
+
+
+def test_cloudwatch_logs_of_the_region_may_use_the_key_for_one_log_group_only() -> None:
+    group = "arn:aws:logs:eu-west-1:123456789012:log-group:/mlplat/drift"
+    assert iam.logs_key_statement("eu-west-1", group) == {
+        "Sid": "CloudWatchLogsUsesKeyForThisGroup",
+        "Effect": "Allow",
+        "Principal": {"Service": "logs.eu-west-1.amazonaws.com"},
+        "Action": [
+            "kms:Encrypt",
+            "kms:Decrypt",
+            "kms:ReEncryptFrom",
+            "kms:ReEncryptTo",
+            "kms:GenerateDataKey",
+            "kms:DescribeKey",
+        ],
+        "Resource": "*",
+        "Condition": {"ArnEquals": {"kms:EncryptionContext:aws:logs:arn": group}},
+    }
+
+
+def test_sagemaker_may_describe_the_network_and_manage_interfaces_in_the_platforms_vpc_only() -> None:
+    vpc = "arn:aws:ec2:us-east-1:123456789012:vpc/vpc-0abc"
+    assert iam.sagemaker_vpc_statements(vpc) == [
+        {
+            "Sid": "DescribeNetwork",
+            "Effect": "Allow",
+            "Action": [
+                "ec2:DescribeDhcpOptions",
+                "ec2:DescribeNetworkInterfaces",
+                "ec2:DescribeSecurityGroups",
+                "ec2:DescribeSubnets",
+                "ec2:DescribeVpcs",
+            ],
+            "Resource": "*",
+        },
+        {
+            "Sid": "NetworkInterfacesInThisVpc",
+            "Effect": "Allow",
+            "Action": [
+                "ec2:CreateNetworkInterface",
+                "ec2:CreateNetworkInterfacePermission",
+                "ec2:DeleteNetworkInterface",
+                "ec2:DeleteNetworkInterfacePermission",
+            ],
+            "Resource": "*",
+            "Condition": {"ArnEquals": {"ec2:Vpc": vpc}},
+        },
+    ]
+
+
+APP = "arn:aws:sagemaker:us-east-1:123456789012:mlflow-app/app-1"
+SERVER = "arn:aws:sagemaker:us-east-1:123456789012:mlflow-tracking-server/tracking"
+
+
+def test_an_mlflow_app_is_used_through_one_action_on_the_app() -> None:
+    assert iam.mlflow_statements("app", APP, ["GetRun"]) == [
+        {"Sid": "UseMlflow", "Effect": "Allow", "Action": ["sagemaker:CallMlflowAppApi"], "Resource": APP}
+    ]
+
+
+def test_an_mlflow_apps_ui_adds_the_presigned_app_url() -> None:
+    assert iam.mlflow_statements("app", APP, ui=True, sid="Team") == [
+        {
+            "Sid": "Team",
+            "Effect": "Allow",
+            "Action": ["sagemaker:CallMlflowAppApi", "sagemaker:CreatePresignedMlflowAppUrl"],
+            "Resource": APP,
+        }
+    ]
+
+
+def test_a_tracking_server_grants_each_operation_as_its_own_action_on_the_server() -> None:
+    assert iam.mlflow_statements("server", SERVER, ["GetRun", "LogBatch"], sid="Reader") == [
+        {
+            "Sid": "Reader",
+            "Effect": "Allow",
+            "Action": ["sagemaker-mlflow:GetRun", "sagemaker-mlflow:LogBatch"],
+            "Resource": SERVER,
+        }
+    ]
+
+
+def test_a_tracking_server_grants_every_client_operation_by_default() -> None:
+    (statement,) = iam.mlflow_statements("server", SERVER)
+    assert statement["Action"] == [f"sagemaker-mlflow:{name}" for name in iam.MLFLOW_CLIENT_OPERATIONS]
+    assert statement["Sid"] == "UseMlflow"
+
+
+def test_a_tracking_servers_ui_adds_the_presigned_url_on_the_server_and_access_ui_on_star() -> None:
+    assert iam.mlflow_statements("server", SERVER, ["GetRun"], ui=True) == [
+        {"Sid": "UseMlflow", "Effect": "Allow", "Action": ["sagemaker-mlflow:GetRun"], "Resource": SERVER},
+        {
+            "Sid": "UseMlflowPresignedUrl",
+            "Effect": "Allow",
+            "Action": ["sagemaker:CreatePresignedMlflowTrackingServerUrl"],
+            "Resource": SERVER,
+        },
+        {"Sid": "UseMlflowUi", "Effect": "Allow", "Action": ["sagemaker-mlflow:AccessUI"], "Resource": "*"},
+    ]

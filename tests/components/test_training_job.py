@@ -240,6 +240,28 @@ def test_a_job_name_too_long_for_its_pod_hostnames_is_rejected() -> None:
         render_training_job(bad)
 
 
+def test_a_script_without_its_source_is_rejected() -> None:
+    with pytest.raises(ValueError) as caught:
+        render_training_job(replace(SPEC, entry_point="train.py"))
+    assert str(caught.value) == "training job 'abalone-ddp': entryPoint and sourceUri go together (script mode)"
+
+
+def test_a_script_source_outside_s3_is_rejected() -> None:
+    with pytest.raises(ValueError) as caught:
+        render_training_job(replace(SPEC, entry_point="train.py", source_uri="/tmp/code.tar.gz"))
+    assert str(caught.value) == "training job 'abalone-ddp': sourceUri must be an s3:// URI (got '/tmp/code.tar.gz')"
+
+
+def test_a_script_runs_under_the_runtime_with_no_outer_torchrun_and_the_gangs_rendezvous_in_its_env() -> None:
+    script = replace(SPEC, entry_point="train.py", source_uri="s3://b/code/abc/sourcedir.tar.gz", hyperparameters={})
+    container = render_training_job(script)[1]["spec"]["template"]["spec"]["containers"][0]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert container["command"][:3] == ["python", "-m", "training"]
+    assert container["command"][-1] == "--nproc-per-node=4"
+    rendezvous = (env["MLPLAT_NNODES"], env["MLPLAT_RDZV_HOST"], env["SM_HPS"])
+    assert rendezvous == ("2", "abalone-ddp-0.abalone-ddp-rdzv", "{}")
+
+
 @pytest.fixture(scope="module")
 def plan() -> Synthesis:
     def build() -> dict[str, object]:

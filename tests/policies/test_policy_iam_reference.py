@@ -6,6 +6,8 @@ from typing import Any
 import pytest
 from policy_support import UNKNOWN, run
 
+from policies import iam_reference
+
 ROLE = "aws:iam/role:Role"
 ROLE_POLICY = "aws:iam/rolePolicy:RolePolicy"
 KEY = "aws:kms/key:Key"
@@ -155,3 +157,139 @@ def test_aws_public_parameters_without_an_account_are_well_formed_but_other_empt
         "applies to parameter (arn:${Partition}:ssm:${Region}:${Account}:parameter/${ParameterNameWithoutLeadingSlash}"
         '), "*".'
     ]
+
+
+# One bad fixture per condition each reference policy checks; each case is named after its condition.
+@pytest.mark.parametrize(
+    ("statement", "messages"),
+    [
+        pytest.param(
+            allow("S", ["s3GetObject"], "*"),
+            ["statement 'S': 's3GetObject' is not an action (expected <service>:<Action>)."],
+            id="no colon",
+        ),
+        pytest.param(
+            allow("S", [":GetObject"], "*"),
+            ["statement 'S': ':GetObject' is not an action (expected <service>:<Action>)."],
+            id="empty service",
+        ),
+        pytest.param(
+            allow("S", ["s3:"], "*"),
+            ["statement 'S': 's3:' is not an action (expected <service>:<Action>)."],
+            id="empty action name",
+        ),
+        pytest.param(allow("S", ["S3:getobject"], "arn:aws:s3:::b/*"), [], id="an action in another case"),
+        pytest.param(allow("S", ["s3:GetObjec?"], "arn:aws:s3:::b/*"), [], id="a question-mark wildcard that matches"),
+        pytest.param(
+            allow("S", ["s3:Frob?"], "*"),
+            ["statement 'S': s3:Frob? is not an action in AWS's authorization reference for s3."],
+            id="a question-mark wildcard that matches nothing",
+        ),
+        pytest.param(
+            {"Sid": "S", "Effect": "Allow", "NotAction": "s3:Frobnicate", "Resource": "*"},
+            ["statement 'S': s3:Frobnicate is not an action in AWS's authorization reference for s3."],
+            id="a NotAction is checked",
+        ),
+        pytest.param(
+            {"Sid": "S", "Effect": "Allow", "Action": "sagemaker-mlflow:CreateRun", "NotResource": APP},
+            [],
+            id="NotResource is not a grant on a resource type",
+        ),
+        pytest.param(allow("S", ["sagemaker-mlflow:CreateRun"], "my-server"), [], id="a resource that is no ARN"),
+        pytest.param(allow("S", ["sagemaker-mlflow:CreateRun"], [APP, "*"]), [], id="star among the resources"),
+        pytest.param(allow("S", ["sagemaker-mlflow:Create*"], APP), [], id="a wildcard action is not matched to types"),
+        pytest.param(allow("S", ["*"], APP), [], id="star action"),
+        pytest.param(
+            allow("S", ["sagemaker-mlflow:CreateRun"], [APP, SERVER]), [], id="one resource of the right type suffices"
+        ),
+    ],
+)
+def test_iam_actions_exist_checks_each_condition(statement: dict[str, Any], messages: list[str]) -> None:
+    assert run("iam-actions-exist", ROLE_POLICY, {"policy": doc(statement)}) == messages
+
+
+def test_iam_actions_exist_accepts_a_configured_action_in_any_case() -> None:
+    policy = doc(allow("New", ["sagemaker:callfutureapi"], "*"))
+    assert run("iam-actions-exist", ROLE_POLICY, {"policy": policy}, acceptedActions=["SageMaker:CallFutureApi"]) == []
+
+
+def test_iam_actions_exist_labels_an_unnamed_inline_policy() -> None:
+    props = {"inlinePolicies": [{"policy": doc(allow("Get", ["s3:GetObjects"], "*"))}]}
+    assert run("iam-actions-exist", ROLE, props) == [
+        "inline policy: statement 'Get': s3:GetObjects is not an action in AWS's authorization reference for s3."
+    ]
+
+
+def test_iam_arns_well_formed_leaves_the_trust_policy_to_iam_trust_scoped() -> None:
+    trust = doc({"Effect": "Allow", "Principal": {"Service": "x"}, "Action": "sts:AssumeRole", "Resource": "bad"})
+    assert run("iam-arns-well-formed", ROLE, {"assumeRolePolicy": trust}) == []
+
+
+SQS_TEMPLATE = "arn:${Partition}:sqs:${Region}:${Account}:${QueueName}"
+
+
+@pytest.mark.parametrize(
+    ("arn", "problem"),
+    [
+        pytest.param("*", None, id="star"),
+        pytest.param("arn:aws-cn:s3:::b", None, id="the China partition"),
+        pytest.param("arn:aws-us-gov:sqs:us-gov-west-1:111122223333:jobs", None, id="a GovCloud region"),
+        pytest.param("arn:aws-eusc:s3:::b", None, id="the European sovereign partition"),
+        pytest.param("arn:aws:sqs:*:*:jobs", None, id="star region and account"),
+        pytest.param("arn:aws:iam::aws:policy/AdministratorAccess", None, id="the aws account of managed policies"),
+        pytest.param(
+            "arn:aws:sqs:us-east-1:1111:jobs",
+            f"is not a well-formed sqs ARN (its resource types are: {SQS_TEMPLATE})",
+            id="an account of four digits, a service of one type",
+        ),
+        pytest.param(
+            "arn:aws:sqs:useast1:111122223333:jobs",
+            f"is not a well-formed sqs ARN (its resource types are: {SQS_TEMPLATE})",
+            id="a region without dashes",
+        ),
+        pytest.param(
+            "arn:aws-mars:s3:::b",
+            "has the partition 'aws-mars' (expected aws, aws-cn or aws-us-gov)",
+            id="an unknown partition",
+        ),
+    ],
+)
+def test_arn_problem_for_each_part_of_an_arn(arn: str, problem: str | None) -> None:
+    assert iam_reference.arn_problem(arn) == problem
+
+
+def test_arn_problem_shows_six_resource_types_then_an_ellipsis() -> None:
+    problem = iam_reference.arn_problem("arn:aws:logs:us-east-1:1111:log-group:/aws/x")
+    assert problem is not None and problem.endswith("; ...)")
+    assert problem.count("arn:${Partition}:logs:") == 6
+
+
+def test_arn_problem_skips_an_accepted_service() -> None:
+    assert iam_reference.arn_problem("arn:aws:sqs:us-east-1:1111:jobs", frozenset({"sqs"})) is None
+
+
+@pytest.mark.parametrize(
+    ("statement", "config", "messages"),
+    [
+        pytest.param(
+            {"Sid": "S", "Effect": "Deny", "Action": "sqs:*", "NotResource": "arn:aws:sqs:us-east-1:1111:jobs"},
+            {},
+            [
+                "statement 'S': NotResource 'arn:aws:sqs:us-east-1:1111:jobs' is not a well-formed sqs ARN (its "
+                f"resource types are: {SQS_TEMPLATE})."
+            ],
+            id="NotResource is checked",
+        ),
+        pytest.param(
+            allow("S", ["sqs:SendMessage"], "arn:aws:sqs:us-east-1:1111:jobs"),
+            {"acceptedServices": ["sqs"]},
+            [],
+            id="an accepted service",
+        ),
+        pytest.param(allow("S", ["sqs:SendMessage"], [7, None]), {}, [], id="resources that are no strings"),
+    ],
+)
+def test_iam_arns_well_formed_checks_each_condition(
+    statement: dict[str, Any], config: dict[str, Any], messages: list[str]
+) -> None:
+    assert run("iam-arns-well-formed", ROLE_POLICY, {"policy": doc(statement)}, **config) == messages

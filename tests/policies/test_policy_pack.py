@@ -11,6 +11,7 @@ from policy_support import urn
 from pulumi_policy import (
     EnforcementLevel,
     PolicyCustomTimeouts,
+    PolicyProviderResource,
     PolicyResource,
     PolicyResourceOptions,
     ResourceValidationArgs,
@@ -22,6 +23,7 @@ from pulumi_policy import (
 import policies.__main__ as pack_main
 from components.config import ENVIRONMENTS, load_stack
 from policies import registry, tagging
+from policies.base import StackResource
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIG_DIR = ROOT / "policies" / "config"
@@ -117,9 +119,16 @@ def test_main_builds_the_pack_with_every_policy_and_its_default_level(monkeypatc
         assert isinstance(policy, StackValidationPolicy if spec.is_stack_policy else ResourceValidationPolicy)
         assert policy.enforcement_level == EnforcementLevel(spec.enforcement)
         assert policy.description == spec.description
+        assert policy.remediation_steps == spec.remediation
         if spec.config_schema:
             assert policy.config_schema is not None
             assert policy.config_schema.properties == spec.config_schema
+        else:
+            assert policy.config_schema is None
+    assert built["enforcement_level"] == EnforcementLevel.MANDATORY
+    assert built["description"] == (
+        "mlplat guard rails: storage, identity, network, GPU compute, SageMaker, Kubernetes, cost, tags."
+    )
 
 
 def _policy(name: str) -> Any:
@@ -137,7 +146,7 @@ def test_the_resource_wrapper_reports_what_the_check_finds_with_config_defaults_
         provider=None,
         config={"minRetentionDays": 30},
     )
-    _policy("log-group-retention").validate(args, lambda message, u=None: reported.append((message, u)))
+    _policy("log-group-retention").validate(args, lambda message, u: reported.append((message, u)))
     assert reported == [("retentionInDays is 3, below 30; keep logs at least 30 days.", None)]
 
 
@@ -160,7 +169,7 @@ def test_the_stack_wrapper_passes_urns_parents_and_property_dependencies() -> No
     bucket = PolicyResource("aws:s3/bucket:Bucket", {}, urn("aws:s3/bucket:Bucket", "b"), "b", opts, None, None, [], {})
     reported: list[tuple[str, Any]] = []
     _policy("s3-versioning").validate(
-        StackValidationArgs([bucket], {}), lambda message, u=None: reported.append((message, u))
+        StackValidationArgs([bucket], {}), lambda message, u: reported.append((message, u))
     )
     assert reported == [
         (
@@ -199,3 +208,163 @@ def test_the_pack_readme_lists_every_policy_once() -> None:
     readme = (ROOT / "policies" / "README.md").read_text()
     for spec in registry.POLICIES:
         assert readme.count(f"| `{spec.name}` |") == 1, spec.name
+
+
+# One case per condition of the registry's config handling; each case is named after its condition.
+@pytest.mark.parametrize(
+    ("pack_config", "problems"),
+    [
+        pytest.param({"all": "advisory"}, [], id="all is accepted as a name"),
+        pytest.param({"s3-tls-only": "disabled"}, [], id="a level as a string"),
+        pytest.param({"s3-tls-only": "remediate"}, [], id="remediate"),
+        pytest.param(
+            {"s3-tls-only": "off"},
+            ["s3-tls-only: enforcementLevel must be one of advisory, mandatory, remediate, disabled (got 'off')"],
+            id="a bad level as a string",
+        ),
+        pytest.param({"log-group-retention": {"minRetentionDays": 30}}, [], id="a config property without a level"),
+        pytest.param(
+            {"log-group-retention": {"enforcementLevel": "advisory", "minRetentionDays": 30}},
+            [],
+            id="a level and a config property",
+        ),
+        pytest.param({"s3-tls-only": 3}, [], id="an entry that is neither a level nor a mapping"),
+    ],
+)
+def test_validate_pack_config_checks_each_entry(pack_config: dict[str, Any], problems: list[str]) -> None:
+    assert registry.validate_pack_config(pack_config) == problems
+
+
+SPEC = registry.BY_NAME["log-group-retention"]
+
+
+@pytest.mark.parametrize(
+    ("entry", "level"),
+    [
+        pytest.param("advisory", "advisory", id="a level as a string"),
+        pytest.param({"enforcementLevel": "disabled"}, "disabled", id="a level in a mapping"),
+        pytest.param({"minRetentionDays": 30}, "mandatory", id="a mapping without a level"),
+        pytest.param({"enforcementLevel": 3}, "mandatory", id="a level that is not a string"),
+        pytest.param(None, "mandatory", id="no entry"),
+    ],
+)
+def test_enforcement_reads_each_spelling_of_a_level(entry: Any, level: str) -> None:
+    pack_config = {} if entry is None else {SPEC.name: entry}
+    assert registry.enforcement(SPEC, pack_config) == level
+
+
+@pytest.mark.parametrize(
+    ("entry", "properties"),
+    [
+        pytest.param(None, {"minRetentionDays": 7, "maxRetentionDays": 3653}, id="defaults"),
+        pytest.param("advisory", {"minRetentionDays": 7, "maxRetentionDays": 3653}, id="a level only"),
+        pytest.param(
+            {"enforcementLevel": "advisory", "minRetentionDays": 30},
+            {"minRetentionDays": 30, "maxRetentionDays": 3653},
+            id="a property over its default, the level left out",
+        ),
+    ],
+)
+def test_policy_properties_overlays_the_config_on_the_defaults(entry: Any, properties: dict[str, Any]) -> None:
+    pack_config = {} if entry is None else {SPEC.name: entry}
+    assert registry.policy_properties(SPEC, pack_config) == properties
+
+
+def test_effective_config_takes_no_config_as_the_defaults() -> None:
+    assert registry.effective_config(SPEC, None) == {"minRetentionDays": 7, "maxRetentionDays": 3653}
+
+
+def test_a_resource_policy_is_no_stack_policy_and_the_reverse() -> None:
+    assert registry.BY_NAME["s3-tls-only"].is_stack_policy is True
+    assert registry.BY_NAME["log-group-retention"].is_stack_policy is False
+
+
+def _no_findings(*args: Any) -> list[Any]:
+    return []
+
+
+# The registry builds its entries at import, before any test runs, so these call the two builders directly: each
+# argument lands in its own field, and a policy without a config schema gets an empty one.
+@pytest.mark.parametrize("schema", [None, {"days": {"type": "integer", "default": 7}}], ids=["no schema", "a schema"])
+def test_a_resource_entry_keeps_each_argument_in_its_field(schema: dict[str, Any] | None) -> None:
+    spec = registry._resource("n", "d", "storage", "advisory", "r", ("aws:t",), _no_findings, schema)
+    assert spec == registry.PolicySpec(
+        name="n",
+        description="d",
+        domain="storage",
+        enforcement="advisory",
+        remediation="r",
+        resource_types=("aws:t",),
+        check=_no_findings,
+        stack_check=None,
+        config_schema=schema or {},
+    )
+
+
+@pytest.mark.parametrize("schema", [None, {"days": {"type": "integer", "default": 7}}], ids=["no schema", "a schema"])
+def test_a_stack_entry_keeps_each_argument_in_its_field(schema: dict[str, Any] | None) -> None:
+    spec = registry._stack("n", "d", "cost", "mandatory", "r", _no_findings, schema)
+    assert spec == registry.PolicySpec(
+        name="n",
+        description="d",
+        domain="cost",
+        enforcement="mandatory",
+        remediation="r",
+        resource_types=(),
+        check=None,
+        stack_check=_no_findings,
+        config_schema=schema or {},
+    )
+
+
+OPTS = PolicyResourceOptions(False, [], None, [], PolicyCustomTimeouts(0, 0, 0), [])
+
+
+def test_the_resource_wrapper_hands_the_check_the_resources_type() -> None:
+    reported: list[str] = []
+    args = ResourceValidationArgs(
+        "aws:ec2/securityGroup:SecurityGroup",
+        {"ingress": [{"protocol": "tcp", "fromPort": 22, "toPort": 22, "cidrBlocks": ["0.0.0.0/0"]}]},
+        "urn",
+        "sg",
+        OPTS,
+        None,
+    )
+    _policy("sg-no-public-ingress").validate(args, lambda message, u: reported.append(message))
+    assert reported == ["ingress of tcp 22 from 0.0.0.0/0; admit the VPC CIDR or a source security group instead."]
+
+
+def test_the_stack_wrapper_applies_the_policys_config() -> None:
+    bucket = PolicyResource("aws:s3/bucket:Bucket", {"tags": {}}, "urn:b", "b", OPTS, None, None, [], {})
+    reported: list[str] = []
+    _policy("aws-stack-tags").validate(
+        StackValidationArgs([bucket], {"requiredTags": ["owner"]}), lambda message, u: reported.append(message)
+    )
+    assert reported == [
+        "missing tags owner; set them once for the whole stack (the platform's tag transform or the provider's "
+        "defaultTags), not per resource."
+    ]
+
+
+def test_a_policy_resource_becomes_a_stack_resource_field_by_field() -> None:
+    provider = PolicyProviderResource("pulumi:providers:aws", {"region": "us-east-1"}, "urn:provider", "aws")
+    parent = PolicyResource("mlplat:artifacts:ArtifactStore", {}, "urn:parent", "art", OPTS, None, None, [], {})
+    key = PolicyResource("aws:kms/key:Key", {}, "urn:key", "key", OPTS, None, None, [], {})
+    bucket = PolicyResource(
+        "aws:s3/bucket:Bucket", {"bucket": "b"}, "urn:b", "b", OPTS, provider, parent, [key], {"kmsKey": [key]}
+    )
+    assert pack_main._stack_resource(bucket) == StackResource(
+        urn="urn:b",
+        type="aws:s3/bucket:Bucket",
+        name="b",
+        props={"bucket": "b"},
+        parent="urn:parent",
+        dependencies={"kmsKey": ["urn:key"]},
+        provider_props={"region": "us-east-1"},
+    )
+
+
+def test_a_policy_resource_without_parent_or_provider_has_neither() -> None:
+    bucket = PolicyResource("aws:s3/bucket:Bucket", {}, "urn:b", "b", OPTS, None, None, [], {})
+    resource = pack_main._stack_resource(bucket)
+    assert (resource.parent, resource.provider_props, resource.dependencies) == (None, None, {})

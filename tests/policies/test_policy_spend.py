@@ -5,6 +5,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 from policy_support import changed, resource, run, run_stack
 from typer.testing import CliRunner
@@ -218,4 +219,97 @@ def test_an_enforcer_writing_logs_anywhere_is_reported() -> None:
 def test_roles_without_the_enforcement_duty_are_not_this_policys_business() -> None:
     resources = _stack([{**STATEMENTS[0], "Resource": "*"}])
     resources[2] = resource(ROLE, "enforcer-role", {"tags": {"mlplat:environment": "dev"}}, id="enf")
+    assert run_stack("budget-enforcer-scoped", resources) == []
+
+
+# One bad fixture per condition budget-enforcer-scoped checks; each case is named after its condition.
+LOGS = "arn:aws:logs:us-east-1:123456789012:log-group:"
+UNSCOPED = (
+    "enforcement role statement 1 lets {} act on {} without a StringEquals aws:ResourceTag/mlplat:environment "
+    "condition for this stack (dev)."
+)
+
+
+@pytest.mark.parametrize(
+    ("statement", "messages"),
+    [
+        pytest.param({"Action": "sagemaker:ListEndpoints", "Resource": "*"}, [], id="a sagemaker read on star"),
+        pytest.param({"Action": "sagemaker:UpdateEndpoint", "Resource": "*", "Effect": "Deny"}, [], id="a Deny"),
+        pytest.param(
+            {"Action": "logs:PutLogEvents", "Resource": f"{LOGS}/mlplat/shop-dev/enforcer:*"},
+            [],
+            id="one named log group with its :* suffix",
+        ),
+        pytest.param(
+            {"Action": "logs:PutLogEvents", "Resource": f"{LOGS}/mlplat/*"},
+            [UNSCOPED.format("logs:PutLogEvents", f"{LOGS}/mlplat/*")],
+            id="a log group pattern",
+        ),
+        pytest.param(
+            {"Action": "logs:PutLogEvents", "Resource": f"{LOGS}:log-stream:*"},
+            [UNSCOPED.format("logs:PutLogEvents", f"{LOGS}:log-stream:*")],
+            id="an empty log group name",
+        ),
+        pytest.param(
+            {"Action": "sns:Publish", "Resource": "arn:aws:sns:us-east-1:123456789012:alerts"},
+            [],
+            id="a write on one exact ARN needs no condition",
+        ),
+        pytest.param(
+            {"Action": "sns:Publish", "Resource": "*", "Condition": "dev"},
+            [UNSCOPED.format("sns:Publish", "*")],
+            id="a Condition that is not a mapping",
+        ),
+        pytest.param(
+            {
+                "Action": "sns:Publish",
+                "Resource": "*",
+                "Condition": {"StringLike": {"aws:ResourceTag/mlplat:environment": "dev"}},
+            },
+            [UNSCOPED.format("sns:Publish", "*")],
+            id="StringLike instead of StringEquals",
+        ),
+        pytest.param(
+            {
+                "Action": "sns:Publish",
+                "Resource": "*",
+                "Condition": {"StringEquals": {"aws:ResourceTag/mlplat:team": "dev"}},
+            },
+            [UNSCOPED.format("sns:Publish", "*")],
+            id="a condition on another tag",
+        ),
+        pytest.param(
+            {
+                "Action": ["sagemaker:UpdateInferenceComponentRuntimeConfig"],
+                "Resource": f"{SM}:inference-component/shop-dev-abalone",
+            },
+            [],
+            id="this stack's inference component",
+        ),
+    ],
+)
+def test_budget_enforcer_scoped_checks_each_condition(statement: dict[str, Any], messages: list[str]) -> None:
+    resources = _stack([{"Effect": "Allow", **statement}])
+    assert [v.message for v in run_stack("budget-enforcer-scoped", resources)] == messages
+    assert all(v.urn == resources[3].urn for v in run_stack("budget-enforcer-scoped", resources))
+
+
+def test_budget_enforcer_scoped_needs_the_roles_environment_tag_for_a_tag_condition() -> None:
+    resources = _stack([STATEMENTS[2]])
+    resources[2] = resource(ROLE, "enforcer-role", {"tags": {"mlplat:duty": "budget-enforcement"}}, id="enf")
+    assert [v.message for v in run_stack("budget-enforcer-scoped", resources)] == [
+        "enforcement role statement 'PinThisStacksScalingTargets' lets application-autoscaling:RegisterScalableTarget "
+        "act on arn:aws:application-autoscaling:us-east-1:123456789012:scalable-target/* without a StringEquals "
+        "aws:ResourceTag/mlplat:environment condition for this stack (None)."
+    ]
+
+
+def test_budget_enforcer_scoped_ignores_a_policy_of_another_role() -> None:
+    resources = _stack([{**STATEMENTS[0], "Resource": "*"}])
+    resources[3] = resource(
+        ROLE_POLICY,
+        "other-policy",
+        {"role": "other", "policy": json.dumps({"Statement": [{**STATEMENTS[0], "Resource": "*"}]})},
+    )
+    resources.append(resource(ROLE, "other-role", {}, id="other"))
     assert run_stack("budget-enforcer-scoped", resources) == []

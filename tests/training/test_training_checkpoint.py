@@ -285,3 +285,50 @@ def test_failed_uploads_warn_once_and_recovery_is_logged(
     saved(store, 4)
     saved(store, 5)
     assert _remote_keys(aws_env, remote) == [checkpoint_name(4, 0), checkpoint_name(5, 0)]
+
+
+class FlakyS3:
+    """An in-memory S3 client (the calls `training.storage` makes) whose uploads fail while `down` is set."""
+
+    def __init__(self) -> None:
+        self.objects: dict[str, bytes] = {}
+        self.down = False
+
+    def upload_file(self, filename: str, bucket: str, key: str) -> None:
+        if self.down:
+            raise ConnectionError("Could not connect to the endpoint URL")
+        self.objects[key] = Path(filename).read_bytes()
+
+    def get_paginator(self, operation: str) -> Any:
+        assert operation == "list_objects_v2"
+        objects = self.objects
+
+        class Pages:
+            def paginate(self, Bucket: str, Prefix: str) -> list[dict[str, Any]]:
+                return [{"Contents": [{"Key": key} for key in sorted(objects) if key.startswith(Prefix)]}]
+
+        return Pages()
+
+    def delete_object(self, Bucket: str, Key: str) -> None:
+        self.objects.pop(Key, None)
+
+
+def test_an_outage_after_a_recovery_warns_again_and_each_recovery_is_logged_once(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    s3 = FlakyS3()
+    store = CheckpointStore(tmp_path, S3Location("bucket", "checkpoints/job/"))
+    store._client = s3
+    with caplog.at_level(logging.INFO, logger="training.checkpoint"):
+        for step, down in [(1, True), (2, True), (3, False), (4, False), (5, True), (6, True), (7, False)]:
+            s3.down = down
+            saved(store, step)
+    where = "s3://bucket/checkpoints/job/"
+    reason = "Could not connect to the endpoint URL"
+    assert [(record.levelname, record.getMessage()) for record in caplog.records] == [
+        ("WARNING", f"could not upload {checkpoint_name(1, 0)} to {where}: {reason}"),
+        ("INFO", f"checkpoint uploads to {where} work again"),
+        ("WARNING", f"could not upload {checkpoint_name(5, 0)} to {where}: {reason}"),
+        ("INFO", f"checkpoint uploads to {where} work again"),
+    ]
+    assert sorted(s3.objects) == [f"checkpoints/job/{checkpoint_name(n, 0)}" for n in (4, 7)]

@@ -210,6 +210,236 @@ def test_promotion_gate(
     assert (outcome.decision, outcome.aliases) == (decision, aliases)
 
 
+@pytest.mark.parametrize(
+    ("new", "champion", "margin", "passed", "reason"),
+    [
+        (1.9949, 2.1, 0.05, True, "test RMSE 1.9949 beats champion 2.1000 * (1 - 0.05) = 1.9950"),
+        (1.995, 2.0, 0.0025, False, "test RMSE 1.9950 does not beat champion 2.0000 * (1 - 0.0025) = 1.9950"),
+        (2.0, 2.1, 0.05, False, "test RMSE 2.0000 does not beat champion 2.1000 * (1 - 0.05) = 1.9950"),
+    ],
+    ids=["just-under-the-bar", "at-the-bar", "over-the-bar"],
+)
+def test_the_gate_for_a_lower_is_better_metric_passes_only_strictly_under_the_bar_and_says_why(
+    new: float, champion: float, margin: float, passed: bool, reason: str
+) -> None:
+    outcome = registry.decide(new, champion, margin, promote=False)
+    assert outcome == registry.Decision(
+        "challenger" if passed else "rejected", ["challenger"] if passed else [], None, champion, reason
+    )
+
+
+@pytest.mark.parametrize(
+    ("new", "passed", "reason"),
+    [
+        (0.8801, True, "test accuracy 0.8801 beats champion 0.8000 * (1 + 0.1) = 0.8800"),
+        (0.88, False, "test accuracy 0.8800 does not beat champion 0.8000 * (1 + 0.1) = 0.8800"),
+        (0.85, False, "test accuracy 0.8500 does not beat champion 0.8000 * (1 + 0.1) = 0.8800"),
+    ],
+    ids=["just-over-the-bar", "at-the-bar", "under-the-bar"],
+)
+def test_the_gate_for_a_higher_is_better_metric_passes_only_strictly_over_the_bar_and_says_why(
+    new: float, passed: bool, reason: str
+) -> None:
+    outcome = registry.decide(new, 0.8, 0.1, True, "test accuracy", higher_is_better=True)
+    expected = ("champion", ["challenger", "champion"]) if passed else ("rejected", [])
+    assert outcome == registry.Decision(*expected, None, 0.8, reason)
+
+
+def test_a_higher_is_better_score_exactly_at_the_bar_is_rejected() -> None:
+    # 0.5 * (1 + 0.5) is exactly 0.75 in binary floating point, so this is the bar itself, not a rounding of it.
+    assert registry.decide(0.75, 0.5, 0.5, False, "test AUC", higher_is_better=True) == registry.Decision(
+        "rejected", [], None, 0.5, "test AUC 0.7500 does not beat champion 0.5000 * (1 + 0.5) = 0.7500"
+    )
+
+
+def test_the_first_model_passes_because_there_is_no_champion() -> None:
+    assert registry.decide(5.0, None, 0.5, False, "test log loss", True) == registry.Decision(
+        "challenger", ["challenger"], None, None, "no champion exists"
+    )
+
+
+class RegistryClient:
+    """The tracking client calls the registry helpers make, answered from memory."""
+
+    def __init__(self, versions: list[Any] | None = None, champion: Any = None, error: str | None = None) -> None:
+        self.versions = versions or []
+        self.champion = champion
+        self.error = error
+        self.calls: list[tuple[str, ...]] = []
+
+    def search_model_versions(self, query: str) -> list[Any]:
+        self.calls.append(("search_model_versions", query))
+        return self.versions
+
+    def get_model_version_by_alias(self, name: str, alias: str) -> Any:
+        from mlflow.exceptions import MlflowException
+        from mlflow.protos.databricks_pb2 import ErrorCode
+
+        self.calls.append(("get_model_version_by_alias", name, alias))
+        if self.error is not None:
+            raise MlflowException(f"no {alias}", error_code=ErrorCode.Value(self.error))
+        return self.champion
+
+
+def test_register_returns_the_version_this_run_already_registered(monkeypatch: pytest.MonkeyPatch) -> None:
+    import mlflow
+
+    monkeypatch.setattr(mlflow, "register_model", lambda *args, **kwargs: pytest.fail("registered twice"))
+    client = RegistryClient(versions=["version-3", "version-4"])
+    assert registry.register(client, "abalone", None, "run-1") == "version-3"
+    assert client.calls == [("search_model_versions", "name = 'abalone' and run_id = 'run-1'")]
+
+
+def test_register_registers_the_logged_model_and_waits_for_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    import mlflow
+
+    calls: list[tuple[Any, ...]] = []
+    monkeypatch.setattr(mlflow, "register_model", lambda *args, **kwargs: calls.append((*args, kwargs)) or "v1")
+    info = type("Info", (), {"model_uri": "runs:/run-1/model"})()
+    assert registry.register(RegistryClient(), "abalone", info, "run-1") == "v1"
+    assert calls == [("runs:/run-1/model", "abalone", {"await_registration_for": 300})]
+
+
+def test_the_champion_is_the_version_under_the_champion_alias() -> None:
+    client = RegistryClient(champion="version-7")
+    assert registry.champion_version(client, "abalone") == "version-7"
+    assert client.calls == [("get_model_version_by_alias", "abalone", "champion")]
+
+
+@pytest.mark.parametrize("code", ["RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE", "NOT_FOUND"])
+def test_no_champion_when_the_alias_or_model_does_not_exist(code: str) -> None:
+    assert registry.champion_version(RegistryClient(error=code), "abalone") is None
+
+
+def test_a_tracking_failure_while_looking_for_the_champion_is_raised() -> None:
+    from mlflow.exceptions import MlflowException
+
+    with pytest.raises(MlflowException, match="no champion"):
+        registry.champion_version(RegistryClient(error="INTERNAL_ERROR"), "abalone")
+
+
+def version(number: str, tags: dict[str, str] | None) -> Any:
+    return type("Version", (), {"version": number, "tags": tags})()
+
+
+def test_the_champion_is_scored_by_loading_its_version(monkeypatch: pytest.MonkeyPatch) -> None:
+    import mlflow.pyfunc
+
+    monkeypatch.setattr(mlflow.pyfunc, "load_model", lambda uri: f"loaded {uri}")
+    scored: list[Any] = []
+    assert (
+        registry.score_version(
+            "abalone", version("4", {"mlplat.test_rmse": "9.0"}), "test_rmse", lambda m: scored.append(m) or 2.5
+        )
+        == 2.5
+    )
+    assert scored == ["loaded models:/abalone/4"]
+
+
+@pytest.mark.parametrize(
+    ("tags", "metric_tag", "expected"),
+    [
+        ({"mlplat.test_rmse": "2.25", "mlplat.test_log_loss": "0.5"}, None, 2.25),
+        ({"mlplat.test_rmse": "2.25", "custom.score": "0.75"}, "custom.score", 0.75),
+        ({"mlplat.other": "1.0"}, None, None),
+        (None, None, None),
+    ],
+    ids=["recorded-metric", "named-tag", "not-recorded", "no-tags"],
+)
+def test_a_champion_that_cannot_be_loaded_falls_back_to_its_recorded_score(
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    tags: dict[str, str] | None,
+    metric_tag: str | None,
+    expected: float | None,
+) -> None:
+    import mlflow.pyfunc
+
+    def unloadable(uri: str) -> Any:
+        raise OSError("artifact store down")
+
+    monkeypatch.setattr(mlflow.pyfunc, "load_model", unloadable)
+    with caplog.at_level("WARNING", logger="training.registry"):
+        score = registry.score_version("abalone", version("4", tags), "test_rmse", lambda m: 1.0, metric_tag)
+    assert score == expected
+    assert [record.getMessage() for record in caplog.records] == [
+        "could not score champion version 4 (artifact store down); using its recorded test_rmse"
+    ]
+
+
+def test_model_arguments_list_the_code_artifacts_signature_example_and_pinned_requirements() -> None:
+    import mlflow
+
+    example = pd.DataFrame({"Length": [0.5]})
+    arguments = registry.model_arguments({"network": Path("/m/net.pt2")}, example, pd.Series([9.5]))
+    assert arguments["python_model"] == str(Path(registry.__file__).with_name("pyfunc_model.py"))
+    assert arguments["artifacts"] == {"network": "/m/net.pt2"}
+    assert arguments["input_example"] is example
+    assert arguments["signature"].params is None
+    assert arguments["signature"].inputs.input_names() == ["Length"]
+    assert arguments["signature"].outputs.to_dict() == [{"type": "double", "required": True}]
+    assert arguments["pip_requirements"] == [
+        f"torch=={torch.__version__.split('+')[0]}",
+        f"mlflow=={mlflow.__version__}",
+        f"numpy=={np.__version__}",
+        f"pandas=={pd.__version__}",
+    ]
+    assert "+" not in arguments["pip_requirements"][0]
+
+
+def test_a_classifiers_signature_declares_the_output_parameter_defaulting_to_labels() -> None:
+    arguments = registry.model_arguments({}, pd.DataFrame({"x": [1.0]}), pd.Series(["benign"]), classifier=True)
+    (param,) = arguments["signature"].params.params
+    assert (param.name, param.default) == ("output", "labels")
+
+
+def test_save_to_directory_writes_the_model_into_an_existing_or_new_directory(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    import mlflow.pyfunc
+
+    def save_model(path: str, **arguments: Any) -> None:
+        Path(path).mkdir()
+        (Path(path) / "MLmodel").write_text(json.dumps(arguments))
+
+    monkeypatch.setattr(mlflow.pyfunc, "save_model", save_model)
+    fresh = tmp_path / "a" / "model"
+    registry.save_to_directory({"python_model": "p.py"}, fresh)
+    assert json.loads((fresh / "MLmodel").read_text()) == {"python_model": "p.py"}
+    existing = tmp_path / "existing"
+    existing.mkdir()
+    (existing / "code.tar.gz").write_text("kept")
+    registry.save_to_directory({"python_model": "q.py"}, existing)
+    assert sorted(p.name for p in existing.iterdir()) == ["MLmodel", "code.tar.gz"]
+
+
+def test_log_model_logs_under_the_run_as_model(monkeypatch: pytest.MonkeyPatch) -> None:
+    import contextlib
+
+    import mlflow
+
+    calls: list[Any] = []
+
+    @contextlib.contextmanager
+    def start_run(run_id: str) -> Any:
+        calls.append(("start_run", run_id))
+        yield
+        calls.append(("end_run", run_id))
+
+    def log_model(**arguments: Any) -> str:
+        calls.append(("log_model", arguments))
+        return "model-info"
+
+    monkeypatch.setattr(mlflow, "start_run", start_run)
+    monkeypatch.setattr(mlflow.pyfunc, "log_model", log_model)
+    assert registry.log_model("run-9", {"python_model": "p.py"}) == "model-info"
+    assert calls == [
+        ("start_run", "run-9"),
+        ("log_model", {"name": "model", "python_model": "p.py"}),
+        ("end_run", "run-9"),
+    ]
+
+
 class FlakyClient:
     """A tracking client whose server is down until `up` is set."""
 
