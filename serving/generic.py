@@ -166,7 +166,8 @@ class PyfuncModel:
         outcomes: list[Any] = [None] * len(requests)
         if combine and self.row_wise:
             for batch in self._batches(parsed):
-                for index, result in zip(batch, self._predict_batch([parsed[i] for i in batch]), strict=True):
+                items = [item for index in batch if (item := parsed[index]) is not None]
+                for index, result in zip(batch, self._predict_batch(items), strict=True):
                     outcomes[index] = result
         for index, request in enumerate(requests):
             if outcomes[index] is None:
