@@ -45,7 +45,8 @@ DEVICE_PLUGIN = Chart("nvidia-device-plugin", "0.17.1", "https://nvidia.github.i
 DCGM_EXPORTER = Chart("dcgm-exporter", "4.6.0", "https://nvidia.github.io/dcgm-exporter/helm-charts", "gpu-telemetry")
 METRICS_SERVER = Chart("metrics-server", "3.12.2", "https://kubernetes-sigs.github.io/metrics-server/")
 # Only on clusters with an endpoint that scales on in-flight requests: Prometheus scrapes the servers and the adapter
-# serves what it scraped as the custom metrics API the autoscaler reads.
+# serves what it scraped as the custom metrics API the autoscaler reads. Pinned from the charts' own Chart.yaml
+# (prometheus 27.19.0) and Artifact Hub's release feed (prometheus-adapter 5.3.0, 2026-02-19), not `helm search`.
 PROMETHEUS = Chart("prometheus", "27.19.0", "https://prometheus-community.github.io/helm-charts", "monitoring")
 PROMETHEUS_ADAPTER = Chart(
     "prometheus-adapter", "5.3.0", "https://prometheus-community.github.io/helm-charts", "monitoring"

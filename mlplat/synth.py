@@ -9,7 +9,8 @@ so the recorded inputs are what `pulumi up` would send to the provider.
 Each synthesis runs on its own thread with its own event loop and a fresh `contextvars` context, which is where
 the Pulumi runtime keeps its global state; so `synthesize` can be called for several stacks in one process.
 
-The record's fields and JSON form are in `mlplat.plan_record`.
+The record's fields and JSON form are in `mlplat.plan_record`; the SDK paths that synthesis avoids (and why: plan
+time per resource stays flat from 1 to 100 endpoints) are in `mlplat.synth_runtime`.
 """
 
 import asyncio

@@ -111,15 +111,12 @@ def contains_unknowns(value: Any, seen: set[int] | None = None) -> bool:
     return False
 
 
-_EMPTY_STACK_TRACE = source_pb2.StackTrace()
-
-
 def _contains_unknowns_hook(val: Any) -> bool:
     return contains_unknowns(val) if _SYNTHESIZING.get() else _sdk_contains_unknowns(val)
 
 
 def _get_stack_trace_hook() -> source_pb2.StackTrace:
-    return _EMPTY_STACK_TRACE if _SYNTHESIZING.get() else _sdk_get_stack_trace()
+    return source_pb2.StackTrace() if _SYNTHESIZING.get() else _sdk_get_stack_trace()
 
 
 # Both are looked up as module globals at each call (output.py calls `rpc.contains_unknowns`).

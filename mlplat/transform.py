@@ -181,8 +181,7 @@ def transform_command(
         _transform_local(model, input_uri, output_uri, data_format, home, as_json)
         return
     try:
-        if version is None:
-            raise clikit.BadInput("--version is required without --local (the released version to run)")
+        model, version = _released_version(model, version)
         stack, path = clikit.resolve_stack(stack, stack_file)
         config = stack_config.load_stack_file(path)
         stack_outputs = load_outputs(stack, outputs)
@@ -214,6 +213,20 @@ def transform_command(
         clikit.emit_json({"job": job, "input": input_uri, "output": output_uri}, True)
         return
     typer.echo(f"started transform job {job}: {input_uri} -> {output_uri}")
+
+
+def _released_version(model: str, version: int | None) -> tuple[str, int]:
+    """The model name and released version of a cloud transform: `--version`, or `--model NAME/VERSION`."""
+    from mlplat.local.transform import parse_model
+
+    ref = parse_model(model)
+    if ref.alias is not None:
+        raise clikit.BadInput(f"--model {model}: aliases resolve only with --local; name the released version")
+    if ref.version is not None and version is not None and int(ref.version) != version:
+        raise clikit.BadInput(f"--model {model} and --version {version} name different versions")
+    if ref.version is None and version is None:
+        raise clikit.BadInput("--version is required without --local (the released version to run)")
+    return ref.name, version if version is not None else int(str(ref.version))
 
 
 def _transform_local(

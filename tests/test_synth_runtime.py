@@ -6,6 +6,8 @@ import pulumi
 import pulumi_aws as aws
 import pytest
 from pulumi.runtime import _callbacks, rpc
+from pulumi.runtime import resource as runtime_resource
+from pulumi.runtime.proto import source_pb2
 
 from mlplat import synth, synth_runtime
 
@@ -70,3 +72,21 @@ def test_outside_a_synthesis_the_sdk_checks_unknowns_itself(monkeypatch: pytest.
 
     assert rpc.contains_unknowns({"a": 1}) is False
     assert calls == [{"a": 1}]
+
+
+def test_outside_a_synthesis_resources_keep_the_sdks_source_positions(monkeypatch: pytest.MonkeyPatch) -> None:
+    trace = source_pb2.StackTrace(frames=[source_pb2.StackFrame(pc=source_pb2.SourcePosition(uri="file:///p.py"))])
+    monkeypatch.setattr(synth_runtime, "_sdk_get_stack_trace", lambda: trace)
+
+    assert runtime_resource._get_stack_trace() is trace
+
+
+def test_under_a_synthesis_resources_carry_no_source_positions(monkeypatch: pytest.MonkeyPatch) -> None:
+    traces: list[Any] = []
+    real = runtime_resource._get_stack_trace
+    monkeypatch.setattr(runtime_resource, "_get_stack_trace", lambda: traces.append(real()) or traces[-1])
+
+    synth.run(lambda: aws.s3.Bucket("bucket") and None)
+
+    # The stack's registration and the bucket's.
+    assert [len(trace.frames) for trace in traces] == [0, 0]

@@ -73,6 +73,11 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--model-dir", default=os.environ.get("SM_MODEL_DIR", f"{SM_ROOT}/model"))
     parser.add_argument("--output-data-dir", default=os.environ.get("SM_OUTPUT_DATA_DIR", f"{SM_ROOT}/output/data"))
     parser.add_argument("--checkpoint-dir", default=os.environ.get("MLPLAT_CHECKPOINT_DIR", f"{SM_ROOT}/checkpoints"))
+    parser.add_argument(
+        "--checkpoint-s3-uri",
+        default=os.environ.get("MLPLAT_CHECKPOINT_S3_URI", ""),
+        help="mirror the checkpoint directory here (EKS; SageMaker syncs it itself): restored first, synced at the end",
+    )
     parser.add_argument("--registered-model-name", default=os.environ.get("MLPLAT_REGISTERED_MODEL_NAME", ""))
     parser.add_argument("--promotion-metric", default="", metavar="NAME:min|max", help="the gate's run metric")
     parser.add_argument("--promote", action="store_true", help="when the gate passes, move the champion alias too")
@@ -111,12 +116,25 @@ def run(argv: Sequence[str], environ: Mapping[str, str]) -> int:
         print(f"error: {' '.join(str(exc).split())}", file=sys.stderr)
         return EXIT_BAD_INPUT
     env = script_environment(options, hyperparameters, environ)
+    mirror = options.checkpoint_s3_uri
+    remote = storage.S3Location.parse(mirror.rstrip("/") + "/") if mirror else None
+    if remote is not None:
+        # A new pod starts with an empty checkpoint directory: the last pod's run.json and checkpoints come back.
+        try:
+            restore_checkpoints(remote, Path(options.checkpoint_dir))
+        except InputError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return EXIT_BAD_INPUT
+        env["MLPLAT_CHECKPOINT_S3_URI"] = str(remote)
     if packages:
         env["PYTHONPATH"] = os.pathsep.join([*map(str, packages), *filter(None, [env.get("PYTHONPATH")])])
         env["PATH"] = os.pathsep.join([str(workdir / "packages" / "bin"), env.get("PATH", os.defpath)])
     tracking = _Tracking.start(options, env) if env.get("MLFLOW_TRACKING_URI") else None
     if tracking is not None:
         env.update(tracking.exported())
+        if remote is not None:
+            # The run id reaches S3 before the script starts: a pod killed at once still resumes this run.
+            sync_checkpoints(Path(options.checkpoint_dir), remote, only=IDENTITY)
     nproc = options.nproc_per_node or max(1, int(env["SM_NUM_GPUS"]))
     try:
         launcher = launch_command(nproc, env, options.rdzv_timeout, options.job_name or "mlplat-script")
@@ -129,6 +147,9 @@ def run(argv: Sequence[str], environ: Mapping[str, str]) -> int:
     child = lifecycle.Child(argv_script, env, code, options.grace_seconds)
     child.install_signal_handlers()
     status = child.wait()
+    if remote is not None:
+        # What the script wrote without the helper reaches S3 too, as SageMaker's sync at the job's end does.
+        sync_checkpoints(Path(options.checkpoint_dir), remote)
     if status != 0 and not child.signum:
         reason = child.failure_text() or f"the script exited with status {status}"
         lifecycle.write_failure(Path(options.failure_file), reason)
@@ -238,6 +259,35 @@ def fetch_channels(channels: Sequence[str], input_root: Path) -> list[str]:
             raise InputError(f"channel {name}: no objects under {source}")
         fetched.append(f"{name}={target}")
     return fetched
+
+
+def restore_checkpoints(remote: "storage.S3Location", directory: Path) -> None:
+    """Download what the prefix holds into the (empty) checkpoint directory; InputError when S3 cannot be read."""
+    directory.mkdir(parents=True, exist_ok=True)
+    try:
+        client = storage.s3_client()
+        for key in storage.list_keys(client, remote):
+            local = directory / key[len(remote.key) :]
+            if key.endswith("/") or local.exists() or not local.resolve().is_relative_to(directory.resolve()):
+                continue
+            storage.download(client, storage.S3Location(remote.bucket, key), local)
+    except Exception as exc:
+        raise InputError(f"cannot read the checkpoints at {remote}: {storage.describe_error(exc)}") from None
+
+
+def sync_checkpoints(directory: Path, remote: "storage.S3Location", only: str | None = None) -> None:
+    """Upload every finished file of the checkpoint directory (temporary `.tmp` files are half-written), or `only`.
+
+    A failure is a warning: the job's outcome is the script's, and the files stay in the directory.
+    """
+    client = storage.s3_client()
+    for path in sorted(directory.rglob("*")):
+        if path.is_file() and not path.name.endswith(".tmp") and only in (None, path.name):
+            try:
+                storage.upload(client, path, remote.child(path.relative_to(directory).as_posix()))
+            except Exception as exc:
+                print(f"warning: checkpoint {path.name} not synced to {remote}: {storage.describe_error(exc)}",
+                      file=sys.stderr)  # fmt: skip
 
 
 def _hyperparameters(path: Path) -> dict[str, str]:

@@ -287,6 +287,8 @@ def _fmt(value: Any) -> str:
         return f"{value:.3f}" if abs(value) < 1000 else f"{value:,.0f}"
     if isinstance(value, list) and len(value) == 1:
         return _fmt(value[0])
+    if isinstance(value, list):
+        return "[" + ", ".join(_fmt(item) for item in value) + "]"
     return "n/a" if value is None else str(value)
 
 

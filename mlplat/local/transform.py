@@ -143,48 +143,64 @@ def _input_keys(s3: Any, bucket: str, prefix: str, uri: str) -> list[str]:
 class _Server:
     """The serving process for one version, and the transform calls it answers."""
 
-    def __init__(self, url: str, content_type: str) -> None:
+    def __init__(self, url: str, content_type: str, client: httpx.Client) -> None:
         self.url = url
         self.headers = {"Content-Type": content_type, "Accept": content_type}
-        self.client = httpx.Client(timeout=120.0)
+        self.client = client
 
     def execution_parameters(self) -> tuple[int, int]:
         """(MaxConcurrentTransforms, MaxPayloadInMB in bytes), as SageMaker asks before the first request."""
         found = self.client.get(f"{self.url}/execution-parameters").raise_for_status().json()
         return int(found["MaxConcurrentTransforms"]), int(found["MaxPayloadInMB"]) * 1024 * 1024
 
-    def invoke(self, body: bytes) -> list[bytes]:
-        response = self.client.post(f"{self.url}/invocations", content=body, headers=self.headers)
-        if response.status_code != 200:
-            raise Failed(f"/invocations answered {response.status_code}: {response.text.strip()[:300]}")
-        lines = response.content.splitlines()
+    def invoke(self, batch: tuple[int, bytes]) -> list[bytes]:
+        """The answer lines to the records of `batch` (its first line's number, its body). A refusal names the lines:
+        a 4xx is the input's fault (BadInput), anything else the server's (Failed)."""
+        first, body = batch
         sent = body.count(b"\n")
+        response = self.client.post(f"{self.url}/invocations", content=body, headers=self.headers)
+        where = f"lines {first}-{first + sent - 1}"
+        if response.status_code != 200:
+            error = BadInput if 400 <= response.status_code < 500 else Failed
+            raise error(f"{where}: /invocations answered {response.status_code}: {response.text.strip()[:300]}")
+        lines = response.content.splitlines()
         if len(lines) != sent:
-            raise Failed(f"/invocations answered {len(lines)} lines for {sent} records")
+            raise Failed(f"{where}: /invocations answered {len(lines)} lines for {sent} records")
         return lines
+
+
+def _numbered(bodies: list[bytes]) -> list[tuple[int, bytes]]:
+    """Each body with the number of its first line in the object (from 1)."""
+    numbered: list[tuple[int, bytes]] = []
+    first = 1
+    for body in bodies:
+        numbered.append((first, body))
+        first += body.count(b"\n")
+    return numbered
 
 
 def transform_objects(
     server_url: str, s3: Any, keys: list[str], source: tuple[str, str], target: tuple[str, str], content_type: str
 ) -> tuple[int, int, list[str]]:
     """Transform each object in `keys` (bucket and prefix of `source`) into `target`; (records, requests, outputs)."""
-    server = _Server(server_url, content_type)
-    concurrency, max_bytes = server.execution_parameters()
     records = requests = 0
     outputs: list[str] = []
-    with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
-        for key in keys:
-            lines = s3.get_object(Bucket=source[0], Key=key)["Body"].read().splitlines()
-            bodies = list(batches(lines, max_bytes))
-            try:
-                answered = [line for chunk in pool.map(server.invoke, bodies) for line in chunk]
-            except Failed as exc:
-                raise Failed(f"s3://{source[0]}/{key}: {exc}") from None
-            out = output_key(source[1], key, target[1])
-            s3.put_object(Bucket=target[0], Key=out, Body=b"".join(line + b"\n" for line in answered))
-            records += len(lines)
-            requests += len(bodies)
-            outputs.append(f"s3://{target[0]}/{out}")
+    with httpx.Client(timeout=120.0) as client:
+        server = _Server(server_url, content_type, client)
+        concurrency, max_bytes = server.execution_parameters()
+        with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
+            for key in keys:
+                lines = s3.get_object(Bucket=source[0], Key=key)["Body"].read().splitlines()
+                bodies = _numbered(list(batches(lines, max_bytes)))
+                try:
+                    answered = [line for chunk in pool.map(server.invoke, bodies) for line in chunk]
+                except (BadInput, Failed) as exc:
+                    raise type(exc)(f"s3://{source[0]}/{key} {exc}") from None
+                out = output_key(source[1], key, target[1])
+                s3.put_object(Bucket=target[0], Key=out, Body=b"".join(line + b"\n" for line in answered))
+                records += len(lines)
+                requests += len(bodies)
+                outputs.append(f"s3://{target[0]}/{out}")
     return records, requests, outputs
 
 

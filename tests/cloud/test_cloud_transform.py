@@ -103,3 +103,36 @@ def test_botocores_service_model_refuses_a_request_of_the_wrong_shape() -> None:
         'Missing required parameter in input: "TransformOutput"; '
         'Missing required parameter in input: "TransformResources"'
     )
+
+
+def _dry_run(stack: FakeStack, model: str, *args: str) -> tuple[int, str]:
+    result = runner.invoke(
+        app,
+        ["transform", "--stack", stack.name, "--model", model, "--dry-run",
+         "--input", "s3://inputs-bucket/batch/", "--output", "s3://outputs-bucket/scored/",
+         "--outputs", str(stack.outputs_file), "--stack-file", str(stack.stack_file), *args],
+    )  # fmt: skip
+    return result.exit_code, result.output
+
+
+def test_the_model_may_name_its_released_version_as_name_slash_version(make_stack: Callable[..., FakeStack]) -> None:
+    stack = make_stack("dev")
+    code, output = _dry_run(stack, f"{stack.model}/3")
+    assert code == 0, output
+    assert json.loads(output)["CreateModel"]["ModelName"] == f"dev-{stack.model}-v3"
+
+
+def test_an_alias_is_refused_without_local(make_stack: Callable[..., FakeStack]) -> None:
+    stack = make_stack("dev")
+    assert _dry_run(stack, f"{stack.model}@champion") == (
+        2,
+        f"error: --model {stack.model}@champion: aliases resolve only with --local; name the released version\n",
+    )
+
+
+def test_a_model_version_and_a_different_version_option_are_refused(make_stack: Callable[..., FakeStack]) -> None:
+    stack = make_stack("dev")
+    assert _dry_run(stack, f"{stack.model}/3", "--version", "4") == (
+        2,
+        f"error: --model {stack.model}/3 and --version 4 name different versions\n",
+    )

@@ -91,7 +91,8 @@ GPU_COUNTS = {
         "aws:ec2/tag:Tag": 4,
         "aws:iam/instanceProfile:InstanceProfile": 1,
         "aws:autoscaling/tag:Tag": 0,
-        "kubernetes:helm.sh/v3:Release": 5,
+        # Staging scales an endpoint on in-flight requests: Prometheus and its metrics adapter besides the five.
+        "kubernetes:helm.sh/v3:Release": 7,
         NODE_CLASS: 2,
         NODE_POOL: 2,
         "kubernetes:kueue.x-k8s.io/v1beta2:ResourceFlavor": 3,
@@ -235,14 +236,16 @@ def test_every_kubernetes_object_in_the_plan_is_valid_for_the_clusters_version(p
     assert [str(p) for p in report.problems] == []
     # Nine objects per team namespace (with its LocalQueue); per pool a node class, a node pool and a flavor; the CPU
     # flavor and three priority classes; a ClusterQueue per team; a drift CronJob and its account per endpoint on k8s;
-    # a Deployment, Service, autoscaler and disruption budget per cluster-served endpoint.
+    # a Deployment, Service, autoscaler and disruption budget per cluster-served endpoint, and a NetworkPolicy that
+    # admits the metrics scrape to each one scaling on in-flight requests (these also bring Prometheus and an adapter).
     teams, pools = len(plan.config["teams"]), len(plan.config["gpuPools"])
     drift_on_cluster = plan.config["monitoring"]["runner"] == "kubernetes"
     served = [e for e in plan.config["endpoints"] if e.get("platform") == "kubernetes"]
-    assert len(report.validated) == 9 * teams + 3 * pools + 4 + teams + 4 * len(served) + (
+    in_flight = [e for e in served if (e.get("autoscaling") or {}).get("metric") == "inflight"]
+    assert len(report.validated) == 9 * teams + 3 * pools + 4 + teams + 4 * len(served) + len(in_flight) + (
         2 * len(plan.config["endpoints"]) if drift_on_cluster else 0
     )
-    assert len(report.helm_releases) == 5
+    assert len(report.helm_releases) == 5 + (2 if in_flight else 0)
 
 
 def test_a_teams_role_trusts_only_its_service_account_through_the_clusters_issuer(prod: PlanRecord) -> None:

@@ -4,11 +4,13 @@ from typing import Any
 
 import pytest
 
+from components.config import EndpointConfig
 from components.platform import (
     CAPTURE_DESTINATION_ENV,
     CAPTURE_ENDPOINT_ENV,
     CAPTURE_KMS_ENV,
     CAPTURE_PERCENT_ENV,
+    cluster_serving_spec,
 )
 from mlplat import k8s_validate, synth
 from serving import capture
@@ -78,6 +80,12 @@ def test_the_staging_cluster_installs_prometheus_and_its_adapter_for_the_in_flig
     assert {"prometheus", "prometheus-adapter"} <= set(charts)
 
 
+def test_a_cluster_without_in_flight_endpoints_runs_no_prometheus(prod: synth.PlanRecord) -> None:
+    charts = {r.inputs["chart"] for r in prod.of_type("kubernetes:helm.sh/v3:Release")}
+    assert "metrics-server" in charts
+    assert charts.isdisjoint({"prometheus", "prometheus-adapter"})
+
+
 def test_the_pod_serves_the_registered_version_on_port_8080_ready_on_ping(pod: dict[str, Any]) -> None:
     container = pod["containers"][0]
     assert _env(pod)["MLPLAT_MODEL_URI"] == "models:/abalone/1"
@@ -132,3 +140,28 @@ def test_the_endpoint_objects_validate_against_the_cluster_schema(staging: synth
     (component,) = staging.of_type(SERVING)
     report = k8s_validate.validate_resources(staging.children(component.urn), "1.35")
     assert report.ok, str(report)
+
+
+@pytest.mark.parametrize(
+    ("autoscaling", "expected"),
+    [
+        (None, ("cpu", 70, 8)),
+        ({"metric": "cpu", "target": 55}, ("cpu", 55, 8)),
+        ({"metric": "inflight", "target": 12}, ("inflight", 70, 12)),
+    ],
+)
+def test_an_endpoints_autoscaling_becomes_the_servers_scaling_metric_and_target(
+    autoscaling: dict[str, Any] | None, expected: tuple[str, int, int]
+) -> None:
+    endpoint = EndpointConfig.model_validate(
+        {
+            "name": "ep",
+            "model": "md",
+            "platform": "kubernetes",
+            "pool": "system",
+            "team": "t",
+            "autoscaling": autoscaling,
+        }
+    )
+    spec = cluster_serving_spec(endpoint, "img", "arn", "s3://b/data-capture/ep/", "key")
+    assert (spec.scaling_metric, spec.target_cpu_utilization, spec.target_in_flight) == expected

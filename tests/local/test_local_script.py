@@ -2,6 +2,7 @@
 platform (its store and tracking server are reused; serving is restarted on the user's model, then given back)."""
 
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -86,3 +87,21 @@ def test_a_missing_entry_point_is_refused_before_anything_starts(tmp_path: Path)
 
     assert (result.exit_code, result.stderr) == (2, f"error: --entry-point nope.py does not exist in {DIGITS}\n")
     assert not (tmp_path / "home").exists()
+
+
+def test_the_report_names_the_example_the_prediction_was_made_for_and_the_scripts_metrics(
+    digits_up: dict[str, Any], local_platform: Any
+) -> None:
+    result = mlplat(
+        "up", "--local", "--home", str(local_platform.home), "--port", str(local_platform.port),
+        "--entry-point", "train.py", "--source-dir", str(DIGITS),
+    )  # fmt: skip
+
+    assert result.exit_code == 0, result.stderr
+    first = result.stdout.splitlines()[0]
+    assert re.fullmatch(
+        r"prediction: \[(-?[0-9]+\.[0-9]{3}, ){9}-?[0-9]+\.[0-9]{3}\] for the model's serving_input_example\.json",
+        first,
+    ), first
+    assert re.search(r"│ metrics +│ test_accuracy [0-9.]+, train_loss [0-9.]+ +│", result.stdout), result.stdout
+    assert "4/6 training job: digits v" in result.stderr and "is already champion" in result.stderr

@@ -85,6 +85,22 @@ def test_json_lines_objects_under_the_prefix_each_get_their_own_out_object_in_or
         np.testing.assert_allclose(got, expected, rtol=1e-6)
 
 
+def test_a_record_the_model_refuses_exits_2_naming_the_object_and_its_lines(local_platform: Any) -> None:
+    state, s3 = _platform(local_platform)
+    good = "M,0.455,0.365,0.095,0.514,0.2245,0.101,0.15\n"
+    s3.put_object(Bucket=state.bucket, Key="bad/in/a.csv", Body=good + "M,long,0.365,0.095,0.514,0.2245,0.101,0.15\n")
+    code, err = _transform(
+        local_platform, "--model", "abalone", "--input", f"s3://{state.bucket}/bad/in/", "--output",
+        f"s3://{state.bucket}/bad/out/",
+    )  # fmt: skip
+    assert (code, err.splitlines()[-1]) == (
+        2,
+        f"error: s3://{state.bucket}/bad/in/a.csv lines 1-2: /invocations answered 422: "
+        """{"error":"column 'Length', row 1: expected a number, got 'long'"}""",
+    )
+    assert "bad/out/a.csv.out" not in str(s3.list_objects_v2(Bucket=state.bucket, Prefix="bad/out/"))
+
+
 def test_an_output_bucket_that_does_not_exist_exits_2_naming_it(local_platform: Any) -> None:
     state, s3 = _platform(local_platform)
     s3.put_object(Bucket=state.bucket, Key="one/in/a.csv", Body=b"M,0.455,0.365,0.095,0.514,0.2245,0.101,0.15\n")

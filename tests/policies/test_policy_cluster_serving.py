@@ -121,6 +121,19 @@ def test_an_in_flight_target_outside_1_to_63_is_a_violation(target: str) -> None
     ]
 
 
+def test_an_autoscaler_on_another_pods_metric_is_not_judged() -> None:
+    stack = _in_flight_stack(with_adapter=False)
+    stack[2] = resource(stack[2].type, "hpa", changed(stack[2].props, "spec.metrics.0.pods.metric.name", "queue_depth"))
+    assert _messages(stack) == []
+
+
+def test_the_adapter_counts_when_installed_from_an_oci_reference_as_a_helm_v4_chart() -> None:
+    adapter = resource(
+        "kubernetes:helm.sh/v4:Chart", "adapter", {"chart": "oci://registry.example/charts/prometheus-adapter"}
+    )
+    assert _messages([*_in_flight_stack(with_adapter=False), adapter]) == []
+
+
 def test_the_limit_is_the_servers_own_when_its_deployment_sets_one() -> None:
     spec = ServingSpec(**{**IN_FLIGHT.__dict__, "env": {"MLPLAT_MAX_IN_FLIGHT": "8"}})
     assert _messages(_in_flight_stack(spec)) == [

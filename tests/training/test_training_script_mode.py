@@ -282,3 +282,49 @@ def test_a_wheel_named_in_requirements_is_importable_by_the_script_and_stays_out
     assert not Path(seen["file"]).exists()  # the job's private packages went with its directory
     probe = subprocess.run([sys.executable, "-c", "import mlplat_tiny_wheel"], capture_output=True, check=False)
     assert probe.returncode == 1
+
+
+def test_a_replacement_pod_with_empty_directories_resumes_the_script_and_its_run_from_the_s3_mirror(
+    tmp_path: Path, tracking_env: dict[str, str], s3_server: Any, mlflow_client: Any
+) -> None:
+    code = source(tmp_path)
+    mirror = f"s3://{s3_server.bucket}/checkpoints/script-mirror-{tmp_path.name}/"
+    env = {**tracking_env, "MLPLAT_CHECKPOINT_S3_URI": mirror}
+
+    def pod(name: str, epochs: str) -> Any:
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "hyperparameters.json").write_text(json.dumps({"epochs": epochs}))
+        return run_training(
+            ["--entry-point", "train.py", "--source-dir", str(code), "--job-name", "script-mirror",
+             *dirs(tmp_path / name)],
+            env=env,
+        )  # fmt: skip
+
+    first = pod("pod-a", "2")
+    assert first.returncode == 0, first.stderr
+    prefix = mirror.removeprefix(f"s3://{s3_server.bucket}/")
+    listed = s3_server.client().list_objects_v2(Bucket=s3_server.bucket, Prefix=prefix)
+    assert sorted(o["Key"].removeprefix(prefix) for o in listed["Contents"]) == ["run.json", "script-checkpoint.pt"]
+
+    second = pod("pod-b", "4")
+
+    assert second.returncode == 0, second.stderr
+    assert [line for line in second.stdout.splitlines() if line.startswith("epoch")] == ["epoch 3", "epoch 4"]
+    run_id = json.loads((tmp_path / "pod-a" / "checkpoints" / "run.json").read_text())["run_id"]
+    assert json.loads((tmp_path / "pod-b" / "checkpoints" / "run.json").read_text())["run_id"] == run_id
+    assert [m.step for m in mlflow_client.get_metric_history(run_id, "loss")] == [1, 2, 3, 4]
+
+
+def test_the_helper_uploads_each_checkpoint_to_the_mirror_as_it_saves_it(
+    tmp_path: Path, aws_env: Any, monkeypatch: Any
+) -> None:
+    from training import toolkit
+
+    monkeypatch.setenv("MLPLAT_CHECKPOINT_DIR", str(tmp_path))
+    monkeypatch.setenv("MLPLAT_CHECKPOINT_S3_URI", f"s3://{aws_env.bucket}/checkpoints/helper-{tmp_path.name}/")
+
+    toolkit.save_checkpoint({"epoch": 1})
+
+    key = f"checkpoints/helper-{tmp_path.name}/script-checkpoint.pt"
+    body = aws_env.client().get_object(Bucket=aws_env.bucket, Key=key)["Body"].read()
+    assert body == (tmp_path / "script-checkpoint.pt").read_bytes()
