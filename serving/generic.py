@@ -153,7 +153,7 @@ class PyfuncModel:
         return Prepared(GenericRequest(body, mime))
 
     def predict(self, request: GenericRequest) -> GenericResult:
-        """Parse with MLflow's scoring code, enforce the row limit, predict; every refusal is a 4xx `ServingError`."""
+        """Parse (fast parser, else MLflow's scoring code), enforce the row limit, predict; refusals are 4xx."""
         return self._predict_one(request, self.fast_parse(request))
 
     def predict_many(self, requests: Sequence[GenericRequest], combine: bool = True) -> list[Any]:
