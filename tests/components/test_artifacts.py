@@ -65,10 +65,11 @@ def test_bucket_is_versioned(dev: PlanRecord) -> None:
     assert _one(dev, "aws:s3/bucketVersioning:BucketVersioning")["versioningConfiguration"] == {"status": "Enabled"}
 
 
-def test_bucket_denies_requests_without_tls(prod: PlanRecord) -> None:
-    policy = next(r for r in prod.of_type("aws:s3/bucketPolicy:BucketPolicy") if parent_type(r) == STORE)
+def test_bucket_denies_requests_without_tls(staging: PlanRecord) -> None:
+    """Staging exports no billing data, so the TLS deny is the policy's only statement."""
+    policy = next(r for r in staging.of_type("aws:s3/bucketPolicy:BucketPolicy") if parent_type(r) == STORE)
     (deny,) = statements(policy)
-    bucket = prod.outputs["bucketArn"]
+    bucket = staging.outputs["bucketArn"]
     assert deny["Effect"] == "Deny"
     assert deny["Principal"] == "*"
     assert deny["Action"] == "s3:*"
@@ -103,8 +104,8 @@ def test_key_rotates_and_waits_before_deletion(prod: PlanRecord) -> None:
     assert key.inputs["deletionWindowInDays"] == 30
 
 
-def test_key_policy_names_the_account_root_and_no_wildcard_principal(prod: PlanRecord) -> None:
-    key = prod.get("aws:kms/key:Key", "mlplat-prod-artifacts-key")
+def test_key_policy_names_the_account_root_and_no_wildcard_principal(staging: PlanRecord) -> None:
+    key = staging.get("aws:kms/key:Key", "mlplat-staging-artifacts-key")
     principals = [s["Principal"] for s in statements(key)]
     assert principals == [{"AWS": "arn:aws:iam::123456789012:root"}]
 

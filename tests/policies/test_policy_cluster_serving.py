@@ -225,3 +225,92 @@ def test_k8s_serving_availability_leaves_other_deployments_alone() -> None:
     objects = _objects()
     deployment = changed(objects["Deployment"], "metadata.labels", {"app.kubernetes.io/name": "other"})
     assert run_stack("k8s-serving-availability", [resource(DEPLOYMENT, "other", deployment)]) == []
+
+
+HPA_METRIC = "spec.metrics.0"
+
+
+def _hpa_edited(path: str, value: Any) -> list[Any]:
+    stack = _in_flight_stack()
+    hpa = next(i for i, r in enumerate(stack) if r.type.endswith(":HorizontalPodAutoscaler"))
+    stack[hpa] = resource(stack[hpa].type, "hpa", changed(stack[hpa].props, path, value))
+    return stack
+
+
+def _out_of_range(target: str, limit: int = 64) -> list[str]:
+    return [
+        f"autoscaler applied/abalone targets {target} in-flight requests per pod; the target must be within "
+        f"1..{limit - 1} (below the server's limit of {limit})."
+    ]
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "messages"),
+    [
+        pytest.param(f"{HPA_METRIC}.pods.target.averageValue", "1", [], id="target at the lower bound 1"),
+        pytest.param(f"{HPA_METRIC}.pods.target.averageValue", "63", [], id="target at the upper bound 63"),
+        pytest.param(f"{HPA_METRIC}.pods.target.averageValue", 63, [], id="target as a number"),
+        pytest.param(f"{HPA_METRIC}.pods.target.averageValue", "-1", _out_of_range("-1"), id="a negative target"),
+        pytest.param(f"{HPA_METRIC}.type", "Resource", [], id="a metric of another type"),
+        pytest.param(
+            "spec.metrics",
+            [{"type": "Pods", "pods": {"metric": {"name": "rps"}, "target": {"averageValue": "100"}}}],
+            [],
+            id="another pods metric, whatever its target",
+        ),
+        pytest.param(
+            "spec.metrics",
+            [
+                {"type": "Resource", "resource": {"name": "cpu"}},
+                {
+                    "type": "Pods",
+                    "pods": {
+                        "metric": {"name": "mlplat_serving_in_flight_requests"},
+                        "target": {"type": "AverageValue", "averageValue": "64"},
+                    },
+                },
+            ],
+            _out_of_range("64"),
+            id="the in-flight metric second in the list",
+        ),
+        pytest.param(
+            "spec.scaleTargetRef.name", "other", [], id="a target Deployment not in the stack keeps the default limit"
+        ),
+    ],
+)
+def test_k8s_serving_in_flight_scaling_checks_each_condition(path: str, value: Any, messages: list[str]) -> None:
+    assert _messages(_hpa_edited(path, value)) == messages
+
+
+@pytest.mark.parametrize(
+    ("env", "messages"),
+    [
+        pytest.param({"MLPLAT_MAX_IN_FLIGHT": "9"}, [], id="limit 9: the target 8 is just under it"),
+        pytest.param({"MLPLAT_MAX_IN_FLIGHT": "8"}, _out_of_range("8", 8), id="limit 8: the target 8 is at it"),
+        pytest.param({"MLPLAT_MAX_IN_FLIGHT": "eight"}, [], id="a limit that is no number keeps the default 64"),
+        pytest.param({"OTHER": "8"}, [], id="another variable"),
+    ],
+)
+def test_k8s_serving_in_flight_scaling_reads_the_servers_limit(env: dict[str, str], messages: list[str]) -> None:
+    assert _messages(_in_flight_stack(ServingSpec(**{**IN_FLIGHT.__dict__, "env": env}))) == messages
+
+
+def test_k8s_serving_in_flight_scaling_takes_the_limit_of_the_deployment_in_the_autoscalers_namespace() -> None:
+    stack = _in_flight_stack(ServingSpec(**{**IN_FLIGHT.__dict__, "env": {"MLPLAT_MAX_IN_FLIGHT": "8"}}))
+    deployment = next(i for i, r in enumerate(stack) if r.type == DEPLOYMENT)
+    stack[deployment] = resource(DEPLOYMENT, "moved", changed(stack[deployment].props, "metadata.namespace", "other"))
+    assert _messages(stack) == []
+
+
+def test_k8s_serving_in_flight_scaling_finds_the_adapter_by_a_chart_path_ending_in_its_name() -> None:
+    adapter = resource(
+        "kubernetes:helm.sh/v4:Chart", "adapter", {"chart": "oci://registry.example/charts/prometheus-adapter"}
+    )
+    assert _messages([*_in_flight_stack(with_adapter=False), adapter]) == []
+
+
+def test_k8s_serving_in_flight_scaling_does_not_take_another_chart_for_the_adapter() -> None:
+    other = resource("kubernetes:helm.sh/v3:Release", "other", {"chart": "prometheus-adapter-crds"})
+    assert _messages([*_in_flight_stack(with_adapter=False), other])[0].startswith(
+        "autoscaler applied/abalone scales on mlplat_serving_in_flight_requests but the stack installs no "
+    )
