@@ -18,7 +18,7 @@ import orjson
 import torch
 import yaml
 
-from serving.codec import Table, decode, encode, numeric_block
+from serving.codec import FLOAT32_MAX, Table, decode, encode, numeric_block
 from serving.protocol import BAD_REQUEST, UNPROCESSABLE, Response, ServingError, quote_names, quote_value
 
 log = logging.getLogger("serving.model")
@@ -149,6 +149,10 @@ def _read_spec(path: Path) -> dict[str, Any]:
     return spec
 
 
+# Up to this many rows, a request is encoded in Python rather than numpy (see `MlpModel._encode_small`).
+_SMALL_ROWS = 16
+
+
 class MlpModel:
     """The fast path: raw columns are one-hot encoded and standardised with numpy, then scored by the exported program.
 
@@ -237,15 +241,41 @@ class MlpModel:
             if missing:
                 raise ServingError(BAD_REQUEST, f"missing column(s) {', '.join(repr(m) for m in missing)}")
             by_name = dict(zip(table.names, table.columns, strict=True))
+        out = self._encode_small(by_name, table.n_rows) if table.n_rows <= _SMALL_ROWS and not table.text else None
+        if out is None:
+            out = self._encode_block(by_name, table)
+        with np.errstate(over="ignore", invalid="ignore"):  # an overflow here shows as a non-finite prediction
+            out -= self._mean
+            out /= self._std
+        return out
+
+    def _encode_small(self, by_name: dict[str, Sequence[Any]], n_rows: int) -> np.ndarray | None:
+        """A few rows of plain, in-range numbers and known categories, built in Python: numpy's fixed cost per call is
+        most of a one-row request's encoding. None for anything else, which `_encode_block` then checks and names."""
+        rows = [[0.0] * self.n_features for _ in range(n_rows)]
+        for column, slot in self._numeric:
+            for row, value in zip(rows, by_name[column], strict=True):
+                kind = type(value)
+                # NaN fails both comparisons; an int is widened through float64 exactly as the block path does.
+                if (kind is not float and kind is not int) or not -FLOAT32_MAX <= value <= FLOAT32_MAX:
+                    return None
+                row[slot] = float(value)
+        for column, lookup, slots in self._categorical:
+            for row, value in zip(rows, by_name[column], strict=True):
+                code = lookup.get(value) if type(value) is str else None
+                if code is None:
+                    return None
+                row[slots[code]] = 1.0
+        return np.array(rows, dtype=np.float32)
+
+    def _encode_block(self, by_name: dict[str, Sequence[Any]], table: Table) -> np.ndarray:
+        """Any number of rows, vectorised, with the checks that name the column and row of a bad value."""
         out = np.empty((table.n_rows, self.n_features), dtype=np.float32)
         out[:, self._numeric_slots] = numeric_block(
             self._numeric_names, [by_name[column] for column in self._numeric_names], table.text
         ).T
         for column, lookup, slots in self._categorical:
             out[:, slots] = self._one_hot(column, by_name[column], lookup)
-        with np.errstate(over="ignore", invalid="ignore"):  # an overflow here shows as a non-finite prediction
-            out -= self._mean
-            out /= self._std
         return out
 
     @staticmethod

@@ -122,6 +122,18 @@ def test_invoke_turns_a_client_error_into_a_response_with_its_status(fast_model:
     )
 
 
+@pytest.mark.parametrize("n_rows", [1, 3, 16])
+def test_a_few_rows_encode_to_the_same_bits_as_the_same_rows_inside_a_large_request(
+    fast_model: MlpModel, n_rows: int
+) -> None:
+    # Small requests are encoded in Python, large ones with numpy: a row must not change with its request's size.
+    rows = [[sex, 1, *values[1:]] for sex, *values in sample_rows(40)]  # an int among the floats
+    whole = fast_model.encode(Table(names=None, columns=tuple(zip(*rows, strict=True)), n_rows=40))
+    few = fast_model.encode(Table(names=None, columns=tuple(zip(*rows[:n_rows], strict=True)), n_rows=n_rows))
+    assert few.dtype == np.float32
+    assert few.tobytes() == whole[:n_rows].tobytes()
+
+
 def test_a_spec_without_target_scaling_returns_the_programs_output_as_is(
     abalone_model_dir: Path, tmp_path: Path, fast_model: MlpModel
 ) -> None:
