@@ -1,11 +1,12 @@
 """The cluster services a GPU cluster needs, each a pinned Helm release on the system node group: Karpenter (with its
-AWS side), Kueue, the NVIDIA device plugin (time-slicing per pool), the DCGM exporter and metrics-server.
+AWS side), Kueue, the NVIDIA device plugin (time-slicing per pool), the DCGM exporter and metrics-server; and, when an
+endpoint scales on in-flight requests, Prometheus (scraping the model servers only) with the Prometheus adapter.
 
 Chart versions come from the cluster version's row in `components.versions`, so an upgrade changes one table.
 """
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 import pulumi
@@ -14,8 +15,16 @@ import pulumi_kubernetes as k8s
 from components import nodepool, versions
 from components.cluster import SYSTEM_POOL
 from components.k8s_objects import GPU_TOLERATION
-from components.karpenter import KarpenterArgs, KarpenterController
+from components.karpenter import ClusterAccess, KarpenterArgs, KarpenterController
 from components.nodepool import PoolSpec
+from components.problems import refuse
+from components.serving_deployment import (
+    APP_LABEL,
+    IN_FLIGHT_METRIC,
+    METRICS_NAMESPACE,
+    SCRAPER_LABELS,
+    WORKLOAD_LABEL,
+)
 
 SYSTEM_NODE_SELECTOR = {nodepool.POOL_LABEL: SYSTEM_POOL}
 WHOLE_GPU_CONFIG = "whole-gpus"
@@ -23,31 +32,17 @@ WHOLE_GPU_CONFIG = "whole-gpus"
 
 
 @dataclass(frozen=True)
-class ClusterServicesArgs:
-    """Inputs of the cluster services."""
+class ClusterServicesArgs(ClusterAccess):
+    """Inputs of the cluster services: Karpenter's access to the cluster, and what the other services need."""
 
-    provider: k8s.Provider
-    """Kubernetes provider of the cluster (built from its outputs)."""
-    cluster_name: pulumi.Input[str]
-    """The cluster's name: Karpenter's settings and its tag conditions."""
-    cluster_arn: pulumi.Input[str]
-    """The cluster's ARN: Karpenter discovers the API endpoint from it."""
-    oidc_provider_arn: pulumi.Input[str]
-    """The cluster's IAM OIDC provider, trusted by Karpenter's role."""
-    oidc_issuer: pulumi.Input[str]
-    """The cluster's OIDC issuer URL, keying the trust conditions."""
-    region: str
-    """AWS region."""
     kubernetes_version: str
     """Cluster minor version; picks the chart row."""
-    subnet_ids: Sequence[pulumi.Input[str]]
-    """Private subnets GPU nodes launch in (tagged for Karpenter's discovery)."""
-    cluster_security_group_id: pulumi.Input[str]
-    """The cluster security group GPU nodes join (tagged for Karpenter's discovery)."""
     pools: Sequence[PoolSpec] = ()
     """The GPU pools; pools with time-slicing get a device plugin config of their own."""
     prometheus_operator: bool = False
     """The Prometheus operator's CRDs are installed, so the DCGM exporter may declare a ServiceMonitor."""
+    serving_metrics: bool = False
+    """An endpoint scales on in-flight requests: install Prometheus and the adapter that serves the gauge."""
     tags: Mapping[str, str] = field(default_factory=dict)
     """Tags for the AWS resources here."""
 
@@ -108,18 +103,99 @@ def metrics_server_values() -> dict[str, Any]:
     }
 
 
+PROMETHEUS_SERVER = "prometheus-server"
+"""The Prometheus server's Service name (fixed, so the adapter can name it; Helm release names get a suffix)."""
+
+
+def _label_key(label: str) -> str:
+    """A pod label as Prometheus's Kubernetes discovery spells it (every character outside [a-zA-Z0-9_] becomes _)."""
+    return "__meta_kubernetes_pod_label_" + "".join(c if c.isalnum() or c == "_" else "_" for c in label)
+
+
+def serving_scrape_config() -> dict[str, Any]:
+    """Scrape only the model servers' pods, on the port and path they announce, labelled by namespace and pod (the
+    labels the adapter maps to Kubernetes objects)."""
+    return {
+        "job_name": "mlplat-serving",
+        "kubernetes_sd_configs": [{"role": "pod"}],
+        "relabel_configs": [
+            {"source_labels": [_label_key(WORKLOAD_LABEL)], "action": "keep", "regex": "serving"},
+            {
+                "source_labels": ["__meta_kubernetes_pod_annotation_prometheus_io_scrape"],
+                "action": "keep",
+                "regex": "true",
+            },
+            {
+                "source_labels": ["__address__", "__meta_kubernetes_pod_annotation_prometheus_io_port"],
+                "action": "replace",
+                "regex": r"([^:]+)(?::\d+)?;(\d+)",
+                "replacement": "$1:$2",
+                "target_label": "__address__",
+            },
+            {
+                "source_labels": ["__meta_kubernetes_pod_annotation_prometheus_io_path"],
+                "action": "replace",
+                "regex": "(.+)",
+                "target_label": "__metrics_path__",
+            },
+            {"source_labels": ["__meta_kubernetes_namespace"], "target_label": "namespace"},
+            {"source_labels": ["__meta_kubernetes_pod_name"], "target_label": "pod"},
+            {"source_labels": [_label_key(APP_LABEL)], "target_label": "app"},
+        ],
+    }
+
+
+def prometheus_values() -> dict[str, Any]:
+    """One small server on the system nodes keeping a day of the servers' samples; nothing else of the chart."""
+    return {
+        "alertmanager": {"enabled": False},
+        "kube-state-metrics": {"enabled": False},
+        "prometheus-node-exporter": {"enabled": False},
+        "prometheus-pushgateway": {"enabled": False},
+        "server": {
+            "fullnameOverride": PROMETHEUS_SERVER,
+            "podLabels": dict(SCRAPER_LABELS),
+            "nodeSelector": SYSTEM_NODE_SELECTOR,
+            "retention": "1d",
+            # The autoscaler reads the last minute; a restart losing a day of samples costs nothing.
+            "persistentVolume": {"enabled": False},
+            "global": {"scrape_interval": "15s", "evaluation_interval": "15s"},
+            "resources": {"requests": {"cpu": "200m", "memory": "512Mi"}, "limits": {"memory": "1Gi"}},
+        },
+        "serverFiles": {"prometheus.yml": {"scrape_configs": [serving_scrape_config()]}},
+    }
+
+
+def in_flight_rule() -> dict[str, Any]:
+    """The adapter rule serving the in-flight gauge per pod (summed over the pod's series) as a custom metric."""
+    return {
+        "seriesQuery": f'{IN_FLIGHT_METRIC}{{namespace!="",pod!=""}}',
+        "resources": {"overrides": {"namespace": {"resource": "namespace"}, "pod": {"resource": "pod"}}},
+        "name": {"matches": f"^{IN_FLIGHT_METRIC}$", "as": IN_FLIGHT_METRIC},
+        "metricsQuery": "sum(<<.Series>>{<<.LabelMatchers>>}) by (<<.GroupBy>>)",
+    }
+
+
+def prometheus_adapter_values() -> dict[str, Any]:
+    """Two replicas on the system nodes (the custom metrics API survives a drain), serving only the in-flight rule."""
+    return {
+        "replicas": 2,
+        "nodeSelector": SYSTEM_NODE_SELECTOR,
+        "podDisruptionBudget": {"enabled": True, "maxUnavailable": 1},
+        "prometheus": {"url": f"http://{PROMETHEUS_SERVER}.{METRICS_NAMESPACE}.svc", "port": 80, "path": ""},
+        "rules": {"default": False, "custom": [in_flight_rule()], "external": []},
+    }
+
+
 class ClusterServices(pulumi.ComponentResource):
-    """Karpenter, Kueue, the NVIDIA device plugin, the DCGM exporter and metrics-server."""
+    """Karpenter, Kueue, the NVIDIA device plugin, the DCGM exporter and metrics-server (and Prometheus with its adapter
+    when `serving_metrics`)."""
 
     karpenter: KarpenterController
     releases: dict[str, k8s.helm.v3.Release]
 
     def __init__(self, name: str, args: ClusterServicesArgs, opts: pulumi.ResourceOptions | None = None) -> None:
-        if args.kubernetes_version not in versions.RELEASES:
-            known = ", ".join(versions.SUPPORTED_VERSIONS)
-            raise ValueError(
-                f"mlplat:cluster.version has no pinned charts; use one of {known} (got {args.kubernetes_version!r})"
-            )
+        refuse(f"ClusterServices {name}", versions.problems("kubernetesVersion", args.kubernetes_version))
         super().__init__("mlplat:cluster_services:ClusterServices", name, None, opts)
         on_cluster = pulumi.ResourceOptions(parent=self, provider=args.provider)
         charts = versions.RELEASES[args.kubernetes_version].charts
@@ -127,14 +203,8 @@ class ClusterServices(pulumi.ComponentResource):
         self.karpenter = KarpenterController(
             f"{name}-karpenter",
             KarpenterArgs(
-                provider=args.provider,
-                cluster_name=args.cluster_name,
-                cluster_arn=args.cluster_arn,
-                oidc_provider_arn=args.oidc_provider_arn,
-                oidc_issuer=args.oidc_issuer,
-                region=args.region,
-                subnet_ids=args.subnet_ids,
-                cluster_security_group_id=args.cluster_security_group_id,
+                # Karpenter's access to the cluster, as the services were given it.
+                **{access.name: getattr(args, access.name) for access in fields(ClusterAccess)},
                 chart=charts["karpenter"],
                 tags=args.tags,
             ),
@@ -157,6 +227,16 @@ class ClusterServices(pulumi.ComponentResource):
                 name, "metrics-server", charts["metrics-server"], metrics_server_values(), on_cluster
             ),
         }
+        if args.serving_metrics:
+            prometheus = self._release(name, "prometheus", charts["prometheus"], prometheus_values(), on_cluster)
+            self.releases["prometheus"] = prometheus
+            self.releases["prometheus-adapter"] = self._release(
+                name,
+                "prometheus-adapter",
+                charts["prometheus-adapter"],
+                prometheus_adapter_values(),
+                pulumi.ResourceOptions.merge(on_cluster, pulumi.ResourceOptions(depends_on=[prometheus])),
+            )
         self.register_outputs(
             {"karpenterRoleArn": self.karpenter.role_arn, "karpenterNodeRoleArn": self.karpenter.node_role_arn}
         )

@@ -41,6 +41,8 @@ class GpuComputeArgs:
     """Extra security groups for the control plane."""
     deletion_protection: bool = False
     """Protect the cluster from deletion (prod)."""
+    serving_metrics: bool = False
+    """An endpoint on the cluster scales on in-flight requests (installs Prometheus and its adapter)."""
     tags: Mapping[str, str] = field(default_factory=dict)
     """Tags for the AWS resources."""
 
@@ -126,6 +128,7 @@ class GpuCompute(pulumi.ComponentResource):
                 cluster_security_group_id=cluster.cluster_security_group_id,
                 pools=specs,
                 prometheus_operator=cfg.prometheus_operator,
+                serving_metrics=args.serving_metrics,
                 tags=tags,
             ),
             opts=pulumi.ResourceOptions(parent=self),

@@ -253,13 +253,11 @@ class InferenceEndpoint(pulumi.ComponentResource):
         target = _target_tracking(
             name, f"inference-component/{ic_name}", IC_DIMENSION, 0, IC_SCALING_METRIC, settings, scaling
         )
-        wake = aws.appautoscaling.Policy(
+        wake = _scaling_policy(
             f"{name}-wake-policy",
-            policy_type="StepScaling",
-            service_namespace=target.service_namespace,
-            resource_id=target.resource_id,
-            scalable_dimension=target.scalable_dimension,
-            step_scaling_policy_configuration=aws.appautoscaling.PolicyStepScalingPolicyConfigurationArgs(
+            target,
+            scaling,
+            step=aws.appautoscaling.PolicyStepScalingPolicyConfigurationArgs(
                 adjustment_type="ChangeInCapacity",
                 metric_aggregation_type="Maximum",
                 cooldown=settings.scale_out_cooldown_seconds,
@@ -269,7 +267,6 @@ class InferenceEndpoint(pulumi.ComponentResource):
                     )
                 ],
             ),
-            opts=scaling,
         )
         aws.cloudwatch.MetricAlarm(
             f"{name}-wake-alarm",
@@ -396,12 +393,7 @@ class InferenceEndpoint(pulumi.ComponentResource):
 
     def grant_invoke(self, role: aws.iam.Role) -> aws.iam.RolePolicy:
         """Let `role` invoke this endpoint (an inline policy on that role, owned by this component)."""
-        return aws.iam.RolePolicy(
-            f"{self.pulumi_resource_name}-invoke-{role.pulumi_resource_name}",
-            role=role.id,
-            policy=iam.policy_document(self.invoke_statements()),
-            opts=pulumi.ResourceOptions(parent=self),
-        )
+        return iam.owned_role_policy(self, f"invoke-{role.pulumi_resource_name}", role, self.invoke_statements())
 
 
 def _target_tracking(
@@ -424,13 +416,11 @@ def _target_tracking(
         max_capacity=settings.max_capacity,
         opts=opts,
     )
-    aws.appautoscaling.Policy(
+    _scaling_policy(
         f"{name}-scaling-policy",
-        policy_type="TargetTrackingScaling",
-        service_namespace=target.service_namespace,
-        resource_id=target.resource_id,
-        scalable_dimension=target.scalable_dimension,
-        target_tracking_scaling_policy_configuration=aws.appautoscaling.PolicyTargetTrackingScalingPolicyConfigurationArgs(
+        target,
+        opts,
+        tracking=aws.appautoscaling.PolicyTargetTrackingScalingPolicyConfigurationArgs(
             target_value=settings.target_invocations_per_instance,
             predefined_metric_specification=aws.appautoscaling.PolicyTargetTrackingScalingPolicyConfigurationPredefinedMetricSpecificationArgs(
                 predefined_metric_type=metric
@@ -438,6 +428,26 @@ def _target_tracking(
             scale_in_cooldown=settings.scale_in_cooldown_seconds,
             scale_out_cooldown=settings.scale_out_cooldown_seconds,
         ),
-        opts=opts,
     )
     return target
+
+
+def _scaling_policy(
+    resource_name: str,
+    target: aws.appautoscaling.Target,
+    opts: pulumi.ResourceOptions,
+    *,
+    step: aws.appautoscaling.PolicyStepScalingPolicyConfigurationArgs | None = None,
+    tracking: aws.appautoscaling.PolicyTargetTrackingScalingPolicyConfigurationArgs | None = None,
+) -> aws.appautoscaling.Policy:
+    """A step-scaling or target-tracking policy on `target`, which it names by the target's three identifiers."""
+    return aws.appautoscaling.Policy(
+        resource_name,
+        policy_type="StepScaling" if step is not None else "TargetTrackingScaling",
+        service_namespace=target.service_namespace,
+        resource_id=target.resource_id,
+        scalable_dimension=target.scalable_dimension,
+        step_scaling_policy_configuration=step,
+        target_tracking_scaling_policy_configuration=tracking,
+        opts=opts,
+    )

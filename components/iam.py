@@ -53,6 +53,18 @@ def policy_document(statements: Sequence[Statement]) -> pulumi.Output[str]:
     return resolved.apply(lambda items: json.dumps({"Version": POLICY_VERSION, "Statement": list(items)}))
 
 
+def owned_role_policy(
+    owner: pulumi.Resource, suffix: str, role: aws.iam.Role, statements: Sequence[Statement]
+) -> aws.iam.RolePolicy:
+    """An inline policy on `role` that the component `owner` grants and owns: `<owner>-<suffix>`, its child."""
+    return aws.iam.RolePolicy(
+        f"{owner.pulumi_resource_name}-{suffix}",
+        role=role.id,
+        policy=policy_document(list(statements)),
+        opts=pulumi.ResourceOptions(parent=owner),
+    )
+
+
 def service_trust(service: str, source_account: pulumi.Input[str] | None = None) -> pulumi.Output[str]:
     """An assume-role policy that trusts one AWS service, optionally only on behalf of one account.
 
@@ -96,6 +108,21 @@ def log_group_arn(
 ) -> pulumi.Output[str]:
     """The ARN of a log group by name, known before the group exists (key policies must name it first)."""
     return pulumi.Output.concat("arn:", arn_partition, ":logs:", region, ":", account, ":log-group:", group)
+
+
+def write_logs_statement(group_arn: pulumi.Input[str]) -> Statement:
+    """Create the streams of one log group (or a `*` pattern of groups) and write to them: a job's container logs."""
+    return {
+        "Sid": "WriteLogs",
+        "Effect": "Allow",
+        "Action": [
+            "logs:CreateLogGroup",
+            "logs:CreateLogStream",
+            "logs:DescribeLogStreams",
+            "logs:PutLogEvents",
+        ],
+        "Resource": [group_arn, pulumi.Output.concat(group_arn, ":log-stream:*")],
+    }
 
 
 def logs_key_statement(region: str, group_arn: pulumi.Input[str]) -> Statement:

@@ -14,6 +14,7 @@ from components import iam, images
 from components.artifacts import ArtifactStore
 from contracts.bucket import (
     CHECKPOINTS_PREFIX,
+    CODE_PREFIX,
     DATA_CAPTURE_PREFIX,
     DATASETS_PREFIX,
     MLFLOW_PREFIX,
@@ -61,11 +62,13 @@ class Identity(pulumi.ComponentResource):
             *store.read_statements(DATASETS_PREFIX),
             *store.read_statements(CHECKPOINTS_PREFIX),
             *store.write_statements(CHECKPOINTS_PREFIX),
+            # Script mode: the job downloads the user's source archive (`sagemaker_submit_directory`).
+            *store.read_statements(CODE_PREFIX),
             *store.read_statements(MLFLOW_PREFIX),
             *store.write_statements(MLFLOW_PREFIX),
             *store.write_statements(MODELS_PREFIX),
             *store.kms_statements(),
-            *self._log_statements(TRAINING_LOG_GROUP),
+            iam.write_logs_statement(self._arn("logs", f"log-group:{TRAINING_LOG_GROUP}")),
             self._metric_statement(TRAINING_METRIC_NAMESPACES),
             *images.ecr_pull_statements(list(args.training_images), args.region, self._account, self._partition),
             *iam.sagemaker_vpc_statements(args.vpc_arn),
@@ -78,7 +81,7 @@ class Identity(pulumi.ComponentResource):
             *store.read_statements(MODELS_PREFIX),
             *store.write_statements(DATA_CAPTURE_PREFIX),
             *store.kms_statements(),
-            *self._log_statements(f"{ENDPOINT_LOG_GROUP_PREFIX}*"),
+            iam.write_logs_statement(self._arn("logs", f"log-group:{ENDPOINT_LOG_GROUP_PREFIX}*")),
             self._metric_statement(ENDPOINT_METRIC_NAMESPACES),
             *images.ecr_pull_statements(list(args.serving_images), args.region, self._account, self._partition),
             *iam.sagemaker_vpc_statements(args.vpc_arn),
@@ -116,22 +119,6 @@ class Identity(pulumi.ComponentResource):
             "arn:", self._partition, ":", service, ":", self._region, ":", self._account, ":", resource
         )
 
-    def _log_statements(self, group: str) -> list[iam.Statement]:
-        group_arn = self._arn("logs", f"log-group:{group}")
-        return [
-            {
-                "Sid": "WriteLogs",
-                "Effect": "Allow",
-                "Action": [
-                    "logs:CreateLogGroup",
-                    "logs:CreateLogStream",
-                    "logs:DescribeLogStreams",
-                    "logs:PutLogEvents",
-                ],
-                "Resource": [group_arn, pulumi.Output.concat(group_arn, ":log-stream:*")],
-            }
-        ]
-
     def _metric_statement(self, namespaces: Sequence[str]) -> iam.Statement:
         return {
             "Sid": "PutMetrics",
@@ -144,18 +131,8 @@ class Identity(pulumi.ComponentResource):
 
     def grant_training(self, label: str, statements: Sequence[iam.Statement]) -> aws.iam.RolePolicy:
         """Add statements to the training role (an inline policy `<name>-training-<label>` owned by this component)."""
-        return self._grant("training", self.training_role, label, statements)
+        return iam.owned_role_policy(self, f"training-{label}", self.training_role, statements)
 
     def grant_serving(self, label: str, statements: Sequence[iam.Statement]) -> aws.iam.RolePolicy:
         """Add statements to the serving role (an inline policy `<name>-serving-<label>` owned by this component)."""
-        return self._grant("serving", self.serving_role, label, statements)
-
-    def _grant(
-        self, duty: str, role: aws.iam.Role, label: str, statements: Sequence[iam.Statement]
-    ) -> aws.iam.RolePolicy:
-        return aws.iam.RolePolicy(
-            f"{self.pulumi_resource_name}-{duty}-{label}",
-            role=role.id,
-            policy=iam.policy_document(list(statements)),
-            opts=pulumi.ResourceOptions(parent=self),
-        )
+        return iam.owned_role_policy(self, f"serving-{label}", self.serving_role, statements)

@@ -50,25 +50,31 @@ READ_ACTIONS = [
 
 
 @dataclass(frozen=True)
-class KarpenterArgs:
-    """Inputs of the Karpenter controller."""
+class ClusterAccess:
+    """What Karpenter (and the cluster services that install it) need to know of the cluster."""
 
     provider: k8s.Provider
-    """Kubernetes provider of the cluster."""
+    """Kubernetes provider of the cluster (built from its outputs)."""
     cluster_name: pulumi.Input[str]
-    """The cluster Karpenter provisions for; keys every tag condition."""
+    """The cluster Karpenter provisions for; keys its settings and every tag condition."""
     cluster_arn: pulumi.Input[str]
-    """The cluster's ARN (`eks:DescribeCluster` for endpoint discovery)."""
+    """The cluster's ARN (`eks:DescribeCluster`: Karpenter discovers the API endpoint from it)."""
     oidc_provider_arn: pulumi.Input[str]
     """The cluster's IAM OIDC provider, trusted by the controller's role."""
     oidc_issuer: pulumi.Input[str]
-    """The cluster's OIDC issuer URL."""
+    """The cluster's OIDC issuer URL, keying the trust conditions."""
     region: str
     """AWS region of the cluster."""
     subnet_ids: Sequence[pulumi.Input[str]]
     """Private subnets GPU nodes launch in; each gets the discovery tag."""
     cluster_security_group_id: pulumi.Input[str]
     """The security group EKS made for the cluster; GPU nodes join it (discovery tag)."""
+
+
+@dataclass(frozen=True)
+class KarpenterArgs(ClusterAccess):
+    """Inputs of the Karpenter controller."""
+
     chart: versions.Chart = versions.KARPENTER
     """The pinned Karpenter chart (from the cluster version's row)."""
     tags: Mapping[str, str] = field(default_factory=dict)

@@ -3,12 +3,12 @@
 import ipaddress
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal, TypeVar
 
 import pulumi
 import pulumi_aws as aws
 
-from components import iam
+from components import iam, keys
 
 HTTPS = 443
 
@@ -57,6 +57,14 @@ def _nth(index: int) -> Callable[[list[str]], str]:
     return lambda names: names[index]
 
 
+_Rule = TypeVar("_Rule", aws.ec2.SecurityGroupIngressArgs, aws.ec2.SecurityGroupEgressArgs)
+
+
+def _https(rule: type[_Rule], description: str, **peer: Any) -> _Rule:
+    """A TCP 443 rule to or from `peer` (`cidr_blocks=` or `prefix_list_ids=`)."""
+    return rule(description=description, protocol="tcp", from_port=HTTPS, to_port=HTTPS, **peer)
+
+
 class Network(pulumi.ComponentResource):
     """A VPC over `az_count` AZs with private subnets, VPC endpoints, optional NAT, and flow logs."""
 
@@ -93,20 +101,9 @@ class Network(pulumi.ComponentResource):
         private_subnets = []
         private_tables = []
         for i in range(args.az_count):
-            subnet = aws.ec2.Subnet(
-                f"{name}-private-{i}",
-                vpc_id=vpc.id,
-                cidr_block=private_cidrs[i],
-                availability_zone=zones.names.apply(_nth(i)),
-                map_public_ip_on_launch=False,
-                opts=child,
-            )
             # One route table per AZ, so each AZ can route through its own NAT gateway.
             table = aws.ec2.RouteTable(f"{name}-private-rt-{i}", vpc_id=vpc.id, opts=child)
-            aws.ec2.RouteTableAssociation(
-                f"{name}-private-rta-{i}", subnet_id=subnet.id, route_table_id=table.id, opts=child
-            )
-            private_subnets.append(subnet)
+            private_subnets.append(self._subnet(name, "private", i, vpc, private_cidrs[i], zones, table))
             private_tables.append(table)
         self.private_subnet_ids = [s.id for s in private_subnets]
         self.private_route_table_ids = [t.id for t in private_tables]
@@ -130,15 +127,7 @@ class Network(pulumi.ComponentResource):
             f"{name}-endpoints-sg",
             description="HTTPS from inside the VPC to the AWS interface endpoints",
             vpc_id=vpc.id,
-            ingress=[
-                aws.ec2.SecurityGroupIngressArgs(
-                    description="HTTPS from the VPC",
-                    protocol="tcp",
-                    from_port=HTTPS,
-                    to_port=HTTPS,
-                    cidr_blocks=[args.cidr],
-                )
-            ],
+            ingress=[_https(aws.ec2.SecurityGroupIngressArgs, "HTTPS from the VPC", cidr_blocks=[args.cidr])],
             opts=child,
         )
         self.endpoint_security_group_id = endpoint_sg.id
@@ -166,18 +155,10 @@ class Network(pulumi.ComponentResource):
                 )
             ],
             egress=[
-                aws.ec2.SecurityGroupEgressArgs(
-                    description="HTTPS to the interface endpoints",
-                    protocol="tcp",
-                    from_port=HTTPS,
-                    to_port=HTTPS,
-                    cidr_blocks=[args.cidr],
-                ),
-                aws.ec2.SecurityGroupEgressArgs(
-                    description="HTTPS to S3 through the gateway endpoint",
-                    protocol="tcp",
-                    from_port=HTTPS,
-                    to_port=HTTPS,
+                _https(aws.ec2.SecurityGroupEgressArgs, "HTTPS to the interface endpoints", cidr_blocks=[args.cidr]),
+                _https(
+                    aws.ec2.SecurityGroupEgressArgs,
+                    "HTTPS to S3 through the gateway endpoint",
                     prefix_list_ids=[s3.prefix_list_id],
                 ),
                 aws.ec2.SecurityGroupEgressArgs(
@@ -202,6 +183,34 @@ class Network(pulumi.ComponentResource):
             }
         )
 
+    def _subnet(
+        self,
+        name: str,
+        tier: str,
+        i: int,
+        vpc: aws.ec2.Vpc,
+        cidr: str,
+        zones: pulumi.Output[aws.GetAvailabilityZonesResult],
+        table: aws.ec2.RouteTable,
+    ) -> aws.ec2.Subnet:
+        """Subnet `<name>-<tier>-<i>` in the i-th zone, routed by `table`.
+
+        No public addresses even in the public tier: NAT gateways carry their own Elastic IPs.
+        """
+        child = pulumi.ResourceOptions(parent=self)
+        subnet = aws.ec2.Subnet(
+            f"{name}-{tier}-{i}",
+            vpc_id=vpc.id,
+            cidr_block=cidr,
+            availability_zone=zones.names.apply(_nth(i)),
+            map_public_ip_on_launch=False,
+            opts=child,
+        )
+        aws.ec2.RouteTableAssociation(
+            f"{name}-{tier}-rta-{i}", subnet_id=subnet.id, route_table_id=table.id, opts=child
+        )
+        return subnet
+
     def _nat(
         self,
         name: str,
@@ -221,21 +230,9 @@ class Network(pulumi.ComponentResource):
             gateway_id=igw.id,
             opts=child,
         )
-        public_subnets = []
-        for i in range(args.az_count):
-            subnet = aws.ec2.Subnet(
-                f"{name}-public-{i}",
-                vpc_id=vpc.id,
-                cidr_block=public_cidrs[i],
-                availability_zone=zones.names.apply(_nth(i)),
-                # NAT gateways carry their own Elastic IPs; nothing launched here gets a public address.
-                map_public_ip_on_launch=False,
-                opts=child,
-            )
-            aws.ec2.RouteTableAssociation(
-                f"{name}-public-rta-{i}", subnet_id=subnet.id, route_table_id=public_table.id, opts=child
-            )
-            public_subnets.append(subnet)
+        public_subnets = [
+            self._subnet(name, "public", i, vpc, public_cidrs[i], zones, public_table) for i in range(args.az_count)
+        ]
         self.public_subnet_ids = [s.id for s in public_subnets]
 
         nat_count = args.az_count if args.nat == "per-az" else 1
@@ -266,19 +263,13 @@ class Network(pulumi.ComponentResource):
         arn_partition = iam.partition()
         # Derived from the component name so the key policy can name the log group before it exists.
         group_name = f"/mlplat/{name}/vpc-flow-logs"
-        group_arn = iam.log_group_arn(args.region, account, arn_partition, group_name)
-        key = aws.kms.Key(
+        key = keys.customer_key(
             f"{name}-flow-logs-key",
-            description=f"Encrypts the VPC flow logs of {name}",
-            enable_key_rotation=True,
-            deletion_window_in_days=30,
-            policy=iam.policy_document(
-                [
-                    iam.account_root_statement(account, arn_partition),
-                    iam.logs_key_statement(args.region, group_arn),
-                ]
-            ),
-            opts=child,
+            f"Encrypts the VPC flow logs of {name}",
+            account,
+            arn_partition,
+            child,
+            log_group=(args.region, group_name),
         )
         group = aws.cloudwatch.LogGroup(
             f"{name}-flow-logs",

@@ -68,32 +68,8 @@ INFERENCE_COMPONENT_REGIONS: frozenset[str] = frozenset(
     }
 )
 
-# The 21 regions the serverless-inference guide lists.
-SERVERLESS_REGIONS: frozenset[str] = frozenset(
-    {
-        "us-east-1",
-        "us-east-2",
-        "us-west-1",
-        "us-west-2",
-        "af-south-1",
-        "ap-east-1",
-        "ap-south-1",
-        "ap-northeast-1",
-        "ap-northeast-2",
-        "ap-northeast-3",
-        "ap-southeast-1",
-        "ap-southeast-2",
-        "ca-central-1",
-        "eu-central-1",
-        "eu-west-1",
-        "eu-west-2",
-        "eu-west-3",
-        "eu-north-1",
-        "eu-south-1",
-        "me-south-1",
-        "sa-east-1",
-    }
-)
+# The serverless-inference guide lists the same 21 regions; a separate name, because the two guides change apart.
+SERVERLESS_REGIONS: frozenset[str] = INFERENCE_COMPONENT_REGIONS
 
 # ProductionVariantServerlessConfig bounds (botocore's sagemaker model: ServerlessMemorySizeInMB,
 # ServerlessMaxConcurrency); the memory also steps in whole GiB.

@@ -3,8 +3,10 @@ disruption budget.
 
 `render_serving_deployment(spec)` returns the manifests as plain dicts and `ServingDeployment` registers exactly those.
 The Deployment leaves `replicas` unset so the HorizontalPodAutoscaler alone decides it (a Pulumi update never resets
-a scaled-out Deployment). The platform builds one for each `mlplat:endpoints` entry with `platform: kubernetes`
-(`cluster_serving_spec`); SageMaker endpoints stay the default.
+a scaled-out Deployment). The autoscaler follows CPU, or the server's in-flight requests per pod: Prometheus (a
+cluster service) scrapes `/metrics` through a NetworkPolicy rendered here, and the Prometheus adapter serves the
+gauge to the autoscaler as a `Pods` metric. The platform builds one for each `mlplat:endpoints` entry with
+`platform: kubernetes` (`cluster_serving_spec`); SageMaker endpoints stay the default.
 """
 
 from collections.abc import Mapping
@@ -14,6 +16,7 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
+from components.config import SERVER_MAX_IN_FLIGHT
 from components.k8s_objects import (
     GPU_TOLERATION,
     check_dns_label,
@@ -21,6 +24,7 @@ from components.k8s_objects import (
     create_objects,
     pod_security_context,
 )
+from components.problems import Problem, at, one_of, refuse
 
 PORT = 8080
 PING_PATH = "/ping"
@@ -29,6 +33,14 @@ MODEL_DIR = "/opt/ml/model"
 APP_LABEL = "app.kubernetes.io/name"
 WORKLOAD_LABEL = "mlplat.io/workload"
 POOL_LABEL = "mlplat.io/pool"
+
+IN_FLIGHT_METRIC = "mlplat_serving_in_flight_requests"
+"""The serving image's gauge of invocations in progress (summed over a pod's workers)."""
+METRICS_NAMESPACE = "monitoring"
+"""Where the cluster's Prometheus and its adapter run (`components.versions.PROMETHEUS`)."""
+SCRAPER_LABELS = {"mlplat.io/scraper": "serving"}
+"""The Prometheus server's pod label; the servers' NetworkPolicy lets exactly those pods in."""
+SCALING_METRICS = ("cpu", "inflight")
 
 
 @dataclass(frozen=True)
@@ -50,7 +62,11 @@ class ServingSpec:
     max_replicas: int = 4
     """Most pods."""
     target_cpu_utilization: int = 70
-    """Average CPU utilisation (percent of requests) the autoscaler aims for."""
+    """Average CPU utilisation (percent of requests) the autoscaler aims for (`scaling_metric` cpu)."""
+    scaling_metric: str = "cpu"
+    """What the autoscaler follows: `cpu`, or `inflight` (the average in-flight requests per pod)."""
+    target_in_flight: int = 8
+    """Average in-flight requests per pod the autoscaler aims for (`scaling_metric` inflight)."""
     cpu: str = "1"
     """CPU request per pod."""
     cpu_limit: str | None = None
@@ -67,18 +83,79 @@ class ServingSpec:
     """More environment variables."""
 
 
-def validate_serving(spec: ServingSpec) -> list[str]:
-    """Problems with a server's spec, each naming the field."""
-    problems = check_dns_label("name", spec.name) + check_dns_label("namespace", spec.namespace)
+def problems(spec: ServingSpec, prefix: str = "") -> list[Problem]:
+    """Problems with a server's spec, each under `prefix`."""
+    found = check_dns_label(at(prefix, "name"), spec.name) + check_dns_label(at(prefix, "namespace"), spec.namespace)
     if spec.min_replicas < 1:
-        problems.append(f"minReplicas must be >= 1 (got {spec.min_replicas})")
+        found.append(Problem(at(prefix, "minReplicas"), f"must be >= 1 (got {spec.min_replicas})"))
     if spec.max_replicas < spec.min_replicas:
-        problems.append(f"maxReplicas must be >= minReplicas (got {spec.max_replicas} < {spec.min_replicas})")
-    if not 1 <= spec.target_cpu_utilization <= 100:
-        problems.append(f"targetCpuUtilization must be within 1..100 (got {spec.target_cpu_utilization})")
+        found.append(
+            Problem(
+                at(prefix, "maxReplicas"), f"must be >= minReplicas (got {spec.max_replicas} < {spec.min_replicas})"
+            )
+        )
     if spec.gpus < 0:
-        problems.append(f"gpus must be >= 0 (got {spec.gpus})")
-    return problems
+        found.append(Problem(at(prefix, "gpus"), f"must be >= 0 (got {spec.gpus})"))
+    in_flight = spec.scaling_metric == "inflight"
+    target_key, target = (
+        ("targetInFlight", spec.target_in_flight)
+        if in_flight
+        else ("targetCpuUtilization", spec.target_cpu_utilization)
+    )
+    return found + scaling_problems(at(prefix, "scalingMetric"), spec.scaling_metric, at(prefix, target_key), target)
+
+
+def scaling_problems(metric_key: str, metric: str, target_key: str, target: int) -> list[Problem]:
+    """The autoscaler's metric and its target, each at its key (`mlplat:endpoints[0].autoscaling.metric`, or the
+    spec's `scalingMetric`); a target is CPU percent, or in-flight requests below the server's own limit."""
+    if metric not in SCALING_METRICS:
+        return one_of(metric_key, metric, SCALING_METRICS)
+    highest = 100 if metric == "cpu" else SERVER_MAX_IN_FLIGHT - 1
+    if not 1 <= target <= highest:
+        return [Problem(target_key, f"must be within 1..{highest} for metric {metric} (got {target})")]
+    return []
+
+
+def _scaling_metric(spec: ServingSpec) -> dict[str, Any]:
+    if spec.scaling_metric == "inflight":
+        return {
+            "type": "Pods",
+            "pods": {
+                "metric": {"name": IN_FLIGHT_METRIC},
+                "target": {"type": "AverageValue", "averageValue": str(spec.target_in_flight)},
+            },
+        }
+    return {
+        "type": "Resource",
+        "resource": {
+            "name": "cpu",
+            "target": {"type": "Utilization", "averageUtilization": spec.target_cpu_utilization},
+        },
+    }
+
+
+def _scrape_policy(spec: ServingSpec, metadata: dict[str, Any], selector: dict[str, str]) -> dict[str, Any]:
+    """Team namespaces deny ingress by default; the cluster's Prometheus (and nothing else outside) reaches the port."""
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": {**metadata, "name": f"{spec.name}-metrics"},
+        "spec": {
+            "podSelector": {"matchLabels": selector},
+            "policyTypes": ["Ingress"],
+            "ingress": [
+                {
+                    "from": [
+                        {
+                            "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": METRICS_NAMESPACE}},
+                            "podSelector": {"matchLabels": dict(SCRAPER_LABELS)},
+                        }
+                    ],
+                    "ports": [{"protocol": "TCP", "port": PORT}],
+                }
+            ],
+        },
+    }
 
 
 def _probe(period: int, failures: int) -> dict[str, Any]:
@@ -91,10 +168,9 @@ def _probe(period: int, failures: int) -> dict[str, Any]:
 
 
 def render_serving_deployment(spec: ServingSpec) -> list[dict[str, Any]]:
-    """Deployment, Service, HorizontalPodAutoscaler and PodDisruptionBudget. Raises ValueError on a bad spec."""
-    problems = validate_serving(spec)
-    if problems:
-        raise ValueError(f"serving deployment {spec.name!r}: " + "; ".join(problems))
+    """Deployment, Service, HorizontalPodAutoscaler and PodDisruptionBudget, and on in-flight scaling the NetworkPolicy
+    that lets Prometheus scrape the pods. Raises ValueError on a bad spec."""
+    refuse(f"serving deployment {spec.name!r}", problems(spec))
     selector = {APP_LABEL: spec.name}
     labels = {**selector, WORKLOAD_LABEL: "serving"}
     metadata = {"name": spec.name, "namespace": spec.namespace, "labels": labels}
@@ -145,7 +221,7 @@ def render_serving_deployment(spec: ServingSpec) -> list[dict[str, Any]]:
         pod_spec["tolerations"] = [GPU_TOLERATION]
     if spec.pool is not None:
         pod_spec["nodeSelector"] = {POOL_LABEL: spec.pool}
-    return [
+    manifests = [
         {
             "apiVersion": "apps/v1",
             "kind": "Deployment",
@@ -184,15 +260,7 @@ def render_serving_deployment(spec: ServingSpec) -> list[dict[str, Any]]:
                 "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": spec.name},
                 "minReplicas": spec.min_replicas,
                 "maxReplicas": spec.max_replicas,
-                "metrics": [
-                    {
-                        "type": "Resource",
-                        "resource": {
-                            "name": "cpu",
-                            "target": {"type": "Utilization", "averageUtilization": spec.target_cpu_utilization},
-                        },
-                    }
-                ],
+                "metrics": [_scaling_metric(spec)],
                 "behavior": {"scaleDown": {"stabilizationWindowSeconds": 300}},
             },
         },
@@ -203,6 +271,9 @@ def render_serving_deployment(spec: ServingSpec) -> list[dict[str, Any]]:
             "spec": {"maxUnavailable": 1, "selector": {"matchLabels": selector}},
         },
     ]
+    if spec.scaling_metric == "inflight":
+        manifests.append(_scrape_policy(spec, metadata, selector))
+    return manifests
 
 
 @dataclass(frozen=True)

@@ -128,12 +128,7 @@ class TrackingServer(pulumi.ComponentResource):
 
     def grant_use(self, role: aws.iam.Role) -> aws.iam.RolePolicy:
         """Let `role` log runs and register models here (an inline policy on that role, owned by this component)."""
-        return aws.iam.RolePolicy(
-            f"{self.pulumi_resource_name}-use-{role.pulumi_resource_name}",
-            role=role.id,
-            policy=iam.policy_document(self.client_statements()),
-            opts=pulumi.ResourceOptions(parent=self),
-        )
+        return iam.owned_role_policy(self, f"use-{role.pulumi_resource_name}", role, self.client_statements())
 
 
 def kind_of(size: str | None) -> iam.MlflowKind:

@@ -9,6 +9,8 @@ bills at six times the cluster-hour).
 from dataclasses import dataclass
 from datetime import date
 
+from components.problems import Problem
+
 TABLE_AS_OF = date(2026, 12, 6)
 """The day the end dates and pins below were last checked."""
 LIFECYCLE_SOURCE = "https://docs.aws.amazon.com/eks/latest/userguide/kubernetes-versions.html"
@@ -44,12 +46,21 @@ KUEUE = Chart("oci://registry.k8s.io/kueue/charts/kueue", "0.19.2", None, "kueue
 DEVICE_PLUGIN = Chart("nvidia-device-plugin", "0.17.1", "https://nvidia.github.io/k8s-device-plugin")
 DCGM_EXPORTER = Chart("dcgm-exporter", "4.6.0", "https://nvidia.github.io/dcgm-exporter/helm-charts", "gpu-telemetry")
 METRICS_SERVER = Chart("metrics-server", "3.12.2", "https://kubernetes-sigs.github.io/metrics-server/")
+# Only on clusters with an endpoint that scales on in-flight requests: Prometheus scrapes the servers and the adapter
+# serves what it scraped as the custom metrics API the autoscaler reads. Pinned from the charts' own Chart.yaml
+# (prometheus 27.19.0) and Artifact Hub's release feed (prometheus-adapter 5.3.0, 2026-02-19), not `helm search`.
+PROMETHEUS = Chart("prometheus", "27.19.0", "https://prometheus-community.github.io/helm-charts", "monitoring")
+PROMETHEUS_ADAPTER = Chart(
+    "prometheus-adapter", "5.3.0", "https://prometheus-community.github.io/helm-charts", "monitoring"
+)
 _CHARTS = {
     "karpenter": KARPENTER,
     "kueue": KUEUE,
     "device-plugin": DEVICE_PLUGIN,
     "dcgm-exporter": DCGM_EXPORTER,
     "metrics-server": METRICS_SERVER,
+    "prometheus": PROMETHEUS,
+    "prometheus-adapter": PROMETHEUS_ADAPTER,
 }
 
 # The end dates are AWS's; 1.36 is not tabled because its EKS release date could not be confirmed offline. The 1.34
@@ -122,14 +133,18 @@ def default_version(today: date | None = None) -> str:
     return max(current, key=lambda v: tuple(int(p) for p in v.split(".")))
 
 
-def support_problem(version: str, allow_extended: bool, today: date) -> str | None:
-    """Why `version` may not be used on `today`; None when it may."""
+def problems(key: str, version: str, *, allow_extended: bool = False, today: date | None = None) -> list[Problem]:
+    """Why `version` (at `key`) may not be used: not tabled, or, judged on `today`, past standard support."""
     if version not in RELEASES:
-        return f"must be one of {', '.join(SUPPORTED_VERSIONS)} (got {version!r})"
-    if in_standard_support(version, today) or allow_extended:
-        return None
+        return [Problem(key, f"must be one of {', '.join(SUPPORTED_VERSIONS)} (got {version!r})")]
+    if today is None or in_standard_support(version, today) or allow_extended:
+        return []
     ended = RELEASES[version].end_of_standard_support.isoformat()
-    return (
-        f"{version} left EKS standard support on {ended} (table as of {TABLE_AS_OF.isoformat()}); "
-        f"use {default_version(today)}, or set mlplat:cluster.allowExtendedSupport: true to pay for extended support"
-    )
+    return [
+        Problem(
+            key,
+            f"{version} left EKS standard support on {ended} (table as of {TABLE_AS_OF.isoformat()}); "
+            f"use {default_version(today)}, or set mlplat:cluster.allowExtendedSupport: true to pay for extended "
+            "support",
+        )
+    ]

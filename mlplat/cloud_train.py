@@ -23,8 +23,16 @@ import typer
 import yaml
 
 from components import config as stack_config
+from contracts import bucket as layout
 from mlplat import clikit
-from mlplat.cloud.common import DEFAULT_EXPERIMENT, SageMakerJob, TrainError, default_job_name, parse_hyperparameters
+from mlplat.cloud.common import (
+    DEFAULT_EXPERIMENT,
+    SageMakerJob,
+    TrainError,
+    TrainingRun,
+    default_job_name,
+    parse_hyperparameters,
+)
 from mlplat.cloud.eks import default_kubeconfig, eks_manifests
 from mlplat.cloud.sagemaker import (
     ISOLATED_TRACKING_URI,
@@ -34,7 +42,7 @@ from mlplat.cloud.sagemaker import (
     sdk_available,
     training_job_request,
 )
-from mlplat.outputs import CloudError, StackOutputs, check_tracking_uri, load_outputs
+from mlplat.outputs import CloudError, check_tracking_uri, load_outputs
 
 __all__ = [
     "DEFAULT_EXPERIMENT",
@@ -154,32 +162,32 @@ def train_command(
         uri = tracking_uri or stack_outputs.tracking_server_arn
         extra = parse_hyperparameters(hp or [])
         source = _script_source(entry_point, source_dir, stack_outputs.bucket_name)
-        if source is not None:
-            if on is Target.eks:
-                raise TrainError("--entry-point runs on SageMaker for now; use --on sagemaker")
-            # What the SageMaker SDK's estimators send: the program and the archive's URI, JSON-encoded.
-            extra.update(
-                {"sagemaker_program": json.dumps(entry_point), "sagemaker_submit_directory": json.dumps(source[1])}
-            )
+        # A pod's hostname carries the Job's name, so EKS names are shorter and unprefixed.
+        default_name = (
+            default_job_name("", model_name, max_length=50)
+            if on is Target.eks
+            else default_job_name(f"mlplat-{cfg.environment}", model_name)
+        )
+        training = TrainingRun(
+            stack_outputs, cfg, model_name, dataset or model_name, dataset_version, job_name or default_name, uri
+        )
         if on is Target.eks:
             follow = EksFollow(
                 detach, schedule_timeout or cfg.training.schedule_timeout_seconds, max_retries,
                 last_attempt_on_demand, poll_interval, timeout, experiment,
             )  # fmt: skip
             _train_on_eks(
-                stack_outputs, cfg, model_name, dataset or model_name, dataset_version, job_name, uri,
+                training,
                 instances, pool, team, gpus_per_rank, image, epochs, extra, dry_run, kubeconfig, context, as_json,
-                follow,
+                follow, source,
             )  # fmt: skip
             return
+        if source is not None:
+            # What the SageMaker SDK's estimators send: the program and the archive's URI, JSON-encoded.
+            extra["sagemaker_program"] = json.dumps(source.entry_point)
+            extra["sagemaker_submit_directory"] = json.dumps(source.uri)
         job = plan_sagemaker_job(
-            stack_outputs,
-            cfg,
-            model=model_name,
-            dataset=dataset or model_name,
-            dataset_version=dataset_version,
-            job_name=job_name or default_job_name(f"mlplat-{cfg.environment}", model_name),
-            tracking_uri=uri,
+            training,
             instance_type=instance_type,
             instances=instances,
             spot=spot,
@@ -201,17 +209,12 @@ def train_command(
             typer.echo(json.dumps(training_job_request(job), indent=2))
             return
         if source is not None:
-            import boto3
-
-            bucket, _, key = source[1].removeprefix("s3://").partition("/")
-            boto3.client("s3").put_object(Bucket=bucket, Key=key, Body=source[0])
+            source.upload()
         check_tracking_uri(uri)  # this command logs or looks up the run itself
         if client is Client.sdk and not sdk_available():
             raise TrainError("--client sdk needs the SageMaker Python SDK: pip install 'mlplat[cloud]'")
         use_sdk = None if client is Client.auto else client is Client.sdk
-        result = _run_with_progress(
-            job, stack_outputs, uri, experiment, model_name, timeout, poll_interval, as_json, use_sdk
-        )
+        result = _run_with_progress(job, training, experiment, timeout, poll_interval, as_json, use_sdk)
     except (CloudError, stack_config.ConfigError) as exc:
         raise typer.Exit(clikit.report(exc)) from None
     if as_json:
@@ -227,7 +230,23 @@ def train_command(
     typer.echo(f"next: mlplat release --stack {stack} --model {result.model} --version {result.version}")
 
 
-def _script_source(entry_point: str | None, source_dir: Path | None, bucket: str) -> tuple[bytes, str] | None:
+@dataclass(frozen=True)
+class ScriptSource:
+    """Script mode's entry point and source archive, and where it goes in the stack's bucket."""
+
+    entry_point: str
+    archive: bytes
+    uri: str
+
+    def upload(self) -> None:
+        """Put the archive at its content-addressed key (the same bytes always land on the same key)."""
+        import boto3
+
+        bucket, key = layout.split_s3_uri(self.uri)
+        boto3.client("s3").put_object(Bucket=bucket, Key=key, Body=self.archive)
+
+
+def _script_source(entry_point: str | None, source_dir: Path | None, bucket: str) -> ScriptSource | None:
     """Script mode's archive and its content-addressed S3 URI, or None for the built-in trainer."""
     from mlplat import sourcedir
 
@@ -239,15 +258,13 @@ def _script_source(entry_point: str | None, source_dir: Path | None, bucket: str
         content, digest = sourcedir.pack(source_dir, entry_point)
     except sourcedir.SourceError as exc:
         raise TrainError(str(exc)) from None
-    return content, f"s3://{bucket}/{sourcedir.key(digest)}"
+    return ScriptSource(entry_point, content, layout.s3_uri(bucket, sourcedir.key(digest)))
 
 
 def _run_with_progress(
     job: SageMakerJob,
-    outputs: StackOutputs,
-    tracking_uri: str,
+    training: TrainingRun,
     experiment: str,
-    model: str,
     timeout: float,
     poll_interval: float,
     quiet: bool,
@@ -269,9 +286,7 @@ def _run_with_progress(
             if not quiet:
                 console.print(line)
 
-        return run_sagemaker(
-            job, outputs, tracking_uri, experiment, model, timeout, poll_interval, on_change, use_sdk, on_submitted
-        )
+        return run_sagemaker(job, training, experiment, timeout, poll_interval, on_change, use_sdk, on_submitted)
 
 
 @dataclass(frozen=True)
@@ -294,13 +309,7 @@ def bad_input(message: str) -> NoReturn:
 
 
 def _train_on_eks(
-    outputs: StackOutputs,
-    cfg: stack_config.StackConfig,
-    model: str,
-    dataset: str,
-    dataset_version: str,
-    job_name: str | None,
-    tracking_uri: str,
+    training: TrainingRun,
     ranks: int,
     pool: str | None,
     team: str | None,
@@ -313,19 +322,22 @@ def _train_on_eks(
     context: str | None,
     as_json: bool,
     follow: EksFollow,
+    source: ScriptSource | None,
 ) -> None:
     from mlplat.jobs import diagnose, eks
 
-    args = [f"--epochs={epochs}"] if epochs is not None else []
-    args += [f"--{k.replace('_', '-')}={v}" for k, v in extra.items()]
+    outputs, cfg, tracking_uri = training.outputs, training.cfg, training.tracking_uri
+
+    if source is None:
+        args = [f"--epochs={epochs}"] if epochs is not None else []
+        args += [f"--{k.replace('_', '-')}={v}" for k, v in extra.items()]
+        script_params: dict[str, str] = {}
+    else:
+        # Script mode: the script takes only its own hyperparameters (SM_HPS, and `--key value` from the runtime).
+        args = []
+        script_params = {**({"epochs": str(epochs)} if epochs is not None else {}), **extra}
     manifests = eks_manifests(
-        outputs,
-        cfg,
-        model=model,
-        dataset=dataset,
-        dataset_version=dataset_version,
-        job_name=job_name or default_job_name("", model, max_length=50),
-        tracking_uri=tracking_uri,
+        training,
         ranks=ranks,
         pool=pool,
         team=team,
@@ -334,6 +346,9 @@ def _train_on_eks(
         extra_args=args,
         max_retries=follow.max_retries,
         schedule_timeout_seconds=max(1, math.ceil(follow.schedule_timeout)),
+        script=(source.entry_point, source.uri) if source else None,
+        hyperparameters=script_params,
+        experiment=follow.experiment if source else None,
     )
     if dry_run:
         if as_json:
@@ -343,6 +358,11 @@ def _train_on_eks(
             f"# schedule timeout: {follow.schedule_timeout:g} s (a rank not running by then fails the job with the "
             f"reason); retries: {follow.max_retries} (disruptions and bad input do not count)"
         )
+        if source is not None:
+            typer.echo(
+                f"# script mode: {source.entry_point} from {source.uri} (uploaded when the job is created); "
+                f"hyperparameters {json.dumps(script_params, sort_keys=True)}"
+            )
         typer.echo(yaml.safe_dump_all(manifests, sort_keys=False), nl=False)
         return
     config_path = kubeconfig or default_kubeconfig()
@@ -354,6 +374,9 @@ def _train_on_eks(
         )
     say = (lambda line: typer.echo(line, err=True)) if as_json else typer.echo
     kube = eks.kube_for(config_path, context)
+    if source is not None:
+        source.upload()
+        say(f"uploaded {source.uri}")
     eks.create(kube, manifests, say)
     if follow.detach:
         say(f"detached: `mlplat jobs --stack {cfg.environment}` shows it")

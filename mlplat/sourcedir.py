@@ -10,8 +10,10 @@ import io
 import tarfile
 from pathlib import Path
 
+from contracts import bucket as layout
+
 SKIPPED = {"__pycache__", ".git", ".venv", ".mlplat", ".pytest_cache", ".mypy_cache", ".ruff_cache"}
-ARCHIVE = "sourcedir.tar.gz"
+ARCHIVE = layout.SOURCE_ARCHIVE
 
 
 class SourceError(Exception):
@@ -41,4 +43,5 @@ def pack(directory: Path, entry_point: str) -> tuple[bytes, str]:
 
 
 def key(sha256: str) -> str:
-    return f"code/{sha256}/{ARCHIVE}"
+    """Where the archive of this digest lives in the stack's bucket."""
+    return layout.source_archive_key(sha256)

@@ -4,19 +4,24 @@ The job runs the serving image on the artifact `mlplat release` put in the stack
 (`models/<name>/<version>/model.tar.gz`), with SplitType=Line and BatchStrategy=MultiRecord: CSV or JSON Lines in,
 one output line per input line, in order. Both requests (CreateModel, CreateTransformJob) are checked against
 botocore's SageMaker service model before anything is sent; `--dry-run` prints them and sends nothing.
+
+With `--local` the same contract runs on the local platform instead (`mlplat.local.transform`): a serving process
+for the registered version `--model NAME[/VERSION|@ALIAS]` names, over the local S3 store.
 """
 
 import json
 import re
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
 from components import config as stack_config
-from components.images import parse as parse_image
 from mlplat import clikit
+from mlplat.cloud.common import resolve_image
+from mlplat.local.cli import HomeOption, LocalFlag
 from mlplat.outputs import CloudError, StackOutputs, load_outputs
 from mlplat.release import artifact_key
 
@@ -43,11 +48,7 @@ def _name(*parts: str) -> str:
 
 def serving_image(image: str, outputs: StackOutputs) -> str:
     """The image URI SageMaker pulls: a short name resolves to the stack account's ECR in its region."""
-    ref = parse_image(image)
-    if ref.registry is not None:
-        return image
-    account = outputs.serving_role_arn.split(":")[4]
-    return f"{account}.dkr.ecr.{outputs.region}.amazonaws.com/{ref.repository}{ref.separator}{ref.reference}"
+    return resolve_image(image, outputs, outputs.serving_role_arn)
 
 
 def _s3_uri(uri: str, option: str) -> str:
@@ -152,10 +153,12 @@ def start_transform(plan: TransformPlan, outputs: StackOutputs, sagemaker: Any, 
 
 
 def transform_command(
-    model: Annotated[str, typer.Option("--model", help="the registered model name")],
-    version: Annotated[int, typer.Option("--version", min=1, help="the released version to run")],
+    model: Annotated[
+        str, typer.Option("--model", help="the registered model: NAME, or with --local NAME/VERSION or NAME@ALIAS")
+    ],
     input_uri: Annotated[str, typer.Option("--input", help="s3:// prefix of the input files")],
     output_uri: Annotated[str, typer.Option("--output", help="s3:// prefix for the outputs")],
+    version: Annotated[int | None, typer.Option("--version", min=1, help="the released version to run (cloud)")] = None,
     stack: clikit.StackOption = None,
     data_format: Annotated[str, typer.Option("--format", help="csv or jsonl (one record a line)")] = "csv",
     instance_type: Annotated[
@@ -165,9 +168,16 @@ def transform_command(
     outputs: clikit.OutputsOption = None,
     stack_file: clikit.StackFileOption = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="print the validated requests; send nothing")] = False,
+    local: LocalFlag = False,
+    home: HomeOption = None,
+    as_json: clikit.JsonFlag = False,
 ) -> None:
-    """Score every line of the files under --input with a released model version; results go under --output."""
+    """Score every line of the files under --input with a registered model version; results go under --output."""
+    if local:
+        _transform_local(model, input_uri, output_uri, data_format, home, as_json)
+        return
     try:
+        model, version = _released_version(model, version)
         stack, path = clikit.resolve_stack(stack, stack_file)
         config = stack_config.load_stack_file(path)
         stack_outputs = load_outputs(stack, outputs)
@@ -193,9 +203,47 @@ def transform_command(
 
         session = boto3.session.Session(region_name=stack_outputs.region)
         job = start_transform(plan, stack_outputs, session.client("sagemaker"), session.client("s3"))
-    except (CloudError, stack_config.ConfigError) as exc:
+    except (CloudError, stack_config.ConfigError, clikit.CliError) as exc:
         raise typer.Exit(clikit.report(exc)) from None
+    if as_json:
+        clikit.emit_json({"job": job, "input": input_uri, "output": output_uri}, True)
+        return
     typer.echo(f"started transform job {job}: {input_uri} -> {output_uri}")
+
+
+def _released_version(model: str, version: int | None) -> tuple[str, int]:
+    """The model name and released version of a cloud transform: `--version`, or `--model NAME/VERSION`."""
+    from mlplat.local.transform import parse_model
+
+    ref = parse_model(model)
+    if ref.alias is not None:
+        raise clikit.BadInput(f"--model {model}: aliases resolve only with --local; name the released version")
+    if ref.version is not None and version is not None and int(ref.version) != version:
+        raise clikit.BadInput(f"--model {model} and --version {version} name different versions")
+    if ref.version is None and version is None:
+        raise clikit.BadInput("--version is required without --local (the released version to run)")
+    return ref.name, version if version is not None else int(str(ref.version))
+
+
+def _transform_local(
+    model: str, input_uri: str, output_uri: str, data_format: str, home: Path | None, as_json: bool
+) -> None:
+    """The transform on the local platform, waited for: one line per output object, or the report as JSON."""
+    from mlplat.local import state
+    from mlplat.local.transform import run_transform
+
+    err = clikit.console(stderr=True)
+    endpoints = state.discover(home)
+    report = run_transform(endpoints, model, input_uri, output_uri, data_format, on_step=lambda s: err.print(s))
+    if as_json:
+        clikit.emit_json(report.to_json(), True)
+        return
+    typer.echo(
+        f"transformed {report.records} records with {report.model}/{report.version} in {report.requests} "
+        f"request(s), {report.seconds:.1f} s: {input_uri} -> {output_uri}"
+    )
+    for uri in report.outputs:
+        typer.echo(uri)
 
 
 def register(app: typer.Typer) -> None:

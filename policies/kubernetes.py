@@ -221,3 +221,64 @@ def serving_availability(resources: Sequence[StackResource], config: Config) -> 
                 Violation(f"serving Deployment {namespace}/{name} has no {' or '.join(missing)}.", deployment.urn)
             )
     return found
+
+
+IN_FLIGHT_METRIC = "mlplat_serving_in_flight_requests"
+"""The serving image's in-flight gauge, served to autoscalers by the Prometheus adapter."""
+DEFAULT_MAX_IN_FLIGHT = 64
+"""The serving image's in-flight limit per worker when `MLPLAT_MAX_IN_FLIGHT` is not set: past it, 503 at once."""
+ADAPTER_CHART = "prometheus-adapter"
+
+
+def _in_flight_target(hpa: StackResource) -> Any:
+    for metric in as_list(peek(hpa.props, "spec", "metrics")):
+        if peek(metric, "type") == "Pods" and peek(metric, "pods", "metric", "name") == IN_FLIGHT_METRIC:
+            return peek(metric, "pods", "target", "averageValue")
+    return None
+
+
+def _max_in_flight(deployment: StackResource | None) -> int:
+    if deployment is not None:
+        for container in as_list(peek(deployment.props, "spec", "template", "spec", "containers")):
+            for env in as_list(peek(container, "env")):
+                if peek(env, "name") == "MLPLAT_MAX_IN_FLIGHT" and str(peek(env, "value")).isdigit():
+                    return int(peek(env, "value"))
+    return DEFAULT_MAX_IN_FLIGHT
+
+
+def serving_in_flight_scaling(resources: Sequence[StackResource], config: Config) -> list[Violation]:
+    """An autoscaler on in-flight requests has the metrics adapter that serves them in the stack, and a target of
+    at least 1 below the server's in-flight limit (a pod refuses requests with 503 past the limit, so the average
+    never reaches a target at or above it and the autoscaler never scales out)."""
+    adapter = any(r.type in HELM_TYPES and str(peek(r.props, "chart")).endswith(ADAPTER_CHART) for r in resources)
+    deployments = {
+        (peek(r.props, "metadata", "namespace"), peek(r.props, "metadata", "name")): r
+        for r in resources
+        if r.type == DEPLOYMENT
+    }
+    found: list[Violation] = []
+    for hpa in resources:
+        target = _in_flight_target(hpa) if hpa.type == HPA else None
+        if target is None:
+            continue
+        namespace = peek(hpa.props, "metadata", "namespace")
+        name = f"{namespace}/{peek(hpa.props, 'metadata', 'name')}"
+        if not adapter:
+            found.append(
+                Violation(
+                    f"autoscaler {name} scales on {IN_FLIGHT_METRIC} but the stack installs no {ADAPTER_CHART}; "
+                    "without it the metric is never served and the autoscaler never scales.",
+                    hpa.urn,
+                )
+            )
+        limit = _max_in_flight(deployments.get((namespace, peek(hpa.props, "spec", "scaleTargetRef", "name"))))
+        value = str(target)
+        if not value.isdigit() or not 1 <= int(value) < limit:
+            found.append(
+                Violation(
+                    f"autoscaler {name} targets {value} in-flight requests per pod; the target must be within "
+                    f"1..{limit - 1} (below the server's limit of {limit}).",
+                    hpa.urn,
+                )
+            )
+    return found

@@ -549,6 +549,14 @@ POLICIES: tuple[PolicySpec, ...] = (
         kubernetes.serving_availability,
     ),
     _stack(
+        "k8s-serving-in-flight-scaling",
+        "Autoscalers on in-flight requests have the metrics adapter and a target below the server's in-flight limit.",
+        "kubernetes",
+        "mandatory",
+        "Set autoscaling.target within 1..63 (the platform installs the Prometheus adapter for inflight endpoints).",
+        kubernetes.serving_in_flight_scaling,
+    ),
+    _stack(
         "k8s-job-queue-label",
         "Jobs in team namespaces carry a Kueue queue label, so their pods are admitted as one gang.",
         "kubernetes",
@@ -599,11 +607,11 @@ POLICIES: tuple[PolicySpec, ...] = (
     _stack(
         "budget-enforcer-scoped",
         "Every budget-enforcement role acts only on its own stack's endpoints, inference components and tagged "
-        "scaling targets.",
+        "scaling targets, and places network interfaces only in its own stack's VPC.",
         "cost",
         "mandatory",
         "Name this stack's endpoint and inference-component ARNs; condition wildcard writes on "
-        "aws:ResourceTag/mlplat:environment.",
+        "aws:ResourceTag/mlplat:environment, and network-interface writes on ArnEquals ec2:Vpc (this stack's VPC).",
         cost.enforcer_scoped,
     ),
     # tagging

@@ -105,3 +105,39 @@ def test_scale_to_zero_and_serverless_are_refused_on_the_cluster(tmp_path: Path)
         "mlplat:endpoints[0].serverless applies only to platform: sagemaker",
         "mlplat:endpoints[0].minCapacity must be >= 1 on platform: kubernetes (got 0)",
     ]
+
+
+def test_the_shipped_staging_endpoint_scales_on_eight_in_flight_requests_per_pod() -> None:
+    (endpoint,) = [e for e in load_stack("staging").endpoints if e.platform == "kubernetes"]
+    assert endpoint.autoscaling is not None
+    assert (endpoint.autoscaling.metric, endpoint.autoscaling.target) == ("inflight", 8)
+
+
+@pytest.mark.parametrize(
+    ("metric", "target", "highest"), [("inflight", 64, 63), ("inflight", 0, 63), ("cpu", 101, 100), ("cpu", 0, 100)]
+)
+def test_an_autoscaling_target_outside_its_metrics_bounds_names_the_key(
+    tmp_path: Path, metric: str, target: int, highest: int
+) -> None:
+    scaling = {"metric": metric, "target": target}
+    path = _staging_with(
+        tmp_path, {"platform": "kubernetes", "pool": "system", "team": "applied", "autoscaling": scaling}
+    )
+    assert _problems(path) == [
+        f"mlplat:endpoints[0].autoscaling.target must be within 1..{highest} for metric {metric} (got {target})"
+    ]
+
+
+def test_an_unknown_autoscaling_metric_names_the_key_and_the_choices(tmp_path: Path) -> None:
+    scaling = {"metric": "memory", "target": 5}
+    path = _staging_with(
+        tmp_path, {"platform": "kubernetes", "pool": "system", "team": "applied", "autoscaling": scaling}
+    )
+    assert _problems(path) == ["mlplat:endpoints[0].autoscaling.metric must be 'cpu' or 'inflight' (got 'memory')"]
+
+
+def test_autoscaling_on_a_sagemaker_endpoint_is_refused_naming_the_key(tmp_path: Path) -> None:
+    path = _staging_with(tmp_path, {"autoscaling": {"metric": "cpu", "target": 50}})
+    assert _problems(path) == [
+        "mlplat:endpoints[0].autoscaling applies only to platform: kubernetes (got {'metric': 'cpu', 'target': 50})"
+    ]

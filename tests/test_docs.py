@@ -31,6 +31,10 @@ SKIPS: tuple[tuple[str, str], ...] = (
     (r"^aws ", "needs AWS credentials and a deployed stack"),
     (r"^mlplat deploy\b", "runs `pulumi preview`/`up` against AWS"),
     (
+        r"^mlplat transform --local\b",
+        "needs input lines in the local bucket; tests/local/test_local_transform.py runs it over 10,000 CSV lines",
+    ),
+    (
         r"^mlplat (train|release|transform|jobs|budget)\b",
         "needs a deployed stack (its outputs, bucket and tracking server) and AWS",
     ),

@@ -107,13 +107,41 @@ def main(argv: Sequence[str] | None = None) -> int:
         job.close()
 
 
-def config_hash(fingerprint: dict[str, Any], params: dict[str, str]) -> str:
-    """SHA-256 of what decides the model: the data's hash, the split, the architecture and the hyperparameters.
+def decisive_config(fingerprint: dict[str, Any], params: dict[str, str]) -> dict[str, Any]:
+    """What decides the model: the data's hash, the split, the architecture and the hyperparameters.
 
     The data's location is left out: the same bytes read from a local copy or from S3 are the same job.
     """
-    decisive = {**{key: value for key, value in params.items() if key != "data"}, **fingerprint}
+    return {**{key: value for key, value in params.items() if key != "data"}, **fingerprint}
+
+
+def config_hash(fingerprint: dict[str, Any], params: dict[str, str]) -> str:
+    """SHA-256 of `decisive_config`: a checkpoint's identity, with the job's name."""
+    decisive = decisive_config(fingerprint, params)
     return hashlib.sha256(json.dumps(decisive, sort_keys=True).encode("utf-8")).hexdigest()
+
+
+def changed_config(where: str, recorded: Any, asked: dict[str, Any], recorded_hash: str, asked_hash: str) -> str:
+    """The one line for a job that finds its own checkpoint written with another configuration, naming what differs."""
+    fix = "(use --start-fresh to discard it)"
+    if not isinstance(recorded, dict):  # written before checkpoints recorded their configuration
+        return (
+            f"the checkpoint in {where} was written with config {recorded_hash[:12]}; this job asks for config "
+            f"{asked_hash[:12]} {fix}"
+        )
+    keys = sorted(key for key in {*recorded, *asked} if recorded.get(key) != asked.get(key))
+
+    def shown(values: dict[str, Any]) -> str:
+        return ", ".join(f"{key}={_config_text(values.get(key))}" for key in keys)
+
+    return f"the checkpoint in {where} was written with {shown(recorded)}; this job asks for {shown(asked)} {fix}"
+
+
+def _config_text(value: Any) -> str:
+    if value is None:
+        return "(unset)"
+    text = value if isinstance(value, str) else json.dumps(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _describe_task(encoding: Any) -> str:
@@ -181,6 +209,7 @@ class Job:
         self.restarts = 0
         self.fingerprint: dict[str, Any] = {}
         self.config_hash = ""
+        self.config: dict[str, Any] = {}
         self.recipe: Any = None
         # The location's run.json when it is this job's: a restart resumes its run even without a checkpoint.
         self.identity: dict[str, Any] | None = None
@@ -206,6 +235,7 @@ class Job:
             "batch_size": settings.batch_size,
             "encoded_features": list(splits.encoding.encoded_features),
         }
+        self.config = decisive_config(self.fingerprint, settings.params())
         self.config_hash = config_hash(self.fingerprint, settings.params())
         from training import distributed  # torch: imported only once the input has passed its checks
 
@@ -265,6 +295,8 @@ class Job:
         if (other_job, other_hash) == (settings.job_name, self.config_hash):
             return
         where = str(self.store.directory) + (f" and {self.store.remote}" if self.store.remote is not None else "")
+        if not settings.start_fresh and other_job == settings.job_name:
+            raise InputError(changed_config(where, owner.get("config"), self.config, other_hash, self.config_hash))
         if not settings.start_fresh:
             raise InputError(
                 f"checkpoint location {where} belongs to job {other_job!r} (config {other_hash[:12]}), "
@@ -279,7 +311,7 @@ class Job:
         result = self.store.read_result()
         if result is None or result.get("config_hash") != self.config_hash:
             return None
-        return result
+        return {key: value for key, value in result.items() if key != "config"}
 
     def _load_checkpoint(self) -> dict[str, Any] | None:
         found = self.store.load_latest()
@@ -445,6 +477,7 @@ class Job:
             meta = {
                 "job_name": self.settings.job_name,
                 "config_hash": self.config_hash,
+                "config": self.config,
                 "run_id": self.run_id,
                 "fingerprint": self.fingerprint,
                 "world_size": self.runtime.world_size,
@@ -473,6 +506,7 @@ class Job:
         return {
             "job_name": self.settings.job_name,
             "config_hash": self.config_hash,
+            "config": self.config,
             "run_id": run_id,
             "experiment_name": self.settings.experiment_name,
         }
@@ -633,7 +667,8 @@ class Job:
         }
         if encoding.task == "classification":
             result["classes"] = list(encoding.classes)
-        self.store.write_result(result)
+        # The stored result names the configuration too (a later job's refusal names what differs); the line not.
+        self.store.write_result({**result, "config": self.config})
         self.store.wait(30.0)
         self.sink = None
         print(result_line(result), flush=True)

@@ -26,6 +26,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
+from contracts.result import result_line
 from training import lifecycle, storage
 from training.config import DEFAULT_HYPERPARAMETERS, SM_ROOT
 from training.errors import EXIT_BAD_INPUT, InputError
@@ -72,6 +73,11 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--model-dir", default=os.environ.get("SM_MODEL_DIR", f"{SM_ROOT}/model"))
     parser.add_argument("--output-data-dir", default=os.environ.get("SM_OUTPUT_DATA_DIR", f"{SM_ROOT}/output/data"))
     parser.add_argument("--checkpoint-dir", default=os.environ.get("MLPLAT_CHECKPOINT_DIR", f"{SM_ROOT}/checkpoints"))
+    parser.add_argument(
+        "--checkpoint-s3-uri",
+        default=os.environ.get("MLPLAT_CHECKPOINT_S3_URI", ""),
+        help="mirror the checkpoint directory here (EKS; SageMaker syncs it itself): restored first, synced at the end",
+    )
     parser.add_argument("--registered-model-name", default=os.environ.get("MLPLAT_REGISTERED_MODEL_NAME", ""))
     parser.add_argument("--promotion-metric", default="", metavar="NAME:min|max", help="the gate's run metric")
     parser.add_argument("--promote", action="store_true", help="when the gate passes, move the champion alias too")
@@ -91,7 +97,8 @@ def run(argv: Sequence[str], environ: Mapping[str, str]) -> int:
         arguments = arguments[: arguments.index("--")]
     try:
         options = _parser().parse_args(arguments)
-        hyperparameters = _hyperparameters(Path(options.hyperparameters))
+        # SageMaker writes hyperparameters.json; an Indexed Job on EKS carries the same map in SM_HPS.
+        hyperparameters = _hyperparameters(Path(options.hyperparameters)) or _decoded(_env_json(environ, "SM_HPS"))
         gate = parse_gate(options.promotion_metric)
         entry = options.entry_point or environ.get("SAGEMAKER_PROGRAM") or hyperparameters.pop("sagemaker_program", "")
         source = (
@@ -103,14 +110,31 @@ def run(argv: Sequence[str], environ: Mapping[str, str]) -> int:
         workdir = Path(tempfile.mkdtemp(prefix="mlplat-script-"))
         code = unpack_source(source, workdir / "code") if source else Path.cwd()
         command = _command(code, entry)
-        install_requirements(code)
+        packages = install_requirements(code, workdir / "packages")
+        options.data = fetch_channels(options.data, Path(environ.get("MLPLAT_INPUT_DATA_DIR", f"{SM_ROOT}/input/data")))
     except InputError as exc:
         print(f"error: {' '.join(str(exc).split())}", file=sys.stderr)
         return EXIT_BAD_INPUT
     env = script_environment(options, hyperparameters, environ)
+    mirror = options.checkpoint_s3_uri
+    remote = storage.S3Location.parse(mirror.rstrip("/") + "/") if mirror else None
+    if remote is not None:
+        # A new pod starts with an empty checkpoint directory: the last pod's run.json and checkpoints come back.
+        try:
+            restore_checkpoints(remote, Path(options.checkpoint_dir))
+        except InputError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return EXIT_BAD_INPUT
+        env["MLPLAT_CHECKPOINT_S3_URI"] = str(remote)
+    if packages:
+        env["PYTHONPATH"] = os.pathsep.join([*map(str, packages), *filter(None, [env.get("PYTHONPATH")])])
+        env["PATH"] = os.pathsep.join([str(workdir / "packages" / "bin"), env.get("PATH", os.defpath)])
     tracking = _Tracking.start(options, env) if env.get("MLFLOW_TRACKING_URI") else None
     if tracking is not None:
         env.update(tracking.exported())
+        if remote is not None:
+            # The run id reaches S3 before the script starts: a pod killed at once still resumes this run.
+            sync_checkpoints(Path(options.checkpoint_dir), remote, only=IDENTITY)
     nproc = options.nproc_per_node or max(1, int(env["SM_NUM_GPUS"]))
     try:
         launcher = launch_command(nproc, env, options.rdzv_timeout, options.job_name or "mlplat-script")
@@ -123,6 +147,9 @@ def run(argv: Sequence[str], environ: Mapping[str, str]) -> int:
     child = lifecycle.Child(argv_script, env, code, options.grace_seconds)
     child.install_signal_handlers()
     status = child.wait()
+    if remote is not None:
+        # What the script wrote without the helper reaches S3 too, as SageMaker's sync at the job's end does.
+        sync_checkpoints(Path(options.checkpoint_dir), remote)
     if status != 0 and not child.signum:
         reason = child.failure_text() or f"the script exited with status {status}"
         lifecycle.write_failure(Path(options.failure_file), reason)
@@ -130,7 +157,10 @@ def run(argv: Sequence[str], environ: Mapping[str, str]) -> int:
         outcome = "FINISHED" if status == 0 else ("KILLED" if child.signum else "FAILED")
         if status == 0 and options.registered_model_name:
             try:
-                tracking.register(options.registered_model_name, gate, options.promote)
+                result = tracking.register(options.registered_model_name, gate, options.promote)
+                result["job_name"] = options.job_name or "mlplat-script"
+                # The launchers' contract (the local platform, the EKS follower): the last stdout line.
+                print(result_line(result), flush=True)
             except InputError as exc:
                 print(f"error: {exc}", file=sys.stderr)
                 outcome, status = "FAILED", 1
@@ -186,13 +216,85 @@ def launch_command(nproc: int, environ: Mapping[str, str], rdzv_timeout: float, 
     return [
         sys.executable, "-m", "torch.distributed.run",
         f"--nnodes={len(hosts)}", f"--node-rank={index}", f"--nproc-per-node={nproc}",
-        "--rdzv-backend=c10d", f"--rdzv-endpoint={hosts[0]}:{RDZV_PORT}", f"--rdzv-id={job}",
+        "--rdzv-backend=c10d", f"--rdzv-endpoint={hosts[0]}:{environ.get('MLPLAT_RDZV_PORT', RDZV_PORT)}",
+        f"--rdzv-id={job}",
         f"--rdzv-conf=join_timeout={int(rdzv_timeout)}",
     ]  # fmt: skip
 
 
+def _env_json(environ: Mapping[str, str], name: str) -> dict[str, Any]:
+    try:
+        document = json.loads(environ.get(name, "") or "{}")
+    except ValueError:
+        raise InputError(f"{name} is not a JSON object: {environ[name]!r}") from None
+    if not isinstance(document, dict):
+        raise InputError(f"{name} is not a JSON object: {environ[name]!r}")
+    return document
+
+
+def fetch_channels(channels: Sequence[str], input_root: Path) -> list[str]:
+    """`NAME=s3://...` channels downloaded into `<input_root>/<NAME>/` (as SageMaker lays them out); others as given."""
+    fetched: list[str] = []
+    for item in channels:
+        name, _, source = item.partition("=")
+        if not source.startswith(storage.S3_SCHEME):
+            fetched.append(item)
+            continue
+        prefix = storage.S3Location.parse(source)
+        target = input_root / name
+        try:
+            client = storage.s3_client()
+            keys = [key for key in storage.list_keys(client, prefix) if not key.endswith("/")]
+            for key in keys:
+                relative = key[len(prefix.key) :].lstrip("/") or key.rsplit("/", 1)[-1]
+                local = (target / relative).resolve()
+                if not local.is_relative_to(target.resolve()):
+                    raise InputError(f"channel {name}: object {key!r} would land outside its directory")
+                storage.download(client, storage.S3Location(prefix.bucket, key), local)
+        except InputError:
+            raise
+        except Exception as exc:
+            raise InputError(f"cannot read channel {name} from {source}: {storage.describe_error(exc)}") from None
+        if not keys:
+            raise InputError(f"channel {name}: no objects under {source}")
+        fetched.append(f"{name}={target}")
+    return fetched
+
+
+def restore_checkpoints(remote: "storage.S3Location", directory: Path) -> None:
+    """Download what the prefix holds into the (empty) checkpoint directory; InputError when S3 cannot be read."""
+    directory.mkdir(parents=True, exist_ok=True)
+    try:
+        client = storage.s3_client()
+        for key in storage.list_keys(client, remote):
+            local = directory / key[len(remote.key) :]
+            if key.endswith("/") or local.exists() or not local.resolve().is_relative_to(directory.resolve()):
+                continue
+            storage.download(client, storage.S3Location(remote.bucket, key), local)
+    except Exception as exc:
+        raise InputError(f"cannot read the checkpoints at {remote}: {storage.describe_error(exc)}") from None
+
+
+def sync_checkpoints(directory: Path, remote: "storage.S3Location", only: str | None = None) -> None:
+    """Upload every finished file of the checkpoint directory (temporary `.tmp` files are half-written), or `only`.
+
+    A failure is a warning: the job's outcome is the script's, and the files stay in the directory.
+    """
+    client = storage.s3_client()
+    for path in sorted(directory.rglob("*")):
+        if path.is_file() and not path.name.endswith(".tmp") and only in (None, path.name):
+            try:
+                storage.upload(client, path, remote.child(path.relative_to(directory).as_posix()))
+            except Exception as exc:
+                print(f"warning: checkpoint {path.name} not synced to {remote}: {storage.describe_error(exc)}",
+                      file=sys.stderr)  # fmt: skip
+
+
 def _hyperparameters(path: Path) -> dict[str, str]:
-    document = _read_json(path)
+    return _decoded(_read_json(path))
+
+
+def _decoded(document: Mapping[str, Any]) -> dict[str, str]:
     # SageMaker's SDK JSON-encodes every value (strings arrive quoted): decode one level when it parses.
     values: dict[str, str] = {}
     for key, value in document.items():
@@ -261,19 +363,27 @@ def extract(archive: Path, target: Path, display: str) -> Path:
     return target
 
 
-def install_requirements(code: Path) -> None:
-    """`pip install -r requirements.txt` from the source, when it has one; exit 2 naming a requirement that fails."""
+def install_requirements(code: Path, prefix: Path) -> list[Path]:
+    """`pip install -r requirements.txt` from the source, when it has one, into the job's private `prefix`.
+
+    Not into the runtime's own site-packages: the image's packages stay as built, and a container reused for the
+    next job starts without this one's. What the image already has is not installed again. Returns the directories
+    to put on the script's PYTHONPATH; InputError (exit 2) naming a requirement that fails. pip runs in the source
+    directory, so a line naming a wheel shipped with the code (`wheels/x.whl`) resolves there.
+    """
     requirements = code / "requirements.txt"
     if not requirements.is_file():
-        return
+        return []
     completed = subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--disable-pip-version-check", "-r", str(requirements)],
+        [sys.executable, "-m", "pip", "install", "--disable-pip-version-check", "--no-warn-script-location",
+         "--prefix", str(prefix), "-r", str(requirements)],
         capture_output=True,
         text=True,
         check=False,
-    )
+        cwd=code,
+    )  # fmt: skip
     if completed.returncode == 0:
-        return
+        return sorted(prefix.glob("lib*/python*/site-packages"))
     marker = "No matching distribution found for "
     named = [line.split(marker, 1)[1].strip() for line in completed.stderr.splitlines() if marker in line]
     last = [line for line in completed.stderr.splitlines() if line.strip()][-1:] or ["pip failed"]
@@ -368,8 +478,8 @@ class _Tracking:
             "MLFLOW_RUN_ID": self.run_id,
         }
 
-    def register(self, name: str, gate: tuple[str, bool] | None, promote: bool) -> None:
-        """Register the model the script logged and apply the promotion gate on the run's metric."""
+    def register(self, name: str, gate: tuple[str, bool] | None, promote: bool) -> dict[str, Any]:
+        """Register the model the script logged and apply the promotion gate on the run's metric; the result."""
         import mlflow
 
         from training import registry
@@ -399,6 +509,14 @@ class _Tracking:
         self.client.set_model_version_tag(name, version.version, "mlplat.decision_reason", decision.reason)
         self.client.set_tag(self.run_id, "mlplat.promotion_decision", decision.decision)
         self.client.set_tag(self.run_id, "mlplat.model_version", str(version.version))
+        return {
+            **run.data.metrics,
+            "run_id": self.run_id,
+            "registered_model_name": name,
+            "version": str(version.version),
+            "decision": decision.decision,
+            "aliases": list(decision.aliases),
+        }
 
     def end(self, status: str, failure: str) -> None:
         if failure:

@@ -6,8 +6,9 @@
     toolkit.save_checkpoint({"epoch": epoch, "model": model.state_dict()})   # rank 0 only, atomic
 
 Checkpoints live in `MLPLAT_CHECKPOINT_DIR` (default /opt/ml/checkpoints, the directory SageMaker syncs to S3), as
-one file written to a temporary name and renamed, so a kill mid-write never leaves a torn checkpoint. Scripts that
-do not import this run the same.
+one file written to a temporary name and renamed, so a kill mid-write never leaves a torn checkpoint. Where nothing
+syncs that directory (an Indexed Job on EKS), the runtime sets `MLPLAT_CHECKPOINT_S3_URI` and each save is uploaded
+there at once, so a pod that replaces a reclaimed one finds it. Scripts that do not import this run the same.
 """
 
 import json
@@ -57,6 +58,11 @@ def save_checkpoint(state: dict[str, Any], name: str = CHECKPOINT) -> Path | Non
     temporary = path.with_name(path.name + ".tmp")
     torch.save(state, temporary)
     os.replace(temporary, path)
+    remote = os.environ.get("MLPLAT_CHECKPOINT_S3_URI")
+    if remote:
+        from training import storage
+
+        storage.upload(storage.s3_client(), path, storage.S3Location.parse(remote).child(name))
     return path
 
 

@@ -1,5 +1,6 @@
 """`mlplat cost`: the monthly cost of a stack at idle and at peak, per component, against its budget."""
 
+import dataclasses
 import json
 import os
 from datetime import date
@@ -10,12 +11,16 @@ import typer
 from rich.table import Table
 
 from components.config import display_path, load_stack_file
+from components.cost_export import export_name
 from mlplat import clikit, policy_config, synth
 from mlplat.cost import idle as idle_mod
+from mlplat.cost import split
 from mlplat.cost.actual import ActualError, ActualReport, Row, actual_report, window
 from mlplat.cost.chart import write_actual_chart, write_chart
-from mlplat.cost.estimate import Estimate, estimate
+from mlplat.cost.estimate import estimate
+from mlplat.cost.model import Estimate
 from mlplat.cost.prices import default_table
+from mlplat.outputs import load_outputs
 
 # Cost Explorer answers from one region whatever the stack's.
 COST_EXPLORER_REGION = "us-east-1"
@@ -93,6 +98,26 @@ def _actual_table(report: ActualReport, title: str, rows: tuple[Row, ...]) -> Ta
     return table
 
 
+def cluster_name(environment: str) -> str:
+    """The stack's EKS cluster as AWS names it (the platform's compute component names it so)."""
+    return f"mlplat-{environment}-compute-cluster"
+
+
+def _pods_table(report: ActualReport, pods: tuple[split.PodCost, ...]) -> Table:
+    table = Table(
+        title=f"{report.stack}: pods per team",
+        caption=f"EKS split cost, {report.days} days",
+        show_footer=True,
+    )
+    table.add_column("namespace", footer="total")
+    table.add_column("split cost", justify="right", footer=_usd(sum(p.split_usd for p in pods)))
+    table.add_column("unused cost", justify="right", footer=_usd(sum(p.unused_usd for p in pods)))
+    table.add_column("total", justify="right", footer=_usd(sum(p.total_usd for p in pods)))
+    for pod in pods:
+        table.add_row(pod.namespace, _usd(pod.split_usd), _usd(pod.unused_usd), _usd(pod.total_usd))
+    return table
+
+
 def _idle_table(items: list[idle_mod.IdleItem], days: int) -> Table:
     table = Table(title=f"Idle over the last {days} days", show_footer=True)
     table.add_column("kind", footer="total")
@@ -118,15 +143,7 @@ def stack_estimate(stack: str, stack_file_path: Path | None, plan_path: Path | N
 def cost(
     stack: clikit.StackOption = None,
     stack_file_path: clikit.StackFileOption = None,
-    plan_path: Annotated[
-        Path | None,
-        typer.Option(
-            "--plan",
-            help="Price a plan record written by `mlplat plan --json-out PATH` instead of planning; "
-            "refused when it is another stack's plan.",
-            dir_okay=False,
-        ),
-    ] = None,
+    plan_path: clikit.PlanOption = None,
     compare: Annotated[
         str | None, typer.Option("--compare", help="Another stack to compare with, component by component.")
     ] = None,
@@ -154,13 +171,14 @@ def cost(
         typer.Option("--idle", help="List endpoints with no invocations and GPU nodes with idle GPUs (CloudWatch)."),
     ] = False,
     idle_days: Annotated[int, typer.Option("--idle-days", help="With --idle: the window in days.", min=1)] = 7,
+    outputs: clikit.OutputsOption = None,
 ) -> None:
     """Estimate the stack's monthly cost at idle (autoscalers at minimum) and at peak (at maximum).
 
     With --actual, set Cost Explorer's actual spend beside it; with --idle, list what costs money and does nothing.
     """
     if actual or idle:
-        _measured(stack, stack_file_path, plan_path, actual, since, idle, idle_days, as_json, chart)
+        _measured(stack, stack_file_path, plan_path, actual, since, idle, idle_days, as_json, chart, outputs)
         return
     console = clikit.console(stderr=as_json)
     errors = clikit.console(stderr=True)
@@ -208,8 +226,10 @@ def _measured(
     idle_days: int,
     as_json: bool,
     chart: Path | None,
+    outputs: Path | None,
 ) -> None:
-    """`--actual` and `--idle`: what the cloud says, beside the estimate."""
+    """`--actual` and `--idle`: what the cloud says, beside the estimate (and, where the stack exports split cost
+    allocation data, what its pods cost per namespace)."""
     from botocore.exceptions import BotoCoreError, ClientError
 
     console = clikit.console(stderr=as_json)
@@ -226,23 +246,36 @@ def _measured(
     try:
         if actual:
             report = actual_report(_client("ce", COST_EXPLORER_REGION), result, config.team, start, end)
+            if config.budget.split_cost_export:
+                bucket = load_outputs(name, outputs).bucket_name
+                pods = split.pod_costs(
+                    _client("s3", config.region),
+                    bucket,
+                    export_name(config.environment),
+                    cluster_name(config.environment),
+                    start,
+                    end,
+                )
+                report = dataclasses.replace(report, pods=pods)
             doc["actual"] = report.to_json()
             if chart is not None:
                 write_actual_chart(report, chart)
             if not as_json:
                 console.print(_actual_table(report, "component", report.components))
                 console.print(_actual_table(report, "team", report.teams))
+                if report.pods is not None:
+                    console.print(_pods_table(report, report.pods))
         if idle:
             begin, finish = idle_mod.idle_window(idle_days)
             cloudwatch = _client("cloudwatch", config.region)
             items = idle_mod.idle_endpoints(cloudwatch, config, result, begin, finish)
             if config.cluster is not None:
-                cluster = f"mlplat-{config.environment}-compute-cluster"
+                cluster = cluster_name(config.environment)
                 items += idle_mod.idle_gpu_nodes(cloudwatch, cluster, default_table(), config.region, begin, finish)
             doc["idle"] = {"days": idle_days, "items": [i.to_json() for i in items]}
             if not as_json:
                 console.print(_idle_table(items, idle_days))
-    except ClientError as exc:
+    except (ClientError, split.SplitCostError) as exc:
         raise clikit.Failed(str(exc)) from None
     except BotoCoreError as exc:
         if type(exc).__name__ in {"NoCredentialsError", "PartialCredentialsError"}:

@@ -1,6 +1,7 @@
 """`mlplat up|status|down --local`: the local platform's commands; the work is in `mlplat.local.platform`."""
 
 import json
+import re
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
@@ -20,6 +21,7 @@ from mlplat.local.platform import (
     StopResult,
     UpOptions,
     UpReport,
+    UserProject,
     cost_estimate,
     display,
 )
@@ -61,7 +63,29 @@ SmokeFlag = Annotated[
     bool, _opt("--smoke", help="Stop everything again after the first prediction.", envvar="MLPLAT_SMOKE")
 ]
 EpochsOption = Annotated[
-    int, _opt("--epochs", min=1, help="Epochs of the reference training job.", envvar="MLPLAT_LOCAL_EPOCHS")
+    int | None,
+    _opt(
+        "--epochs",
+        min=1,
+        help=f"Epochs of the training job [default: {DEFAULT_EPOCHS}; with --entry-point, your script's own].",
+        envvar="MLPLAT_LOCAL_EPOCHS",
+    ),
+]
+EntryPointOption = Annotated[
+    str | None,
+    _opt(
+        "--entry-point",
+        help="Your training script in --source-dir, run instead of the built-in trainer (script mode).",
+        envvar="MLPLAT_ENTRY_POINT",
+    ),
+]
+SourceDirOption = Annotated[
+    Path | None,
+    _opt(
+        "--source-dir",
+        help="Your project's directory; its model is registered and served under the directory's name.",
+        envvar="MLPLAT_SOURCE_DIR",
+    ),
 ]
 PortOption = Annotated[
     int | None,
@@ -137,17 +161,22 @@ def up(
     stack: StackOption = "dev",
     db: DbOption = Db.sqlite,
     smoke: SmokeFlag = False,
-    epochs: EpochsOption = DEFAULT_EPOCHS,
+    epochs: EpochsOption = None,
     port: PortOption = None,
     retrain: RetrainFlag = False,
     home: HomeOption = None,
     as_json: JsonFlag = False,
+    entry_point: EntryPointOption = None,
+    source_dir: SourceDirOption = None,
 ) -> None:
     """Bring the platform up on 127.0.0.1: S3 store, MLflow, training, registry, endpoint, and a real prediction."""
     _require_local(local)
     clikit.resolve_stack(stack, None)
+    project = _project(entry_point, source_dir, epochs)
     console = clikit.console(stderr=True)
-    options = UpOptions(stack=stack, db=db.value, epochs=epochs, port=port, retrain=retrain)
+    options = UpOptions(
+        stack=stack, db=db.value, epochs=epochs or DEFAULT_EPOCHS, port=port, retrain=retrain, project=project
+    )
     if console.is_terminal:
         with _progress(console) as progress:
             platform = LocalPlatform(home, reporter=RichReporter(progress))
@@ -177,6 +206,22 @@ def up(
         out.print("stop it with: mlplat down --local" + _home_flag(platform))
 
 
+def _project(entry_point: str | None, source_dir: Path | None, epochs: int | None) -> UserProject | None:
+    """The user's project of `--entry-point/--source-dir`, checked before anything starts; None without them."""
+    from mlplat import sourcedir
+
+    if entry_point is None and source_dir is None:
+        return None
+    if entry_point is None or source_dir is None:
+        raise clikit.BadInput("--entry-point and --source-dir go together")
+    try:
+        _, digest = sourcedir.pack(source_dir, entry_point)
+    except sourcedir.SourceError as exc:
+        raise clikit.BadInput(str(exc)) from None
+    model = re.sub(r"[^a-z0-9]+", "-", source_dir.resolve().name.lower()).strip("-") or "model"
+    return UserProject(entry_point, source_dir.resolve(), model, digest, epochs)
+
+
 def _stdout() -> Console:
     """stdout; whole cells and lines when it is not a terminal (a pipe, a log, CliRunner)."""
     return clikit.console()
@@ -184,11 +229,17 @@ def _stdout() -> Console:
 
 def _print_report(out: Console, report: UpReport) -> None:
     prediction = report.prediction
-    inputs = ", ".join(f"{k}={v}" for k, v in prediction["input"].items())
-    out.print(
-        f"prediction: {_fmt(prediction['prediction'])} for {inputs} (actual {_fmt(prediction['actual'])})",
-        highlight=False,
-    )
+    if prediction["actual"] is None:
+        out.print(
+            f"prediction: {_fmt(prediction['prediction'])} for the model's {prediction['input']['example']}",
+            highlight=False,
+        )
+    else:
+        inputs = ", ".join(f"{k}={v}" for k, v in prediction["input"].items())
+        out.print(
+            f"prediction: {_fmt(prediction['prediction'])} for {inputs} (actual {_fmt(prediction['actual'])})",
+            highlight=False,
+        )
     model = report.model
     metrics = model.get("metrics") or {}
     table = Table(title=f"local platform ({report.stack} stack)", show_header=False, title_justify="left")
@@ -203,7 +254,10 @@ def _print_report(out: Console, report: UpReport) -> None:
     table.add_row("model", f"{model['uri']} = version {model['version']}")
     test_rmse = model.get("test_rmse", metrics.get("test_rmse"))
     ratio = model.get("rmse_ratio_to_mean", metrics.get("rmse_ratio_to_mean"))
-    table.add_row("test RMSE", _fmt(test_rmse) + (f" ({_fmt(ratio)} of the mean)" if ratio is not None else ""))
+    if test_rmse is None and metrics:
+        table.add_row("metrics", ", ".join(f"{k} {_fmt(v)}" for k, v in sorted(metrics.items())))
+    else:
+        table.add_row("test RMSE", _fmt(test_rmse) + (f" ({_fmt(ratio)} of the mean)" if ratio is not None else ""))
     if model.get("decision"):
         table.add_row("promotion", str(model["decision"]))
     job = model.get("last_job")
@@ -233,6 +287,8 @@ def _fmt(value: Any) -> str:
         return f"{value:.3f}" if abs(value) < 1000 else f"{value:,.0f}"
     if isinstance(value, list) and len(value) == 1:
         return _fmt(value[0])
+    if isinstance(value, list):
+        return "[" + ", ".join(_fmt(item) for item in value) + "]"
     return "n/a" if value is None else str(value)
 
 

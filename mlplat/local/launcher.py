@@ -6,6 +6,7 @@ a timeout or a failed `up` stops its workers too) with a private umask, syncs it
 `checkpoints/<job>/`, and reports through its `MLPLAT_RESULT` line, read here as a typed `TrainingResult`.
 """
 
+import json
 import os
 import shutil
 import subprocess
@@ -55,6 +56,9 @@ class LocalTrainingJob:
     """The process's working directory; an empty one, so nothing in it shadows a package (`python -m training`)."""
     env: Mapping[str, str] = field(default_factory=dict)
     """Added to this process's environment, under the platform's own settings."""
+    entry_point: str | None = None
+    """Script mode: the user's script in `source_dir`, run by the runtime instead of the built-in trainer."""
+    source_dir: Path | None = None
 
     @property
     def data_uri(self) -> str:
@@ -62,6 +66,22 @@ class LocalTrainingJob:
 
     def argv(self) -> list[str]:
         dirs = {name: self.work / name for name in JOB_DIRECTORIES}
+        if self.entry_point is not None:
+            # Script mode: the script brings its own data; epochs reach it as a hyperparameter (`--epochs N`).
+            return [
+                *self.command,
+                "--entry-point", self.entry_point,
+                "--source-dir", str(self.source_dir),
+                "--model-dir", str(dirs["model"]),
+                "--output-data-dir", str(dirs["output"]),
+                "--checkpoint-dir", str(dirs["checkpoints"]),
+                "--hyperparameters", str(self.work / "hyperparameters.json"),
+                "--failure-file", str(dirs["output"] / "failure"),
+                "--registered-model-name", self.model_name,
+                "--promote",
+                "--experiment-name", self.experiment,
+                "--job-name", self.job_name,
+            ]  # fmt: skip
         argv = [
             *self.command,
             "--data", self.data_uri,
@@ -105,9 +125,10 @@ def prepare(job: LocalTrainingJob) -> None:
         directory = job.work / name
         shutil.rmtree(directory, ignore_errors=True)
         directory.mkdir(mode=0o700, parents=True)
-    # SageMaker's hyperparameters file, empty: the flags say everything, and a stray
-    # /opt/ml/input/config/hyperparameters.json on this machine must not.
-    (job.work / "hyperparameters.json").write_text("{}\n")
+    # SageMaker's hyperparameters file: empty for the built-in trainer (the flags say everything, and a stray
+    # /opt/ml/input/config/hyperparameters.json on this machine must not); a script's epochs in script mode.
+    script_params = {"epochs": str(job.epochs)} if job.entry_point is not None and job.epochs is not None else {}
+    (job.work / "hyperparameters.json").write_text(json.dumps(script_params) + "\n")
     job.scratch.mkdir(mode=0o700, exist_ok=True)
 
 

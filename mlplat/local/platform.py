@@ -28,6 +28,7 @@ from mlplat.local.report import (
     StopResult,
     UpOptions,
     UpReport,
+    UserProject,
 )
 from mlplat.local.state import State
 from mlplat.local.steps import UpRun
@@ -42,6 +43,7 @@ __all__ = [
     "StopResult",
     "UpOptions",
     "UpReport",
+    "UserProject",
     "cost_estimate",
     "display",
     "s3_client",
@@ -154,6 +156,8 @@ class LocalPlatform:
             raise PlatformError(str(exc)) from None
         model_name = stack_cfg.endpoints[0].model if stack_cfg.endpoints else DEFAULT_MODEL_NAME
         endpoint_name = stack_cfg.endpoints[0].name if stack_cfg.endpoints else f"{model_name}-local"
+        if options.project is not None:
+            model_name, endpoint_name = options.project.model, f"{options.project.model}-local"
         capture_percent = stack_cfg.endpoints[0].data_capture_percent if stack_cfg.endpoints else 0.0
         with st.home_errors(self.home), private_umask(), st.locked(self.home):
             current = self.state()

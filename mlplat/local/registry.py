@@ -58,19 +58,23 @@ def served_version(serving_url: str) -> str | None:
 def predict_once(serving_url: str, data: Path) -> dict[str, Any]:
     """One real request to /invocations with the first row of `data`; ValueError naming what the server answered."""
     body, truths = sample_request(data)
+    split = body["dataframe_split"]
+    return {
+        "url": f"{serving_url}/invocations",
+        "input": dict(zip(split["columns"], split["data"][0], strict=True)),
+        "prediction": _first_prediction(serving_url, body),
+        "actual": float(truths[0]),
+    }
+
+
+def _first_prediction(serving_url: str, body: dict[str, Any]) -> Any:
     response = httpx.post(f"{serving_url}/invocations", json=body, timeout=30.0)
     if response.status_code != 200:
         raise ValueError(f"/invocations answered {response.status_code}: {response.text[:200]}")
     predictions = response.json().get("predictions")
     if not isinstance(predictions, list) or not predictions:
         raise ValueError("/invocations answered without predictions")
-    split = body["dataframe_split"]
-    return {
-        "url": f"{serving_url}/invocations",
-        "input": dict(zip(split["columns"], split["data"][0], strict=True)),
-        "prediction": predictions[0],
-        "actual": float(truths[0]),
-    }
+    return predictions[0]
 
 
 def served_model(state: State) -> dict[str, Any]:
@@ -91,3 +95,48 @@ def served_model(state: State) -> dict[str, Any]:
     if champion is not None and champion["version"] == served:
         model |= champion
     return {**model, "version": served}
+
+
+# MLflow writes it beside a model logged with an `input_example`: a request body `/invocations` accepts.
+EXAMPLE_FILE = "serving_input_example.json"
+
+
+def serving_example(tracking_uri: str, model_name: str, version: str) -> dict[str, Any]:
+    """The registered version's `serving_input_example.json`, through the tracking server's artifact proxy.
+
+    ValueError saying how to fix it when the model has none.
+    """
+    located = httpx.get(
+        f"{tracking_uri}/api/2.0/mlflow/model-versions/get-download-uri",
+        params={"name": model_name, "version": version},
+        timeout=10.0,
+    )
+    located.raise_for_status()
+    artifact_uri = str(located.json()["artifact_uri"])
+    scheme = "mlflow-artifacts:"
+    if not artifact_uri.startswith(scheme):
+        raise ValueError(f"model {model_name} v{version} is stored at {artifact_uri}, not behind the tracking server")
+    path = artifact_uri[len(scheme) :].strip("/")
+    artifacts = f"{tracking_uri}/api/2.0/mlflow-artifacts/artifacts"
+    # The proxy answers a missing file with a 500 from the store: list the model's files first.
+    listed = httpx.get(artifacts, params={"path": path}, timeout=10.0)
+    listed.raise_for_status()
+    names = {str(entry.get("path", "")).rsplit("/", 1)[-1] for entry in listed.json().get("files", [])}
+    if EXAMPLE_FILE not in names:
+        raise ValueError(
+            f"model {model_name} v{version} has no {EXAMPLE_FILE} to predict with: log it with an input example "
+            '(e.g. mlflow.pytorch.log_model(model, name="model", input_example=batch))'
+        )
+    response = httpx.get(f"{artifacts}/{path}/{EXAMPLE_FILE}", timeout=30.0)
+    response.raise_for_status()
+    body = response.json()
+    if not isinstance(body, dict):
+        raise ValueError(f"model {model_name} v{version}: {EXAMPLE_FILE} is not a JSON object")
+    return body
+
+
+def predict_example(serving_url: str, tracking_uri: str, model_name: str, version: str) -> dict[str, Any]:
+    """One real request to /invocations with the model's own serving example; ValueError naming what went wrong."""
+    prediction = _first_prediction(serving_url, serving_example(tracking_uri, model_name, version))
+    return {"url": f"{serving_url}/invocations", "input": {"example": EXAMPLE_FILE}, "prediction": prediction,
+            "actual": None}  # fmt: skip

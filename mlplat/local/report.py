@@ -23,6 +23,20 @@ DEFAULT_EPOCHS = 15
 
 
 @dataclass(frozen=True)
+class UserProject:
+    """`up --local --entry-point --source-dir`: a user's training script, run by the training runtime's script mode."""
+
+    entry_point: str
+    source_dir: Path
+    model: str
+    """The registry name its model takes (the source directory's name)."""
+    digest: str
+    """SHA-256 of the project's reproducible archive: a changed project trains again, an unchanged one is reused."""
+    epochs: int | None = None
+    """Passed to the script as `--epochs N`; its own default when None."""
+
+
+@dataclass(frozen=True)
 class UpOptions:
     """What `mlplat up --local` was asked for."""
 
@@ -36,6 +50,8 @@ class UpOptions:
     # The commands of the training job and the serving server, before their flags (tests swap in stand-ins).
     training_command: tuple[str, ...] = launcher.TRAINING_COMMAND
     serving_command: tuple[str, ...] = (sys.executable, "-m", "serving")
+    project: UserProject | None = None
+    """A user's project to train and serve instead of the stack's built-in model."""
 
 
 class PlatformError(RuntimeError):

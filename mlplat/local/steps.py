@@ -1,14 +1,9 @@
 """The six steps of `mlplat up --local`, run in order by one `UpRun`, which rolls back what it started on failure."""
 
-import contextlib
 import subprocess
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-
-import httpx
 
 from contracts import bucket as layout
 from contracts.registry import CHAMPION, model_uri
@@ -23,9 +18,17 @@ from mlplat.local.bucket import (
     s3_client,
 )
 from mlplat.local.files import display
-from mlplat.local.registry import champion_info, predict_once, served_version, wait_for_version
-from mlplat.local.report import STEPS, Reporter, StepFailed, UpOptions, UpReport
-from mlplat.local.state import Part, State
+from mlplat.local.registry import (
+    EXAMPLE_FILE,
+    champion_info,
+    predict_example,
+    predict_once,
+    served_version,
+    wait_for_version,
+)
+from mlplat.local.report import StepFailed, UpReport
+from mlplat.local.run_parts import RunParts
+from mlplat.local.state import Part
 
 DEFAULT_SERVING_PORT = 8080
 SERVING_POLL_SECONDS = 2
@@ -33,138 +36,8 @@ SERVING_POLL_SECONDS = 2
 SWAP_WAIT = 30.0
 
 
-@dataclass
-class Step:
-    """The step in progress: its log (a step may switch logs as it goes) and what it reports when done."""
-
-    log: Path | None
-    details: list[str] = field(default_factory=list)
-
-    def __call__(self, detail: str) -> None:
-        self.details.append(detail)
-
-
-class UpRun:
-    """One invocation of `up`: what it started (to roll back on failure) and what it found."""
-
-    def __init__(
-        self,
-        home: Path,
-        reporter: Reporter,
-        current: State,
-        options: UpOptions,
-        model_name: str,
-        endpoint: str,
-        capture_percent: float,
-        began: float,
-    ) -> None:
-        self.home = home
-        self.logs = home / "logs"
-        self.reporter = reporter
-        self.state = current
-        self.options = options
-        self.model_name = model_name
-        self.endpoint = endpoint
-        self.capture_percent = capture_percent
-        self.began = began
-        self.started: list[str] = []
-        self.reused: list[str] = []
-        self.training: subprocess.Popen[bytes] | None = None
-        self.spawned_mlflow: services.Service | None = None
-        self.spawned_serving: services.Service | None = None
-        self.timings: dict[str, float] = {}
-        # Ports of parts found dead: a restarted part takes its old port when free, so URLs stay put.
-        self.previous_ports: dict[str, int] = {}
-        self.first_prediction_at = 0.0
-        self.umask = 0o077
-
-    # ---- bookkeeping ----
-
-    def save(self) -> None:
-        st.save(self.home, self.state)
-
-    def record(self, service: services.Service, health_url: str, upstream: str = "", url: str = "") -> Part:
-        part = Part.from_service(service, url or service.url, health_url, time.time(), upstream=upstream)
-        self.state.parts[service.name] = part
-        self.started.append(service.name)
-        self.save()
-        return part
-
-    def rollback(self) -> None:
-        """Stop what this invocation started (and a training job in flight), newest first."""
-        if self.training is not None and self.training.poll() is None:
-            services.stop_session(self.training.pid, timeout=10.0)
-        for name in reversed(self.started):
-            part = self.state.parts.pop(name, None)
-            if part is not None:
-                st.stop_part(part)
-        if self.state.parts:
-            self.save()
-        else:
-            st.clear(self.home)
-
-    @contextlib.contextmanager
-    def step(self, index: int, log: Path | None = None) -> Iterator["Step"]:
-        key, title = STEPS[index - 1]
-        self.reporter.begin(index, key, title)
-        began = time.monotonic()
-        with self.attributed(index, log) as current:
-            yield current
-        self.timings[key] = round(time.monotonic() - began, 2)
-        self.reporter.end(index, "; ".join(current.details))
-
-    @contextlib.contextmanager
-    def attributed(self, index: int, log: Path | None = None) -> Iterator["Step"]:
-        """Turn what goes wrong inside into StepFailed for step `index` (also for work started ahead of it)."""
-        key = STEPS[index - 1][0]
-        current = Step(log)
-        try:
-            yield current
-        except StepFailed:
-            raise
-        except services.ServiceError as exc:
-            raise StepFailed(index, key, str(exc), current.log) from exc
-        except (OSError, httpx.HTTPError, RuntimeError, ValueError) as exc:
-            raise StepFailed(index, key, f"{type(exc).__name__}: {exc}", current.log) from exc
-
-    def healthy_part(self, name: str, upstream: str = "") -> Part | None:
-        """The recorded part when it is our live, healthy process wired to `upstream`; else it is stopped."""
-        part = self.state.parts.get(name)
-        if part is None:
-            return None
-        if part.is_healthy() and part.upstream == upstream:
-            if name not in self.reused and name not in self.started:
-                self.reused.append(name)
-            return part
-        why = "is not healthy" if part.upstream == upstream else f"points at {part.upstream}, not {upstream}"
-        self.reporter.note(f"{name} (pid {part.pid}) {why}; restarting it")
-        st.stop_part(part)
-        self.previous_ports[name] = part.port
-        del self.state.parts[name]
-        self.save()
-        return None
-
-    def port_for(self, name: str, preferred: int | None, explicit: bool = False) -> int:
-        """`preferred` when free; else a free port, or a clear error when the user asked for that exact port."""
-        if preferred is not None and services.port_is_free(preferred):
-            return preferred
-        if preferred is not None and explicit:
-            raise services.ServiceError(f"port {preferred} on {services.LOOPBACK} is busy; choose another --port")
-        port = services.free_port()
-        if preferred is not None:
-            self.reporter.note(f"port {preferred} is busy; {name} uses port {port}")
-        return port
-
-    def log(self, name: str) -> Path:
-        return self.logs / f"{name}.log"
-
-    def workdir(self) -> Path:
-        """The processes' working directory: empty, so nothing in it shadows a package (`python -m training`)."""
-        work = self.home / "work"
-        work.mkdir(mode=0o700, exist_ok=True)
-        return work
-
-    # ---- the steps ----
+class UpRun(RunParts):
+    """One invocation of `up`: its six steps, in order, on the bookkeeping of `RunParts`."""
 
     def execute(self) -> UpReport:
         s3, fresh_store, restored = self.step_store()
@@ -178,7 +51,7 @@ class UpRun:
         stale = restored is None or restored < float(self.state.model.get("trained_at", 0.0))
         champion, trained = self.step_train(s3, mlflow, must_train=fresh_store and stale)
         serving = self.step_serve(s3, mlflow, champion)
-        prediction = self.step_predict(serving)
+        prediction = self.step_predict(serving, mlflow, champion)
         elapsed = time.monotonic() - self.began
         self.state.model = champion
         self.save()
@@ -285,6 +158,9 @@ class UpRun:
     def step_data(self, s3: Part) -> None:
         """3: the reference data set under datasets/abalone/v1/ (skipped when the same bytes are there)."""
         with self.step(3) as detail:
+            if self.options.project is not None:
+                detail("none: your script reads its own data")
+                return
             source = reference_data()
             key = layout.dataset_prefix(DATASET_NAME, DATASET_VERSION) + source.name
             client = s3_client(s3.url)
@@ -306,7 +182,13 @@ class UpRun:
         log = self.log("train")
         with self.step(4, log) as detail:
             champion = champion_info(mlflow.url, self.model_name)
-            if champion is not None and not must_train and not self.options.retrain:
+            project = self.options.project
+            # A user's project trains again when its files changed since the champion was trained from them.
+            same_source = project is None or (
+                self.state.model.get("name") == self.model_name
+                and self.state.model.get("source_sha256") == project.digest
+            )
+            if champion is not None and not must_train and not self.options.retrain and same_source:
                 if self.state.model.get("version") == champion["version"]:
                     known = {k: v for k, v in champion.items() if v not in (None, "", {})}
                     champion = {**self.state.model, **known}
@@ -316,8 +198,10 @@ class UpRun:
             champion = champion_info(mlflow.url, self.model_name)
             if champion is None:
                 raise StepFailed(4, "train", f"the job finished but {self.model_name}@{CHAMPION} does not exist", log)
+            if project is not None:
+                result["source_sha256"] = project.digest
             job_version = str(result.get("version"))
-            rmse = f"test RMSE {float(result.get('test_rmse', 'nan')):.3f}"
+            rmse = _score(result, project is not None)
             if job_version == champion["version"]:
                 merged = {**champion, **{k: v for k, v in result.items() if k not in ("aliases", "version")}}
                 detail(f"run {result.get('run_id')} → {self.model_name} v{job_version} (champion); {rmse}")
@@ -340,6 +224,7 @@ class UpRun:
         }
 
     def run_training(self, s3: Part, mlflow: Part, log: Path) -> dict[str, Any]:
+        project = self.options.project
         job = launcher.LocalTrainingJob(
             bucket=self.state.bucket,
             dataset=DATASET_NAME,
@@ -351,10 +236,12 @@ class UpRun:
             s3_url=s3.url,
             work=self.home / "job",
             log=log,
-            epochs=self.options.epochs,
+            epochs=self.options.epochs if project is None else project.epochs,
             timeout=self.options.train_timeout,
             command=self.options.training_command,
             cwd=self.workdir(),
+            entry_point=project.entry_point if project else None,
+            source_dir=project.source_dir if project else None,
         )
         try:
             result = launcher.run(job, on_start=self.started_training)
@@ -366,7 +253,9 @@ class UpRun:
         self.training = process
 
     def serving_upstream(self, s3: Part, mlflow: Part) -> str:
-        return f"{mlflow.url} {s3.url}"
+        # A user's project serves another registered model: a server loading the stack's model is not reused.
+        served = f" {model_uri(self.model_name)}" if self.options.project is not None else ""
+        return f"{mlflow.url} {s3.url}{served}"
 
     def serving_port(self) -> int:
         """The asked port, else the port a revived server had, else 8080; a free port when that is busy; a clear
@@ -440,13 +329,27 @@ class UpRun:
             env["MLPLAT_CAPTURE_PERCENT"] = f"{self.capture_percent:g}"
         return env
 
-    def step_predict(self, serving: Part) -> dict[str, Any]:
-        """6: a real request to /invocations with a row of the reference data."""
+    def step_predict(self, serving: Part, mlflow: Part, champion: dict[str, Any]) -> dict[str, Any]:
+        """6: a real request to /invocations: a row of the reference data, or a user's model's own example."""
         with self.step(6, Path(serving.log)) as detail:
             try:
-                prediction = predict_once(serving.url, reference_data())
+                if self.options.project is None:
+                    prediction = predict_once(serving.url, reference_data())
+                else:
+                    prediction = predict_example(serving.url, mlflow.url, self.model_name, str(champion["version"]))
             except ValueError as error:
                 raise StepFailed(6, "predict", str(error), None) from None
             self.first_prediction_at = time.time()
-            detail(f"predicted {prediction['prediction']} (actual {prediction['actual']:g})")
+            if prediction["actual"] is None:
+                detail(f"predicted {prediction['prediction']} (for the model's {EXAMPLE_FILE})")
+            else:
+                detail(f"predicted {prediction['prediction']} (actual {prediction['actual']:g})")
         return prediction
+
+
+def _score(result: dict[str, Any], script: bool) -> str:
+    """The job's test score for the step's line: the built-in trainer's RMSE, or the test_* metrics a script logged."""
+    if not script:
+        return f"test RMSE {float(result.get('test_rmse', 'nan')):.3f}"
+    logged = {k: v for k, v in result.items() if isinstance(v, float) and k.startswith("test_")}
+    return ", ".join(f"{k} {v:.3f}" for k, v in sorted(logged.items())) or "no test metric logged"

@@ -295,14 +295,23 @@ def _json_rows(payload: Any, columns: Sequence[str]) -> list[dict[str, Any]]:
     return []
 
 
-def request_rows(payload: CapturePayload, columns: Sequence[str]) -> list[dict[str, Any]]:
-    """The feature rows of a captured request; positional rows are named by `columns` (the training order)."""
+def _decoded(payload: CapturePayload) -> tuple[str, bool] | None:
+    """The body as text and whether it is CSV; None when it does not decode."""
     try:
         text = payload.body().decode("utf-8")
     except (binascii.Error, UnicodeDecodeError, ValueError):
-        return []
+        return None
     kind = _media(payload.content_type)
-    if kind == "text/csv" or (not kind and payload.encoding.upper() == "CSV"):
+    return text, kind == "text/csv" or (not kind and payload.encoding.upper() == "CSV")
+
+
+def request_rows(payload: CapturePayload, columns: Sequence[str]) -> list[dict[str, Any]]:
+    """The feature rows of a captured request; positional rows are named by `columns` (the training order)."""
+    decoded = _decoded(payload)
+    if decoded is None:
+        return []
+    text, is_csv = decoded
+    if is_csv:
         return _csv_rows(text, columns)
     try:
         return _json_rows(json.loads(text), columns)
@@ -312,12 +321,11 @@ def request_rows(payload: CapturePayload, columns: Sequence[str]) -> list[dict[s
 
 def response_predictions(payload: CapturePayload) -> list[Any]:
     """The predictions of a captured response: `{"predictions": [...]}`, a bare list, or CSV one a line."""
-    try:
-        text = payload.body().decode("utf-8")
-    except (binascii.Error, UnicodeDecodeError, ValueError):
+    decoded = _decoded(payload)
+    if decoded is None:
         return []
-    kind = _media(payload.content_type)
-    if kind == "text/csv" or (not kind and payload.encoding.upper() == "CSV"):
+    text, is_csv = decoded
+    if is_csv:
         return [_first(_csv_values(row)) for row in csv.reader(io.StringIO(text)) if row]
     try:
         document = json.loads(text)

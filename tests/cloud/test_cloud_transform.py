@@ -62,6 +62,20 @@ def test_a_transform_of_a_released_version_creates_its_model_and_starts_the_job(
     assert described["TransformInput"]["ContentType"] == "application/jsonlines"
 
 
+def test_with_json_the_started_job_is_reported_as_json(make_stack: Callable[..., FakeStack]) -> None:
+    stack = make_stack("dev")
+    stack.s3().put_object(Bucket=stack.bucket, Key=artifact_key(stack.model, 3), Body=b"archive")
+    code, output = transform(stack, "--json")
+    assert code == 0, output
+    report = json.loads(output)
+    assert report == {
+        "job": report["job"],
+        "input": "s3://inputs-bucket/batch/",
+        "output": "s3://outputs-bucket/scored/",
+    }
+    assert report["job"].startswith(f"dev-{stack.model}-v3-")
+
+
 def test_a_version_that_was_never_released_is_refused_before_anything_is_created(
     make_stack: Callable[..., FakeStack],
 ) -> None:
@@ -88,4 +102,37 @@ def test_botocores_service_model_refuses_a_request_of_the_wrong_shape() -> None:
         'CreateTransformJob request is invalid: Missing required parameter in input: "TransformInput"; '
         'Missing required parameter in input: "TransformOutput"; '
         'Missing required parameter in input: "TransformResources"'
+    )
+
+
+def _dry_run(stack: FakeStack, model: str, *args: str) -> tuple[int, str]:
+    result = runner.invoke(
+        app,
+        ["transform", "--stack", stack.name, "--model", model, "--dry-run",
+         "--input", "s3://inputs-bucket/batch/", "--output", "s3://outputs-bucket/scored/",
+         "--outputs", str(stack.outputs_file), "--stack-file", str(stack.stack_file), *args],
+    )  # fmt: skip
+    return result.exit_code, result.output
+
+
+def test_the_model_may_name_its_released_version_as_name_slash_version(make_stack: Callable[..., FakeStack]) -> None:
+    stack = make_stack("dev")
+    code, output = _dry_run(stack, f"{stack.model}/3")
+    assert code == 0, output
+    assert json.loads(output)["CreateModel"]["ModelName"] == f"dev-{stack.model}-v3"
+
+
+def test_an_alias_is_refused_without_local(make_stack: Callable[..., FakeStack]) -> None:
+    stack = make_stack("dev")
+    assert _dry_run(stack, f"{stack.model}@champion") == (
+        2,
+        f"error: --model {stack.model}@champion: aliases resolve only with --local; name the released version\n",
+    )
+
+
+def test_a_model_version_and_a_different_version_option_are_refused(make_stack: Callable[..., FakeStack]) -> None:
+    stack = make_stack("dev")
+    assert _dry_run(stack, f"{stack.model}/3", "--version", "4") == (
+        2,
+        f"error: --model {stack.model}/3 and --version 4 name different versions\n",
     )

@@ -1,6 +1,7 @@
 """ClusterServices under mocks: Karpenter, Kueue, the device plugin (time-slicing per pool), the DCGM exporter and
 metrics-server, each a Helm release pinned by the cluster version's row, installed through the cluster's provider."""
 
+import re
 from typing import Any
 
 import pulumi_kubernetes as k8s
@@ -9,8 +10,15 @@ import yaml
 from gpu_mocks import ACCOUNT, OIDC_HOST, OIDC_ISSUER, Synthesis, synthesize
 
 from components import versions
-from components.cluster_services import ClusterServices, ClusterServicesArgs, dcgm_exporter_values
+from components.cluster_services import (
+    ClusterServices,
+    ClusterServicesArgs,
+    dcgm_exporter_values,
+    in_flight_rule,
+    serving_scrape_config,
+)
 from components.nodepool import PoolSpec
+from components.serving_deployment import ServingSpec, render_serving_deployment
 from mlplat import k8s_validate
 
 RELEASE = "kubernetes:helm.sh/v3:Release"
@@ -18,7 +26,7 @@ CLUSTER = "mlplat-prod-compute-cluster"
 POOLS = (PoolSpec("train", ("g5.12xlarge",), 16), PoolSpec("infer", ("g6.xlarge",), 4, time_slicing_replicas=4))
 
 
-def _args(provider: k8s.Provider, version: str = "1.35") -> ClusterServicesArgs:
+def _args(provider: k8s.Provider, version: str = "1.35", serving_metrics: bool = False) -> ClusterServicesArgs:
     return ClusterServicesArgs(
         provider=provider,
         cluster_name=CLUSTER,
@@ -30,6 +38,7 @@ def _args(provider: k8s.Provider, version: str = "1.35") -> ClusterServicesArgs:
         subnet_ids=["subnet-a", "subnet-b"],
         cluster_security_group_id="sg-cluster",
         pools=POOLS,
+        serving_metrics=serving_metrics,
     )
 
 
@@ -123,8 +132,104 @@ def test_every_service_resource_is_a_child_of_the_component(plan: Synthesis) -> 
 
 
 def test_a_cluster_version_without_pinned_charts_is_rejected() -> None:
-    with pytest.raises(
-        ValueError,
-        match=r"mlplat:cluster.version has no pinned charts; use one of 1.32, 1.33, 1.34, 1.35 \(got '1.29'\)",
-    ):
+    with pytest.raises(ValueError) as raised:
         ClusterServices("svc", _args(None, version="1.29"))  # type: ignore[arg-type]
+    assert (
+        str(raised.value) == "ClusterServices svc: kubernetesVersion must be one of 1.32, 1.33, 1.34, 1.35 (got '1.29')"
+    )
+
+
+@pytest.fixture(scope="module")
+def with_metrics() -> Synthesis:
+    def build() -> dict[str, object]:
+        provider = k8s.Provider("cluster-k8s", kubeconfig="{}")
+        return {"role": ClusterServices("svc", _args(provider, serving_metrics=True)).karpenter.role_arn}
+
+    return synthesize(build)
+
+
+def test_in_flight_scaling_adds_prometheus_and_its_adapter_pinned_in_the_monitoring_namespace(
+    with_metrics: Synthesis,
+) -> None:
+    pinned = versions.RELEASES["1.35"].charts
+    added = {
+        r.name: (r.inputs["chart"], r.inputs["version"], r.inputs["namespace"], r.inputs["createNamespace"])
+        for r in with_metrics.of_type(RELEASE)
+        if "prometheus" in r.name
+    }
+    assert added == {
+        "svc-prometheus": ("prometheus", pinned["prometheus"].version, "monitoring", True),
+        "svc-prometheus-adapter": ("prometheus-adapter", pinned["prometheus-adapter"].version, "monitoring", True),
+    }
+    assert k8s_validate.validate_resources(with_metrics.resources, "1.35").problems == []
+
+
+def test_the_adapter_waits_for_prometheus_and_asks_its_fixed_service_name(with_metrics: Synthesis) -> None:
+    adapter = with_metrics.named("svc-prometheus-adapter")
+    assert with_metrics.named("svc-prometheus").urn in adapter.dependencies
+    assert adapter.inputs["values"]["prometheus"] == {
+        "url": "http://prometheus-server.monitoring.svc",
+        "port": 80,
+        "path": "",
+    }
+    assert _values(with_metrics, "prometheus")["server"]["fullnameOverride"] == "prometheus-server"
+
+
+def test_the_adapter_serves_only_the_in_flight_gauge_per_pod(with_metrics: Synthesis) -> None:
+    rules = _values(with_metrics, "prometheus-adapter")["rules"]
+    assert rules == {"default": False, "custom": [in_flight_rule()], "external": []}
+    assert in_flight_rule()["seriesQuery"] == 'mlplat_serving_in_flight_requests{namespace!="",pod!=""}'
+    assert in_flight_rule()["resources"]["overrides"] == {
+        "namespace": {"resource": "namespace"},
+        "pod": {"resource": "pod"},
+    }
+
+
+def test_prometheus_runs_on_the_system_nodes_with_the_label_the_servers_let_in_and_nothing_else_of_the_chart(
+    with_metrics: Synthesis,
+) -> None:
+    values = _values(with_metrics, "prometheus")
+    assert (values["server"]["nodeSelector"], values["server"]["podLabels"]) == (
+        {"mlplat.io/pool": "system"},
+        {"mlplat.io/scraper": "serving"},
+    )
+    off = ("alertmanager", "kube-state-metrics", "prometheus-node-exporter", "prometheus-pushgateway")
+    assert [values[chart]["enabled"] for chart in off] == [False] * 4
+    assert values["serverFiles"]["prometheus.yml"]["scrape_configs"] == [serving_scrape_config()]
+
+
+def _relabel(target: dict[str, str], rules: list[dict[str, Any]]) -> dict[str, str] | None:
+    """Prometheus's relabelling (keep and replace, anchored regexes, `;`-joined sources); None when dropped."""
+    labels = dict(target)
+    for rule in rules:
+        value = ";".join(labels.get(name, "") for name in rule["source_labels"])
+        match = re.fullmatch(rule.get("regex", "(.*)"), value)
+        if rule.get("action") == "keep":
+            if match is None:
+                return None
+        elif match is not None:
+            labels[rule["target_label"]] = match.expand(rule.get("replacement", "$1").replace("$", "\\"))
+    return labels
+
+
+def _discovered(pod: dict[str, Any], address: str) -> dict[str, str]:
+    """The labels Prometheus's pod discovery gives a pod of this template (sanitised label and annotation names)."""
+    target = {"__address__": address, "__meta_kubernetes_namespace": "applied", "__meta_kubernetes_pod_name": "p-1"}
+    for kind, found in (("label", pod["metadata"]["labels"]), ("annotation", pod["metadata"]["annotations"])):
+        for key, value in found.items():
+            target[f"__meta_kubernetes_pod_{kind}_" + re.sub(r"[^a-zA-Z0-9_]", "_", key)] = value
+    return target
+
+
+def test_the_scrape_config_reaches_a_servers_metrics_path_on_its_port_labelled_by_namespace_and_pod() -> None:
+    spec = ServingSpec("abalone", "applied", "img", "models:/abalone/1", "arn", scaling_metric="inflight")
+    pod = render_serving_deployment(spec)[0]["spec"]["template"]
+    labels = _relabel(_discovered(pod, "10.0.1.7"), serving_scrape_config()["relabel_configs"])
+    assert labels is not None
+    assert (labels["__address__"], labels["__metrics_path__"]) == ("10.0.1.7:8080", "/metrics")
+    assert (labels["namespace"], labels["pod"]) == ("applied", "p-1")
+
+
+def test_the_scrape_config_drops_pods_that_are_not_model_servers() -> None:
+    pod = {"metadata": {"labels": {"app": "x"}, "annotations": {"prometheus.io/scrape": "true"}}}
+    assert _relabel(_discovered(pod, "10.0.1.8:9000"), serving_scrape_config()["relabel_configs"]) is None

@@ -83,7 +83,7 @@ GPU_COUNTS = {
     "staging": {
         "aws:eks/nodeGroup:NodeGroup": 1,
         "aws:eks/addon:Addon": 4,
-        "aws:eks/accessEntry:AccessEntry": 2,
+        "aws:eks/accessEntry:AccessEntry": 3,  # admin, Karpenter nodes, the budget enforcer (staging enforces)
         "aws:sqs/queue:Queue": 1,
         "aws:sqs/queuePolicy:QueuePolicy": 1,
         "aws:cloudwatch/eventRule:EventRule": 4,
@@ -91,7 +91,8 @@ GPU_COUNTS = {
         "aws:ec2/tag:Tag": 4,
         "aws:iam/instanceProfile:InstanceProfile": 1,
         "aws:autoscaling/tag:Tag": 0,
-        "kubernetes:helm.sh/v3:Release": 5,
+        # Staging scales an endpoint on in-flight requests: Prometheus and its metrics adapter besides the five.
+        "kubernetes:helm.sh/v3:Release": 7,
         NODE_CLASS: 2,
         NODE_POOL: 2,
         "kubernetes:kueue.x-k8s.io/v1beta2:ResourceFlavor": 3,
@@ -235,14 +236,26 @@ def test_every_kubernetes_object_in_the_plan_is_valid_for_the_clusters_version(p
     assert [str(p) for p in report.problems] == []
     # Nine objects per team namespace (with its LocalQueue); per pool a node class, a node pool and a flavor; the CPU
     # flavor and three priority classes; a ClusterQueue per team; a drift CronJob and its account per endpoint on k8s;
-    # a Deployment, Service, autoscaler and disruption budget per cluster-served endpoint.
+    # a Deployment, Service, autoscaler and disruption budget per cluster-served endpoint, and a NetworkPolicy that
+    # admits the metrics scrape to each one scaling on in-flight requests (these also bring Prometheus and an adapter).
     teams, pools = len(plan.config["teams"]), len(plan.config["gpuPools"])
     drift_on_cluster = plan.config["monitoring"]["runner"] == "kubernetes"
     served = [e for e in plan.config["endpoints"] if e.get("platform") == "kubernetes"]
-    assert len(report.validated) == 9 * teams + 3 * pools + 4 + teams + 4 * len(served) + (
-        2 * len(plan.config["endpoints"]) if drift_on_cluster else 0
+    in_flight = [e for e in served if (e.get("autoscaling") or {}).get("metric") == "inflight"]
+    # The budget enforcer's ClusterRole and binding, where it zeroes the pools (every enforcing stack but prod).
+    enforcer_rbac = 2 if stack != "prod" else 0
+    assert (
+        len(report.validated)
+        == 9 * teams
+        + 3 * pools
+        + 4
+        + teams
+        + 4 * len(served)
+        + len(in_flight)
+        + (2 * len(plan.config["endpoints"]) if drift_on_cluster else 0)
+        + enforcer_rbac
     )
-    assert len(report.helm_releases) == 5
+    assert len(report.helm_releases) == 5 + (2 if in_flight else 0)
 
 
 def test_a_teams_role_trusts_only_its_service_account_through_the_clusters_issuer(prod: PlanRecord) -> None:
@@ -263,13 +276,15 @@ def test_a_teams_role_trusts_only_its_service_account_through_the_clusters_issue
     ]
 
 
-def test_a_teams_role_reads_datasets_and_writes_checkpoints_mlflow_and_data_capture_only(prod: PlanRecord) -> None:
+def test_a_teams_role_reads_datasets_and_code_and_writes_checkpoints_mlflow_and_data_capture_only(
+    prod: PlanRecord,
+) -> None:
     _, policy = _team_role(prod, "applied")
     bucket, key, tracking = (prod.outputs[k] for k in ("bucketArn", "kmsKeyArn", "trackingServerArn"))
     granted = {(a, r) for s in statements(policy) for a in as_list(s["Action"]) for r in as_list(s["Resource"])}
     read = {"s3:GetObject", "s3:GetObjectVersion"}
     write = {"s3:PutObject", "s3:AbortMultipartUpload", "s3:ListMultipartUploadParts"}
-    expected = {(a, f"{bucket}/{p}*") for a in read for p in ("datasets/", "checkpoints/", "mlflow/")}
+    expected = {(a, f"{bucket}/{p}*") for a in read for p in ("datasets/", "checkpoints/", "mlflow/", "code/")}
     # data-capture/: the team's cluster-served endpoints write their captured requests there.
     expected |= {(a, f"{bucket}/{p}*") for a in write for p in ("checkpoints/", "mlflow/", "data-capture/")}
     expected |= {("s3:ListBucket", bucket)}
@@ -287,7 +302,9 @@ def test_a_teams_role_may_list_only_its_prefixes(prod: PlanRecord) -> None:
         if "s3:ListBucket" in as_list(s["Action"])
         for p in s["Condition"]["StringLike"]["s3:prefix"]
     }
-    assert prefixes == {"datasets/", "datasets/*", "checkpoints/", "checkpoints/*", "mlflow/", "mlflow/*"}
+    assert prefixes == {
+        "datasets/", "datasets/*", "checkpoints/", "checkpoints/*", "mlflow/", "mlflow/*", "code/", "code/*"
+    }  # fmt: skip
 
 
 def test_the_service_account_names_the_teams_role(prod: PlanRecord) -> None:

@@ -38,12 +38,13 @@ def test_roles_attach_no_managed_policy(prod: PlanRecord) -> None:
     assert all("managedPolicyArns" not in r.inputs for r in children if r.type == ROLE)
 
 
-def test_training_reads_datasets_and_checkpoints_only(prod: PlanRecord) -> None:
+def test_training_reads_datasets_checkpoints_mlflow_and_source_archives_only(prod: PlanRecord) -> None:
     bucket = prod.outputs["bucketArn"]
     assert _resources_for(_policy(prod, "training"), "s3:GetObject") == {
         f"{bucket}/datasets/*",
         f"{bucket}/checkpoints/*",
         f"{bucket}/mlflow/*",
+        f"{bucket}/code/*",
     }
 
 

@@ -4,11 +4,13 @@ from typing import Any
 
 import pytest
 
+from components.config import EndpointConfig
 from components.platform import (
     CAPTURE_DESTINATION_ENV,
     CAPTURE_ENDPOINT_ENV,
     CAPTURE_KMS_ENV,
     CAPTURE_PERCENT_ENV,
+    cluster_serving_spec,
 )
 from mlplat import k8s_validate, synth
 from serving import capture
@@ -37,7 +39,7 @@ def test_the_cluster_endpoint_is_one_serving_component_named_after_the_endpoint(
     assert [r.name for r in staging.of_type(SERVING)] == ["mlplat-staging-abalone-eks"]
 
 
-def test_it_builds_a_deployment_service_autoscaler_and_disruption_budget_in_the_team_namespace(
+def test_it_builds_a_deployment_service_autoscaler_disruption_budget_and_scrape_policy_in_the_team_namespace(
     objects: dict[str, dict[str, Any]],
 ) -> None:
     assert {kind: (o["metadata"]["namespace"], o["metadata"]["name"]) for kind, o in objects.items()} == {
@@ -45,6 +47,7 @@ def test_it_builds_a_deployment_service_autoscaler_and_disruption_budget_in_the_
         "Service": ("applied", "abalone-eks"),
         "HorizontalPodAutoscaler": ("applied", "abalone-eks"),
         "PodDisruptionBudget": ("applied", "abalone-eks"),
+        "NetworkPolicy": ("applied", "abalone-eks-metrics"),
     }
 
 
@@ -53,11 +56,34 @@ def test_the_endpoint_is_not_also_a_sagemaker_endpoint(staging: synth.PlanRecord
     assert names == ["mlplat-staging-abalone-staging"]
 
 
-def test_the_autoscaler_scales_on_cpu_between_the_endpoint_capacities(objects: dict[str, dict[str, Any]]) -> None:
+def test_the_autoscaler_scales_on_eight_in_flight_requests_per_pod_between_the_endpoint_capacities(
+    objects: dict[str, dict[str, Any]],
+) -> None:
     spec = objects["HorizontalPodAutoscaler"]["spec"]
     assert (spec["minReplicas"], spec["maxReplicas"]) == (2, 3)
-    assert spec["metrics"][0]["resource"]["name"] == "cpu"
+    assert spec["metrics"] == [
+        {
+            "type": "Pods",
+            "pods": {
+                "metric": {"name": "mlplat_serving_in_flight_requests"},
+                "target": {"type": "AverageValue", "averageValue": "8"},
+            },
+        }
+    ]
     assert spec["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment", "name": "abalone-eks"}
+
+
+def test_the_staging_cluster_installs_prometheus_and_its_adapter_for_the_in_flight_metric(
+    staging: synth.PlanRecord,
+) -> None:
+    charts = sorted(r.inputs["chart"] for r in staging.of_type("kubernetes:helm.sh/v3:Release"))
+    assert {"prometheus", "prometheus-adapter"} <= set(charts)
+
+
+def test_a_cluster_without_in_flight_endpoints_runs_no_prometheus(prod: synth.PlanRecord) -> None:
+    charts = {r.inputs["chart"] for r in prod.of_type("kubernetes:helm.sh/v3:Release")}
+    assert "metrics-server" in charts
+    assert charts.isdisjoint({"prometheus", "prometheus-adapter"})
 
 
 def test_the_pod_serves_the_registered_version_on_port_8080_ready_on_ping(pod: dict[str, Any]) -> None:
@@ -114,3 +140,28 @@ def test_the_endpoint_objects_validate_against_the_cluster_schema(staging: synth
     (component,) = staging.of_type(SERVING)
     report = k8s_validate.validate_resources(staging.children(component.urn), "1.35")
     assert report.ok, str(report)
+
+
+@pytest.mark.parametrize(
+    ("autoscaling", "expected"),
+    [
+        (None, ("cpu", 70, 8)),
+        ({"metric": "cpu", "target": 55}, ("cpu", 55, 8)),
+        ({"metric": "inflight", "target": 12}, ("inflight", 70, 12)),
+    ],
+)
+def test_an_endpoints_autoscaling_becomes_the_servers_scaling_metric_and_target(
+    autoscaling: dict[str, Any] | None, expected: tuple[str, int, int]
+) -> None:
+    endpoint = EndpointConfig.model_validate(
+        {
+            "name": "ep",
+            "model": "md",
+            "platform": "kubernetes",
+            "pool": "system",
+            "team": "t",
+            "autoscaling": autoscaling,
+        }
+    )
+    spec = cluster_serving_spec(endpoint, "img", "arn", "s3://b/data-capture/ep/", "key")
+    assert (spec.scaling_metric, spec.target_cpu_utilization, spec.target_in_flight) == expected

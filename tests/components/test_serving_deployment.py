@@ -6,13 +6,17 @@ import pulumi_kubernetes as k8s
 import pytest
 from gpu_mocks import Synthesis, synthesize
 
+from components.config import SERVER_MAX_IN_FLIGHT
 from components.serving_deployment import (
+    IN_FLIGHT_METRIC,
     ServingDeployment,
     ServingDeploymentArgs,
     ServingSpec,
     render_serving_deployment,
 )
 from mlplat import k8s_validate
+from serving import metrics as serving_metrics
+from serving.config import Settings
 
 SPEC = ServingSpec(
     name="abalone",
@@ -139,6 +143,87 @@ def test_max_replicas_below_min_replicas_is_rejected_with_the_field_named() -> N
     with pytest.raises(ValueError) as caught:
         render_serving_deployment(ServingSpec(**{**SPEC.__dict__, "max_replicas": 1}))
     assert str(caught.value) == "serving deployment 'abalone': maxReplicas must be >= minReplicas (got 1 < 2)"
+
+
+IN_FLIGHT_SPEC = ServingSpec(**{**SPEC.__dict__, "scaling_metric": "inflight", "target_in_flight": 8})
+
+
+@pytest.fixture(scope="module")
+def in_flight() -> dict[str, dict[str, Any]]:
+    return {m["kind"]: m for m in render_serving_deployment(IN_FLIGHT_SPEC)}
+
+
+def test_the_autoscaler_scales_on_cpu_at_70_percent_unless_told_otherwise(by_kind: dict[str, dict[str, Any]]) -> None:
+    assert by_kind["HorizontalPodAutoscaler"]["spec"]["metrics"] == [
+        {"type": "Resource", "resource": {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": 70}}}
+    ]
+    assert "NetworkPolicy" not in by_kind
+
+
+def test_on_in_flight_scaling_the_autoscaler_targets_the_average_in_flight_requests_per_pod(
+    in_flight: dict[str, dict[str, Any]],
+) -> None:
+    assert in_flight["HorizontalPodAutoscaler"]["spec"]["metrics"] == [
+        {
+            "type": "Pods",
+            "pods": {
+                "metric": {"name": "mlplat_serving_in_flight_requests"},
+                "target": {"type": "AverageValue", "averageValue": "8"},
+            },
+        }
+    ]
+
+
+def test_the_in_flight_metric_is_the_gauge_the_serving_image_exposes_at_metrics() -> None:
+    assert serving_metrics.IN_FLIGHT._name == IN_FLIGHT_METRIC
+    assert serving_metrics.IN_FLIGHT._multiprocess_mode == "livesum"
+
+
+def test_the_in_flight_bound_is_the_serving_images_default_limit_per_worker() -> None:
+    assert Settings().max_in_flight == SERVER_MAX_IN_FLIGHT
+
+
+def test_on_in_flight_scaling_only_the_clusters_prometheus_may_reach_the_servers_port(
+    in_flight: dict[str, dict[str, Any]],
+) -> None:
+    policy = in_flight["NetworkPolicy"]
+    assert policy["metadata"]["name"] == "abalone-metrics"
+    assert policy["spec"] == {
+        "podSelector": {"matchLabels": {"app.kubernetes.io/name": "abalone"}},
+        "policyTypes": ["Ingress"],
+        "ingress": [
+            {
+                "from": [
+                    {
+                        "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}},
+                        "podSelector": {"matchLabels": {"mlplat.io/scraper": "serving"}},
+                    }
+                ],
+                "ports": [{"protocol": "TCP", "port": 8080}],
+            }
+        ],
+    }
+
+
+def test_the_in_flight_manifests_are_valid_for_the_clusters_kubernetes_version(
+    in_flight: dict[str, dict[str, Any]],
+) -> None:
+    assert k8s_validate.validate_manifests(in_flight.values(), "1.35").problems == []
+
+
+@pytest.mark.parametrize("target", [0, 64])
+def test_an_in_flight_target_outside_1_to_63_is_rejected_with_the_field_named(target: int) -> None:
+    with pytest.raises(ValueError) as caught:
+        render_serving_deployment(ServingSpec(**{**IN_FLIGHT_SPEC.__dict__, "target_in_flight": target}))
+    assert str(caught.value) == (
+        f"serving deployment 'abalone': targetInFlight must be within 1..63 for metric inflight (got {target})"
+    )
+
+
+def test_an_unknown_scaling_metric_is_rejected_naming_the_choices() -> None:
+    with pytest.raises(ValueError) as caught:
+        render_serving_deployment(ServingSpec(**{**SPEC.__dict__, "scaling_metric": "memory"}))
+    assert str(caught.value) == "serving deployment 'abalone': scalingMetric must be 'cpu' or 'inflight' (got 'memory')"
 
 
 @pytest.fixture(scope="module")

@@ -11,6 +11,7 @@ from policy_support import urn
 from pulumi_policy import (
     EnforcementLevel,
     PolicyCustomTimeouts,
+    PolicyProviderResource,
     PolicyResource,
     PolicyResourceOptions,
     ResourceValidationArgs,
@@ -22,6 +23,7 @@ from pulumi_policy import (
 import policies.__main__ as pack_main
 from components.config import ENVIRONMENTS, load_stack
 from policies import registry, tagging
+from policies.base import StackResource
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIG_DIR = ROOT / "policies" / "config"
@@ -117,9 +119,16 @@ def test_main_builds_the_pack_with_every_policy_and_its_default_level(monkeypatc
         assert isinstance(policy, StackValidationPolicy if spec.is_stack_policy else ResourceValidationPolicy)
         assert policy.enforcement_level == EnforcementLevel(spec.enforcement)
         assert policy.description == spec.description
+        assert policy.remediation_steps == spec.remediation
         if spec.config_schema:
             assert policy.config_schema is not None
             assert policy.config_schema.properties == spec.config_schema
+        else:
+            assert policy.config_schema is None
+    assert built["enforcement_level"] == EnforcementLevel.MANDATORY
+    assert built["description"] == (
+        "mlplat guard rails: storage, identity, network, GPU compute, SageMaker, Kubernetes, cost, tags."
+    )
 
 
 def _policy(name: str) -> Any:
@@ -137,7 +146,7 @@ def test_the_resource_wrapper_reports_what_the_check_finds_with_config_defaults_
         provider=None,
         config={"minRetentionDays": 30},
     )
-    _policy("log-group-retention").validate(args, lambda message, u=None: reported.append((message, u)))
+    _policy("log-group-retention").validate(args, lambda message, u: reported.append((message, u)))
     assert reported == [("retentionInDays is 3, below 30; keep logs at least 30 days.", None)]
 
 
@@ -160,7 +169,7 @@ def test_the_stack_wrapper_passes_urns_parents_and_property_dependencies() -> No
     bucket = PolicyResource("aws:s3/bucket:Bucket", {}, urn("aws:s3/bucket:Bucket", "b"), "b", opts, None, None, [], {})
     reported: list[tuple[str, Any]] = []
     _policy("s3-versioning").validate(
-        StackValidationArgs([bucket], {}), lambda message, u=None: reported.append((message, u))
+        StackValidationArgs([bucket], {}), lambda message, u: reported.append((message, u))
     )
     assert reported == [
         (
@@ -306,3 +315,56 @@ def test_a_stack_entry_keeps_each_argument_in_its_field(schema: dict[str, Any] |
         stack_check=_no_findings,
         config_schema=schema or {},
     )
+
+
+OPTS = PolicyResourceOptions(False, [], None, [], PolicyCustomTimeouts(0, 0, 0), [])
+
+
+def test_the_resource_wrapper_hands_the_check_the_resources_type() -> None:
+    reported: list[str] = []
+    args = ResourceValidationArgs(
+        "aws:ec2/securityGroup:SecurityGroup",
+        {"ingress": [{"protocol": "tcp", "fromPort": 22, "toPort": 22, "cidrBlocks": ["0.0.0.0/0"]}]},
+        "urn",
+        "sg",
+        OPTS,
+        None,
+    )
+    _policy("sg-no-public-ingress").validate(args, lambda message, u: reported.append(message))
+    assert reported == ["ingress of tcp 22 from 0.0.0.0/0; admit the VPC CIDR or a source security group instead."]
+
+
+def test_the_stack_wrapper_applies_the_policys_config() -> None:
+    bucket = PolicyResource("aws:s3/bucket:Bucket", {"tags": {}}, "urn:b", "b", OPTS, None, None, [], {})
+    reported: list[str] = []
+    _policy("aws-stack-tags").validate(
+        StackValidationArgs([bucket], {"requiredTags": ["owner"]}), lambda message, u: reported.append(message)
+    )
+    assert reported == [
+        "missing tags owner; set them once for the whole stack (the platform's tag transform or the provider's "
+        "defaultTags), not per resource."
+    ]
+
+
+def test_a_policy_resource_becomes_a_stack_resource_field_by_field() -> None:
+    provider = PolicyProviderResource("pulumi:providers:aws", {"region": "us-east-1"}, "urn:provider", "aws")
+    parent = PolicyResource("mlplat:artifacts:ArtifactStore", {}, "urn:parent", "art", OPTS, None, None, [], {})
+    key = PolicyResource("aws:kms/key:Key", {}, "urn:key", "key", OPTS, None, None, [], {})
+    bucket = PolicyResource(
+        "aws:s3/bucket:Bucket", {"bucket": "b"}, "urn:b", "b", OPTS, provider, parent, [key], {"kmsKey": [key]}
+    )
+    assert pack_main._stack_resource(bucket) == StackResource(
+        urn="urn:b",
+        type="aws:s3/bucket:Bucket",
+        name="b",
+        props={"bucket": "b"},
+        parent="urn:parent",
+        dependencies={"kmsKey": ["urn:key"]},
+        provider_props={"region": "us-east-1"},
+    )
+
+
+def test_a_policy_resource_without_parent_or_provider_has_neither() -> None:
+    bucket = PolicyResource("aws:s3/bucket:Bucket", {}, "urn:b", "b", OPTS, None, None, [], {})
+    resource = pack_main._stack_resource(bucket)
+    assert (resource.parent, resource.provider_props, resource.dependencies) == (None, None, {})

@@ -96,3 +96,46 @@ def test_start_fresh_deletes_the_other_jobs_files_and_trains_its_own_run(
     assert second.result["job_name"] == "fresh-b"
     assert second.result["run_id"] != first.result["run_id"]
     assert "--start-fresh: deleted job 'fresh-a'" in second.stdout
+
+
+def test_the_same_job_resumed_with_other_epochs_exits_2_naming_the_epochs_and_changes_nothing(
+    tmp_path: Path, tracking_env: dict[str, str]
+) -> None:
+    checkpoints = tmp_path / "checkpoints"
+    args = ["--data", str(ABALONE), *job_dirs(tmp_path), "--job-name", "epochs-job"]
+    first = run_training([*args, "--epochs", "3"], env=tracking_env)
+    assert first.returncode == 0, first.stderr
+    before = snapshot(checkpoints)
+
+    second = run_training([*args, "--epochs", "2"], env=tracking_env)
+
+    assert (second.returncode, second.stderr_lines) == (
+        2,
+        [
+            f"error: the checkpoint in {checkpoints} was written with epochs=3; this job asks for epochs=2 "
+            "(use --start-fresh to discard it)"
+        ],
+    )
+    assert "MLPLAT_RESULT" not in second.stdout
+    assert snapshot(checkpoints) == before
+
+
+def test_every_setting_that_differs_is_named(tmp_path: Path) -> None:
+    from training.main import changed_config
+
+    recorded = {"epochs": "300", "lr": "0.01", "hidden": [64, 32], "seed": 7}
+    asked = {"epochs": "100", "lr": "0.01", "hidden": [16], "seed": 7}
+
+    assert changed_config("/ckpt", recorded, asked, "a" * 64, "b" * 64) == (
+        "the checkpoint in /ckpt was written with epochs=300, hidden=[64, 32]; this job asks for epochs=100, "
+        "hidden=[16] (use --start-fresh to discard it)"
+    )
+
+
+def test_a_checkpoint_that_recorded_no_configuration_is_named_by_its_hash(tmp_path: Path) -> None:
+    from training.main import changed_config
+
+    assert changed_config("/ckpt", None, {"epochs": "1"}, "a" * 64, "b" * 64) == (
+        "the checkpoint in /ckpt was written with config aaaaaaaaaaaa; this job asks for config bbbbbbbbbbbb "
+        "(use --start-fresh to discard it)"
+    )

@@ -42,4 +42,6 @@ with mlflow.start_run():
         if stopping:
             sys.exit(143)
 env = {key: os.environ[key] for key in ("SM_HPS", "SM_MODEL_DIR", "SM_CHANNELS", "SM_CURRENT_HOST")}
-(Path(os.environ["SM_MODEL_DIR"]) / "seen.json").write_text(json.dumps({"argv": sys.argv[1:], **env}))
+train = Path(os.environ.get("SM_CHANNEL_TRAIN", "/nonexistent"))
+files = sorted(str(p.relative_to(train)) for p in train.rglob("*") if p.is_file()) if train.is_dir() else []
+(Path(os.environ["SM_MODEL_DIR"]) / "seen.json").write_text(json.dumps({"argv": sys.argv[1:], **env, "train": files}))

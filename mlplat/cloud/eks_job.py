@@ -3,30 +3,33 @@
 The Job is submitted suspended with the team's Kueue queue label, so Kueue admits the whole gang of ranks at once (or
 none of it) and then unsuspends it.
 
-`render_training_job(spec)` returns the manifests as plain dicts; `mlplat train --on eks` prints or applies exactly
-those, and `TrainingJob` registers exactly those. Each pod is one torchrun node: its completion index is its node
+`render_training_job(spec)` returns the manifests as plain dicts; `mlplat train --on eks` prints (`--dry-run`) or
+creates exactly those. Each pod is one torchrun node: its completion index is its node
 rank, and every rank meets at the index-0 pod, reachable by name through the headless Service
 (`<job>-0.<job>-rdzv`). The container runs the bundled training image (`python -m training`) with the SageMaker path
 contract, and writes only to its emptyDir volumes.
 
-A TrainingJob is created on demand (a run, not a piece of the platform), so no stack declares one.
+With `entry_point` and `source_uri` set (script mode), the container runs the user's script instead of the built-in
+trainer, told where it is in the SageMaker spelling (`SAGEMAKER_PROGRAM`, `SAGEMAKER_SUBMIT_DIRECTORY`) with its
+hyperparameters in `SM_HPS`; the runtime itself launches torchrun across the Job's pods (`MLPLAT_NNODES`,
+`MLPLAT_RDZV_HOST`, the completion index), so no outer torchrun wraps it.
+
+A run is created per `mlplat train`, not by `pulumi up`, so it is no Pulumi component: no stack declares one.
 """
 
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
-
-import pulumi
-import pulumi_kubernetes as k8s
 
 from components.k8s_objects import (
     GPU_TOLERATION,
     check_dns_label,
     container_security_context,
-    create_objects,
     pod_security_context,
 )
 from components.kueue import LOCAL_QUEUE, PRIORITY_LABEL, QUEUE_LABEL
+from components.problems import Problem, refuse
 
 JOB_LABEL = "mlplat.io/job"
 WORKLOAD_LABEL = "mlplat.io/workload"
@@ -34,7 +37,6 @@ POOL_LABEL = "mlplat.io/pool"
 CHECKPOINT_DIR = "/opt/ml/checkpoints"
 MODEL_DIR = "/opt/ml/model"
 INPUT_DIR = "/opt/ml/input"
-SKIP_AWAIT_ANNOTATION = "pulumi.com/skipAwait"
 SCHEDULE_TIMEOUT_ANNOTATION = "mlplat.io/schedule-timeout-seconds"
 BAD_INPUT_EXIT_CODE = 2  # the training runtime's exit status for bad input (training.errors.EXIT_BAD_INPUT)
 CONTAINER = "train"
@@ -93,23 +95,32 @@ class TrainingJobSpec:
     """A Kueue WorkloadPriorityClass (`low`, `standard`, `high`); the queue's default when None."""
     env: Mapping[str, str] = field(default_factory=dict)
     """More environment variables."""
+    entry_point: str | None = None
+    """Script mode: the user's script in the source (`SAGEMAKER_PROGRAM`); the built-in trainer when None."""
+    source_uri: str | None = None
+    """Script mode: the user's `s3://.../sourcedir.tar.gz` (`SAGEMAKER_SUBMIT_DIRECTORY`)."""
+    hyperparameters: Mapping[str, str] = field(default_factory=dict)
+    """Script mode: the script's hyperparameters (`SM_HPS`; the runtime passes each as `--key value`)."""
 
 
-def validate_training_job(spec: TrainingJobSpec) -> list[str]:
+def problems(spec: TrainingJobSpec) -> list[Problem]:
     """Problems with a run's spec, each naming the field."""
-    problems = check_dns_label("name", spec.name, 50)
-    problems += check_dns_label("namespace", spec.namespace)
+    found = check_dns_label("name", spec.name, 50) + check_dns_label("namespace", spec.namespace)
     if spec.ranks < 1:
-        problems.append(f"ranks must be >= 1 (got {spec.ranks})")
+        found.append(Problem("ranks", f"must be >= 1 (got {spec.ranks})"))
     if spec.gpus_per_rank < 1:
-        problems.append(f"gpusPerRank must be >= 1 (got {spec.gpus_per_rank})")
+        found.append(Problem("gpusPerRank", f"must be >= 1 (got {spec.gpus_per_rank})"))
     if spec.max_retries < 0:
-        problems.append(f"maxRetries must be >= 0 (got {spec.max_retries})")
+        found.append(Problem("maxRetries", f"must be >= 0 (got {spec.max_retries})"))
     if spec.schedule_timeout_seconds is not None and spec.schedule_timeout_seconds <= 0:
-        problems.append(f"scheduleTimeoutSeconds must be > 0 (got {spec.schedule_timeout_seconds})")
+        found.append(Problem("scheduleTimeoutSeconds", f"must be > 0 (got {spec.schedule_timeout_seconds})"))
     if not spec.checkpoint_s3_uri.startswith("s3://"):
-        problems.append(f"checkpointS3Uri must be an s3:// URI (got {spec.checkpoint_s3_uri!r})")
-    return problems
+        found.append(Problem("checkpointS3Uri", f"must be an s3:// URI (got {spec.checkpoint_s3_uri!r})"))
+    if (spec.entry_point is None) != (spec.source_uri is None):
+        found.append(Problem("entryPoint", "and sourceUri go together (script mode)"))
+    if spec.source_uri is not None and not spec.source_uri.startswith("s3://"):
+        found.append(Problem("sourceUri", f"must be an s3:// URI (got {spec.source_uri!r})"))
+    return found
 
 
 def rendezvous_service_name(spec: TrainingJobSpec) -> str:
@@ -155,11 +166,44 @@ def torchrun_command(spec: TrainingJobSpec) -> list[str]:
     ]
 
 
+def script_command(spec: TrainingJobSpec) -> list[str]:
+    """Script mode: the runtime, which fetches the source and the `train` channel and launches torchrun itself.
+
+    It exits with the script's status (2 for bad input of its own), so no `training.gang` is needed around it.
+    """
+    return [
+        "python",
+        "-m",
+        "training",
+        "--data",
+        f"train={spec.data_uri}",
+        "--checkpoint-dir",
+        CHECKPOINT_DIR,
+        "--model-dir",
+        MODEL_DIR,
+        "--registered-model-name",
+        spec.registered_model_name,
+        f"--nproc-per-node={spec.gpus_per_rank}",
+    ]
+
+
+def script_env(spec: TrainingJobSpec) -> list[dict[str, str]]:
+    """Script mode's variables: where the code is, its hyperparameters, and the gang's rendezvous."""
+    if spec.entry_point is None or spec.source_uri is None:
+        return []
+    return [
+        {"name": "SAGEMAKER_PROGRAM", "value": spec.entry_point},
+        {"name": "SAGEMAKER_SUBMIT_DIRECTORY", "value": spec.source_uri},
+        {"name": "SM_HPS", "value": json.dumps(dict(spec.hyperparameters), sort_keys=True)},
+        {"name": "MLPLAT_NNODES", "value": str(spec.ranks)},
+        {"name": "MLPLAT_RDZV_HOST", "value": rendezvous_host(spec)},
+        {"name": "MLPLAT_RDZV_PORT", "value": str(spec.rendezvous_port)},
+    ]
+
+
 def render_training_job(spec: TrainingJobSpec) -> list[dict[str, Any]]:
     """The run's manifests: the headless rendezvous Service, then the indexed Job. Raises ValueError on a bad spec."""
-    problems = validate_training_job(spec)
-    if problems:
-        raise ValueError(f"training job {spec.name!r}: " + "; ".join(problems))
+    refuse(f"training job {spec.name!r}", problems(spec))
     labels = {JOB_LABEL: spec.name, WORKLOAD_LABEL: "training"}
     metadata = {"name": spec.name, "namespace": spec.namespace, "labels": labels}
     gpus = str(spec.gpus_per_rank)
@@ -175,6 +219,7 @@ def render_training_job(spec: TrainingJobSpec) -> list[dict[str, Any]]:
         },
         {"name": "HOME", "value": "/tmp"},
         {"name": "PYTHONUNBUFFERED", "value": "1"},
+        *script_env(spec),
         *({"name": k, "value": v} for k, v in sorted(spec.env.items())),
     ]
     pod_spec: dict[str, Any] = {
@@ -189,7 +234,7 @@ def render_training_job(spec: TrainingJobSpec) -> list[dict[str, Any]]:
                 "name": CONTAINER,
                 "image": spec.image,
                 "imagePullPolicy": "IfNotPresent",
-                "command": torchrun_command(spec),
+                "command": script_command(spec) if spec.entry_point else torchrun_command(spec),
                 "ports": [{"name": "rendezvous", "containerPort": spec.rendezvous_port, "protocol": "TCP"}],
                 "env": env,
                 "resources": {
@@ -233,8 +278,7 @@ def render_training_job(spec: TrainingJobSpec) -> list[dict[str, Any]]:
         job_labels[QUEUE_LABEL] = spec.queue
         if spec.priority_class is not None:
             job_labels[PRIORITY_LABEL] = spec.priority_class
-    # Pulumi would otherwise hold `up` open until the run finishes; kubectl ignores the annotation.
-    annotations = {SKIP_AWAIT_ANNOTATION: "true"}
+    annotations: dict[str, str] = {}
     if spec.schedule_timeout_seconds is not None:
         annotations[SCHEDULE_TIMEOUT_ANNOTATION] = str(spec.schedule_timeout_seconds)
     job = {
@@ -271,30 +315,3 @@ def pod_failure_policy() -> dict[str, Any]:
             },
         ]
     }
-
-
-@dataclass(frozen=True)
-class TrainingJobArgs:
-    """Inputs of a training run on the cluster."""
-
-    spec: TrainingJobSpec
-    """The run."""
-    provider: k8s.Provider | None = None
-    """Kubernetes provider of the cluster; the default provider when None."""
-
-
-class TrainingJob(pulumi.ComponentResource):
-    """Registers the manifests of `render_training_job` as typed Kubernetes resources."""
-
-    job_name: str
-    namespace: str
-    manifests: list[dict[str, Any]]
-
-    def __init__(self, name: str, args: TrainingJobArgs, opts: pulumi.ResourceOptions | None = None) -> None:
-        manifests = render_training_job(args.spec)
-        super().__init__("mlplat:training_job:TrainingJob", name, None, opts)
-        create_objects(name, manifests, pulumi.ResourceOptions(parent=self, provider=args.provider))
-        self.manifests = manifests
-        self.job_name = args.spec.name
-        self.namespace = args.spec.namespace
-        self.register_outputs({"jobName": self.job_name, "namespace": self.namespace})
