@@ -1,5 +1,6 @@
 """The ArtifactStore component, read from the synthesized shipped stacks and built alone with every setting changed."""
 
+import dataclasses
 import json
 from typing import Any
 
@@ -390,6 +391,19 @@ class TestTheStoreBuiltAlone:
         assert store.parent == "urn:pulumi:test::mlplat::test:index:Holder::holder"
         assert store.urn == "urn:pulumi:test::mlplat::test:index:Holder$mlplat:artifacts:ArtifactStore::store"
 
+    def test_a_store_with_the_billing_export_admits_data_exports_to_its_key_and_billing_prefix_only(self) -> None:
+        def program() -> None:
+            ArtifactStore("store", dataclasses.replace(ARGS, billing_export=True))
+
+        plan = synth.run(program)
+        key_statements = statements(plan.get("aws:kms/key:Key", "store-key"))
+        bucket_statements = statements(plan.get("aws:s3/bucketPolicy:BucketPolicy", "store-policy"))
+        assert [s["Sid"] for s in key_statements] == ["AccountAdministers", "DataExportsEncrypts"]
+        assert key_statements[1]["Action"] == ["kms:Decrypt", "kms:GenerateDataKey"]
+        assert [s["Sid"] for s in bucket_statements] == ["DenyWithoutTLS", "DataExportsDelivers"]
+        bucket_arn = bucket_statements[0]["Resource"][0]
+        assert bucket_statements[1]["Resource"] == [bucket_arn, f"{bucket_arn}/billing/*"]
+
 
 def test_the_documented_defaults_of_the_store() -> None:
     assert ArtifactStoreArgs() == ArtifactStoreArgs(
@@ -399,4 +413,5 @@ def test_the_documented_defaults_of_the_store() -> None:
         checkpoint_expiration_days=180,
         abort_multipart_days=7,
         key_deletion_window_days=30,
+        billing_export=False,
     )
