@@ -18,6 +18,7 @@ import asyncio
 import gc
 import json
 import os
+import resource
 import socket
 import statistics
 import subprocess
@@ -48,6 +49,11 @@ class Result:
     errors: int
     seconds: float
     latencies_ms: list[float]
+    client_cpu_s: float = 0.0  # the load generator's own CPU time (user + system) over the measurement
+
+    @property
+    def client_us_per_request(self) -> float:
+        return self.client_cpu_s / self.requests * 1e6 if self.requests else float("nan")
 
     @property
     def rps(self) -> float:
@@ -168,10 +174,14 @@ def measure(port: int, body: bytes, connections: int, requests: int, max_seconds
     gc.collect()
     gc.freeze()
     gc.disable()
+    before = resource.getrusage(resource.RUSAGE_SELF)
     try:
-        return run(drive(port, body, connections, requests, max_seconds))
+        result = run(drive(port, body, connections, requests, max_seconds))
     finally:
         gc.enable()
+    after = resource.getrusage(resource.RUSAGE_SELF)
+    result.client_cpu_s = after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
+    return result
 
 
 def payload(rows: Sequence[Sequence[object]], columns: Sequence[str]) -> bytes:
@@ -362,6 +372,12 @@ def report_rows(
             f"{label:>10} @ 8 connections: ours {ours.rps:,.0f} req/s, mlflow {theirs.rps:,.0f} req/s -> "
             f"{ratio:.1f}x (>= {target:g}x: {verdict}){p99_note}"
         )
+        # The client shares the cores: its CPU share says how much of the machine it took from the server measured.
+        print(
+            f"{'':>10}   load client: {ours.client_us_per_request:.0f} us CPU per request "
+            f"({ours.client_cpu_s / ours.seconds:.0%} of a core) against ours, "
+            f"{theirs.client_us_per_request:.0f} us ({theirs.client_cpu_s / theirs.seconds:.0%}) against mlflow"
+        )
     if memory:
         supervisor = memory["supervisor"]
         verdict = "met" if supervisor <= TARGET_SUPERVISOR_MIB else "MISSED"
@@ -384,6 +400,7 @@ def summary(result: Result) -> dict[str, float]:
         "rps": round(result.rps, 1),
         "p50_ms": round(result.percentile(0.50), 3),
         "p99_ms": round(result.percentile(0.99), 3),
+        "client_cpu_us_per_request": round(result.client_us_per_request, 1),
     }
 
 
