@@ -294,7 +294,7 @@ def create_node_role(
 
 def create_launch_template(
     name: str, ami_type: str, disk_size_gib: int, tags: Mapping[str, str], parent: pulumi.Resource
-) -> aws.ec2.LaunchTemplate:
+) -> "aws.ec2.LaunchTemplate":
     """IMDSv2 only with a hop limit of 1 (pods cannot borrow the node's credentials), an encrypted gp3 data volume."""
     # Bottlerocket boots from /dev/xvda and keeps images and pods on /dev/xvdb; AL2023 uses one root volume.
     device = "/dev/xvdb" if ami_type.startswith("BOTTLEROCKET") else "/dev/xvda"

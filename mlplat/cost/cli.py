@@ -83,19 +83,27 @@ def _verdict(result: Estimate) -> str:
     return f"{result.stack}: peak {_usd(result.peak_total)} is {share:.1f}% of the {budget} budget ({state})"
 
 
-def _actual_table(report: ActualReport, title: str, rows: tuple[Row, ...]) -> Table:
-    table = Table(
-        title=f"{report.stack}: estimate vs actual per {title}",
-        caption=f"{report.start} to {report.end} ({report.days} days)",
-        show_footer=True,
-    )
-    table.add_column(title, footer="total")
-    table.add_column("estimate idle", justify="right", footer=_usd(sum(r.idle_usd for r in rows)))
-    table.add_column("estimate peak", justify="right", footer=_usd(sum(r.peak_usd for r in rows)))
-    table.add_column("actual", justify="right", footer=_usd(sum(r.actual_usd for r in rows)))
-    for row in rows:
-        table.add_row(row.name, _usd(row.idle_usd), _usd(row.peak_usd), _usd(row.actual_usd))
+def _usd_table(
+    title: str, caption: str, key: str, headers: tuple[str, ...], rows: list[tuple[str, tuple[float, ...]]]
+) -> Table:
+    """One row per name with its amounts; each amount column is totalled in the footer."""
+    table = Table(title=title, caption=caption, show_footer=True)
+    table.add_column(key, footer="total")
+    for index, header in enumerate(headers):
+        table.add_column(header, justify="right", footer=_usd(sum(amounts[index] for _, amounts in rows)))
+    for name, amounts in rows:
+        table.add_row(name, *(_usd(amount) for amount in amounts))
     return table
+
+
+def _actual_table(report: ActualReport, title: str, rows: tuple[Row, ...]) -> Table:
+    return _usd_table(
+        f"{report.stack}: estimate vs actual per {title}",
+        f"{report.start} to {report.end} ({report.days} days)",
+        title,
+        ("estimate idle", "estimate peak", "actual"),
+        [(row.name, (row.idle_usd, row.peak_usd, row.actual_usd)) for row in rows],
+    )
 
 
 def cluster_name(environment: str) -> str:
@@ -104,18 +112,13 @@ def cluster_name(environment: str) -> str:
 
 
 def _pods_table(report: ActualReport, pods: tuple[split.PodCost, ...]) -> Table:
-    table = Table(
-        title=f"{report.stack}: pods per team",
-        caption=f"EKS split cost, {report.days} days",
-        show_footer=True,
+    return _usd_table(
+        f"{report.stack}: pods per team",
+        f"EKS split cost, {report.days} days",
+        "namespace",
+        ("split cost", "unused cost", "total"),
+        [(pod.namespace, (pod.split_usd, pod.unused_usd, pod.total_usd)) for pod in pods],
     )
-    table.add_column("namespace", footer="total")
-    table.add_column("split cost", justify="right", footer=_usd(sum(p.split_usd for p in pods)))
-    table.add_column("unused cost", justify="right", footer=_usd(sum(p.unused_usd for p in pods)))
-    table.add_column("total", justify="right", footer=_usd(sum(p.total_usd for p in pods)))
-    for pod in pods:
-        table.add_row(pod.namespace, _usd(pod.split_usd), _usd(pod.unused_usd), _usd(pod.total_usd))
-    return table
 
 
 def _idle_table(items: list[idle_mod.IdleItem], days: int) -> Table:

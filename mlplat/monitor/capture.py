@@ -235,24 +235,13 @@ def _media(content_type: str) -> str:
     return content_type.split(";", 1)[0].strip().lower()
 
 
-def _is_name(cell: str) -> bool:
-    cell = cell.strip()
-    if not cell:
-        return False
-    try:
-        float(cell)
-    except ValueError:
-        return True
-    return False
-
-
 def _csv_rows(text: str, columns: Sequence[str]) -> list[dict[str, Any]]:
     rows = [row for row in csv.reader(io.StringIO(text.lstrip("\ufeff"))) if row]
     if not rows:
         return []
     names: Sequence[str] = columns
     # As the server does: a first row of non-numeric cells only is the header.
-    if all(_is_name(cell) for cell in rows[0]):
+    if rec.is_csv_header(rows[0]):
         names = [cell.strip() for cell in rows.pop(0)]
     return [dict(zip(names, _csv_values(row), strict=False)) for row in rows]
 
