@@ -13,10 +13,10 @@ there are cores (the generator needs the other one) and mlflow one worker per co
 printed with the results, and so is the client's own CPU per request.
 
 Measured on the 2-core development machine with other work on it (`--only fast,generic,classifier --connections 8`):
-at load average 4.4 to 4.6, fast 5,012 vs 260 req/s (19.3x), p99 2.28 ms; classifier 6,938 vs 422 req/s (16.5x),
-p99 2.02 ms; generic 2,567 vs 355 req/s (7.2x). mlflow's figure moves most with the load (434 req/s at 2.4 to 3.2,
-where the fast path made 12.9x before one-row encoding left numpy). The client's ceiling against a server that
-answers a fixed response is ~55,000 req/s at 8 connections, about ten times the fast path's figure.
+at load average 2.3 to 3.6, fast 6,700 vs 306 req/s (21.9x), p99 2.01 ms; classifier 7,199 vs 385 req/s (18.7x),
+p99 3.20 ms; generic 2,810 vs 319 req/s (8.8x). mlflow's figure moves most with the load (434 req/s at 2.4 to 3.2,
+where the fast path made 12.9x before one-row encoding left numpy; 6,700 is 15.4x of it). The client's ceiling
+against a server that answers a fixed response is ~55,000 req/s at 8 connections, about eight times the fast path's.
 """
 
 import argparse
