@@ -252,9 +252,11 @@ def run_bench(args: argparse.Namespace) -> benchkit.Report:
             else:
                 model_uri = build_model(work)
         print(
-            f"model: {model_uri}; {os.cpu_count()} cores; workers: ours {args.workers}, mlflow {args.mlflow_workers}",
+            f"model: {model_uri}; {os.cpu_count()} cores; workers: ours {args.workers}, mlflow {args.mlflow_workers}; "
+            f"load average {_load()}",
             flush=True,
         )
+        load_before = _load()
         scenarios = []
         if "fast" in only:
             scenarios.append(("fast", model_uri, single, levels, True))
@@ -273,11 +275,14 @@ def run_bench(args: argparse.Namespace) -> benchkit.Report:
                 for label, results in rows.items()
             },
             "memory_mib": memory,
+            # Latency tails follow what else runs on the machine: the figures are read with the load they met.
+            "load_average_1m": {"start": load_before, "end": _load()},
         }
     )
     if "fast" in rows:
         report(rows["fast"], levels, args.requests, bench)
     report_rows(rows, memory, bench)
+    print(f"load average (1 min): {load_before} at the start, {_load()} at the end")
     errors = sum(res.errors for results in rows.values() for by in results.values() for res in by.values())
     if errors:
         bench.failed = f"{errors} requests failed"
@@ -366,6 +371,10 @@ def report_rows(
             f"memory, 2 workers: supervisor {supervisor:.0f} MiB (<= {TARGET_SUPERVISOR_MIB:g} MiB: {verdict}); "
             f"its children (workers, resource tracker) {workers} MiB"
         )
+
+
+def _load() -> float:
+    return round(os.getloadavg()[0], 2)
 
 
 def summary(result: Result) -> dict[str, float]:

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
-from components import iam, keys
+from components import cost_export, iam, keys
 from contracts.bucket import CHECKPOINTS_PREFIX
 
 
@@ -29,6 +29,8 @@ class ArtifactStoreArgs:
     """Days before an incomplete multipart upload is aborted."""
     key_deletion_window_days: int = 30
     """Days KMS waits before it deletes the key once scheduled."""
+    billing_export: bool = False
+    """Admit AWS Data Exports to write (and encrypt) under `billing/` (the stack's split cost export)."""
 
 
 def _prefix(prefix: str) -> str:
@@ -56,6 +58,7 @@ class ArtifactStore(pulumi.ComponentResource):
             arn_partition,
             child,
             deletion_window_in_days=args.key_deletion_window_days,
+            users=[cost_export.key_statement(account, arn_partition)] if args.billing_export else [],
         )
         aws.kms.Alias(f"{name}-key-alias", name=f"alias/{name}", target_key_id=key.key_id, opts=child)
         self.key_arn = key.arn
@@ -137,7 +140,8 @@ class ArtifactStore(pulumi.ComponentResource):
             # S3 rejects noncurrent-version rules until versioning is on.
             opts=pulumi.ResourceOptions(parent=self, depends_on=[versioning]),
         )
-        aws.s3.BucketPolicy(
+        delivery = [cost_export.bucket_statement(bucket.arn, account, arn_partition)] if args.billing_export else []
+        self.bucket_policy = aws.s3.BucketPolicy(
             f"{name}-policy",
             bucket=bucket.id,
             policy=iam.policy_document(
@@ -150,7 +154,8 @@ class ArtifactStore(pulumi.ComponentResource):
                         "Action": "s3:*",
                         "Resource": [bucket.arn, pulumi.Output.concat(bucket.arn, "/*")],
                         "Condition": {"Bool": {"aws:SecureTransport": "false"}},
-                    }
+                    },
+                    *delivery,
                 ]
             ),
             # Applying a policy while the public access block is being created races in S3.

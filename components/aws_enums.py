@@ -11,6 +11,7 @@ import functools
 from typing import TYPE_CHECKING
 
 from components import catalog
+from components.problems import Problem
 
 if TYPE_CHECKING:
     from components.config import StackConfig
@@ -43,17 +44,17 @@ def regions(service: str = "sagemaker") -> frozenset[str]:
     )
 
 
-def _check(key: str, value: str, allowed: frozenset[str], what: str) -> list[str]:
+def _check(key: str, value: str, allowed: frozenset[str], what: str) -> list[Problem]:
     if value in allowed:
         return []
     close = difflib.get_close_matches(value, sorted(allowed), n=1)
     hint = f"; did you mean {close[0]!r}?" if close else ""
-    return [f"{key} is not {what} (got {value!r}{hint})"]
+    return [Problem(key, f"is not {what} (got {value!r}{hint})")]
 
 
-def problems(cfg: "StackConfig") -> list[str]:
+def problems(cfg: "StackConfig") -> list[Problem]:
     """One line per config value that AWS's API models (or the dated catalogue) do not know."""
-    found: list[str] = []
+    found: list[Problem] = []
     found += _check("aws:region", cfg.region, regions(), "a region where SageMaker runs (botocore endpoints)")
     sagemaker_types = values(*SAGEMAKER_ENDPOINT_TYPES)
     for i, endpoint in enumerate(cfg.endpoints):

@@ -1,5 +1,6 @@
 """A monthly cost budget on the stack's environment tag, alerting an encrypted SNS topic with e-mail subscribers,
-and the enforcer function on that topic that scales the stack's endpoints down at the last threshold.
+and the enforcer function on that topic that scales the stack's endpoints down and zeroes its GPU NodePools' limits
+at the last threshold.
 
 The stack also activates the cost-allocation tags that the budget and `mlplat cost --actual` group by: a tag
 that is not active is invisible to Budgets and Cost Explorer.
@@ -12,9 +13,11 @@ from pathlib import Path
 
 import pulumi
 import pulumi_aws as aws
+import pulumi_kubernetes as k8s
 
 from components import iam, keys
 from components.functions import budget_enforcer
+from components.k8s_objects import create_objects
 
 ENVIRONMENT_TAG = "mlplat:environment"
 NOTIFICATION_TYPES = ("ACTUAL", "FORECASTED")
@@ -24,6 +27,17 @@ ENFORCER_RUNTIME = "python3.12"
 ENFORCER_LOG_RETENTION_DAYS = 90
 DUTY_TAG = "mlplat:duty"
 ENFORCER_DUTY = "budget-enforcement"
+ENFORCER_GROUP = "mlplat:budget-enforcer"
+"""The Kubernetes group the enforcer's role is mapped to by its EKS access entry (RBAC binds it)."""
+ENFORCER_RBAC_NAME = "mlplat-budget-enforcer"
+HTTPS = 443
+# What a VPC-attached Lambda's role needs to place and remove its network interfaces (Lambda calls EC2 as the role).
+ENI_WRITE_ACTIONS = (
+    "ec2:AssignPrivateIpAddresses",
+    "ec2:CreateNetworkInterface",
+    "ec2:DeleteNetworkInterface",
+    "ec2:UnassignPrivateIpAddresses",
+)
 
 
 @dataclass(frozen=True)
@@ -38,6 +52,57 @@ class EnforcedEndpoint:
     """The variant's floor when zero is not allowed (the endpoint's minCapacity)."""
     variant: str = "primary"
     """The production variant a variant endpoint scales."""
+
+
+@dataclass(frozen=True)
+class EnforcedCluster:
+    """The EKS cluster whose GPU NodePools the enforcer zeroes, and how the function reaches its private API."""
+
+    name: pulumi.Input[str]
+    """The cluster's name (the token's `x-k8s-aws-id`, and the access entry's cluster)."""
+    endpoint: pulumi.Input[str]
+    """The API server's URL."""
+    certificate_authority: pulumi.Input[str]
+    """The cluster CA, base64 PEM as EKS gives it; the function trusts nothing else."""
+    node_pools: Sequence[str]
+    """The GPU NodePools' names (`mlplat:gpuPools[].name`)."""
+    provider: k8s.Provider
+    """Kubernetes provider of the cluster (for the ClusterRole and its binding)."""
+    vpc_id: pulumi.Input[str]
+    """The VPC the function joins (the API endpoint is private)."""
+    vpc_arn: pulumi.Input[str]
+    """Its ARN: the role may place network interfaces in this VPC only."""
+    subnet_ids: Sequence[pulumi.Input[str]]
+    """The network's private subnets."""
+    cluster_security_group_id: pulumi.Input[str]
+    """The cluster's security group, which is opened to the function on 443."""
+
+
+def enforcer_rbac(node_pools: Sequence[str]) -> list[dict[str, object]]:
+    """The ClusterRole (get and patch on exactly the GPU NodePools) and its binding to the enforcer's group."""
+    return [
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "ClusterRole",
+            "metadata": {"name": ENFORCER_RBAC_NAME},
+            # Named pools only: the enforcer never lists, so `list` (which resourceNames cannot narrow) is left out.
+            "rules": [
+                {
+                    "apiGroups": ["karpenter.sh"],
+                    "resources": ["nodepools"],
+                    "resourceNames": list(node_pools),
+                    "verbs": ["get", "patch"],
+                }
+            ],
+        },
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "ClusterRoleBinding",
+            "metadata": {"name": ENFORCER_RBAC_NAME},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": ENFORCER_RBAC_NAME},
+            "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": ENFORCER_GROUP}],
+        },
+    ]
 
 
 def record_parameter(environment: str) -> str:
@@ -65,6 +130,8 @@ class BudgetAlertsArgs:
     """The stack's endpoints, the only ones the enforcer may touch."""
     activate_cost_tags: bool = True
     """Activate the platform's cost-allocation tags (one account-wide setting: one stack per account should own it)."""
+    cluster: EnforcedCluster | None = None
+    """The cluster whose GPU NodePools an enforcing stack zeroes; None without GPU pools."""
 
 
 def cost_filter_value(environment: str) -> str:
@@ -190,7 +257,7 @@ class BudgetAlerts(pulumi.ComponentResource):
             tags={DUTY_TAG: ENFORCER_DUTY},
             opts=child,
         )
-        aws.iam.RolePolicy(
+        role_policy = aws.iam.RolePolicy(
             f"{name}-enforcer-policy",
             role=role.id,
             policy=iam.policy_document(
@@ -198,6 +265,19 @@ class BudgetAlerts(pulumi.ComponentResource):
             ),
             opts=child,
         )
+        cluster = _zeroed_cluster(args)
+        cluster_env: dict[str, pulumi.Input[str]] = {}
+        vpc_config = None
+        # Lambda checks the role's network-interface permissions when the function is created.
+        function_deps: list[pulumi.Resource] = [role_policy]
+        if cluster is not None:
+            vpc_config, function_deps = self._cluster_access(name, cluster, role, role_policy)
+            cluster_env = {
+                "MLPLAT_NODEPOOLS": json.dumps(list(cluster.node_pools)),
+                "MLPLAT_CLUSTER_NAME": cluster.name,
+                "MLPLAT_CLUSTER_ENDPOINT": cluster.endpoint,
+                "MLPLAT_CLUSTER_CA": cluster.certificate_authority,
+            }
         endpoints = [
             {
                 "endpoint": e.endpoint,
@@ -224,9 +304,11 @@ class BudgetAlerts(pulumi.ComponentResource):
                     "MLPLAT_ENDPOINTS": json.dumps(endpoints, sort_keys=True),
                     "MLPLAT_RECORD_PARAMETER": parameter,
                     "MLPLAT_TOPIC_ARN": topic_arn,
+                    **cluster_env,
                 }
             ),
-            opts=child,
+            vpc_config=vpc_config,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=function_deps),
         )
         permission = aws.lambda_.Permission(
             f"{name}-enforcer-invoke",
@@ -244,6 +326,64 @@ class BudgetAlerts(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, depends_on=[permission]),
         )
         return function.arn
+
+    def _cluster_access(
+        self, name: str, cluster: EnforcedCluster, role: aws.iam.Role, role_policy: aws.iam.RolePolicy
+    ) -> tuple[aws.lambda_.FunctionVpcConfigArgs, list[pulumi.Resource]]:
+        """The function in the private subnets, allowed to the API server on 443, its role mapped to the group
+        that RBAC lets get and patch the GPU NodePools; what the function must wait for."""
+        child = pulumi.ResourceOptions(parent=self)
+        group = aws.ec2.SecurityGroup(
+            f"{name}-enforcer-sg",
+            description="Budget enforcer: HTTPS out to the cluster API and AWS APIs",
+            vpc_id=cluster.vpc_id,
+            egress=[
+                aws.ec2.SecurityGroupEgressArgs(
+                    # The cluster endpoint's addresses are inside the VPC; SSM, SNS, SageMaker and Application
+                    # Auto Scaling are reached through the NAT gateway (validation requires one).
+                    description="HTTPS to the cluster API and AWS APIs",
+                    protocol="tcp",
+                    from_port=HTTPS,
+                    to_port=HTTPS,
+                    cidr_blocks=["0.0.0.0/0"],
+                )
+            ],
+            opts=child,
+        )
+        api_ingress = aws.vpc.SecurityGroupIngressRule(
+            f"{name}-enforcer-to-cluster",
+            description="Budget enforcer to the Kubernetes API",
+            security_group_id=cluster.cluster_security_group_id,
+            referenced_security_group_id=group.id,
+            ip_protocol="tcp",
+            from_port=HTTPS,
+            to_port=HTTPS,
+            opts=child,
+        )
+        entry = aws.eks.AccessEntry(
+            f"{name}-enforcer-access",
+            cluster_name=cluster.name,
+            principal_arn=role.arn,
+            type="STANDARD",
+            kubernetes_groups=[ENFORCER_GROUP],
+            opts=child,
+        )
+        rbac = create_objects(
+            f"{name}-enforcer",
+            enforcer_rbac(cluster.node_pools),
+            pulumi.ResourceOptions(parent=self, provider=cluster.provider),
+        )
+        vpc_config = aws.lambda_.FunctionVpcConfigArgs(
+            subnet_ids=list(cluster.subnet_ids), security_group_ids=[group.id]
+        )
+        return vpc_config, [role_policy, api_ingress, entry, *rbac]
+
+
+def _zeroed_cluster(args: BudgetAlertsArgs) -> EnforcedCluster | None:
+    """The cluster the enforcer acts on: only an enforcing stack's, and only when it has GPU pools."""
+    if args.cluster is None or not args.cluster.node_pools or not args.enforce:
+        return None
+    return args.cluster
 
 
 def enforcer_statements(
@@ -310,6 +450,25 @@ def enforcer_statements(
                 "Effect": "Allow",
                 "Action": ["application-autoscaling:DescribeScalableTargets"],
                 # DescribeScalableTargets has no resource-level permissions: AWS accepts only "*".
+                "Resource": "*",
+            },
+        ]
+    cluster = _zeroed_cluster(args)
+    if cluster is not None:
+        statements += [
+            {
+                "Sid": "AttachToThisStacksVpc",
+                "Effect": "Allow",
+                "Action": list(ENI_WRITE_ACTIONS),
+                # Network-interface IDs are Lambda's to pick: the VPC condition keeps them in this stack's VPC.
+                "Resource": "*",
+                "Condition": {"ArnEquals": {"ec2:Vpc": cluster.vpc_arn}},
+            },
+            {
+                "Sid": "ReadNetworkInterfaces",
+                "Effect": "Allow",
+                "Action": ["ec2:DescribeNetworkInterfaces", "ec2:DescribeSubnets"],
+                # EC2's Describe actions have no resource-level permissions: AWS accepts only "*".
                 "Resource": "*",
             },
         ]

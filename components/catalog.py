@@ -1,5 +1,6 @@
 """What mlplat knows about AWS instance types: GPU families and per-type GPU counts, used by validation and pricing."""
 
+from collections.abc import Sequence
 from typing import NamedTuple
 
 
@@ -66,3 +67,9 @@ MLFLOW_VERSIONS: frozenset[str] = frozenset({"2.13", "2.13.2", "2.16", "2.16.2",
 def types_in_families(families: list[str]) -> list[str]:
     """The catalogued types of the given families, in catalogue order."""
     return [t for t in GPU_INSTANCES if instance_family(t) in families]
+
+
+def pool_types(instance_types: Sequence[str], families: Sequence[str], allowed: Sequence[str] | None) -> list[str]:
+    """The types a pool may launch: its named types, plus the catalogued types of its families that are allowed."""
+    from_families = [t for t in types_in_families(list(families)) if allowed is None or t in allowed]
+    return list(dict.fromkeys([*instance_types, *from_families]))

@@ -11,13 +11,15 @@ group must exist, with its retention and KMS key, under `/aws/eks/<cluster>/clus
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import date
 from typing import Any
 
 import pulumi
 import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
-from components import iam, keys, nodepool, versions
+from components import config, iam, keys, nodepool, versions
+from components.problems import Problem, at, refuse
 
 CONTROL_PLANE_LOG_TYPES = ("api", "audit", "authenticator", "controllerManager", "scheduler")
 CLUSTER_ADMIN_POLICY_ARN = "arn:aws:eks::aws:cluster-access-policy/AmazonEKSClusterAdminPolicy"
@@ -61,20 +63,30 @@ class GpuClusterArgs:
     """Tags for every AWS resource here."""
 
 
-def validate_cluster(args: GpuClusterArgs) -> list[str]:
-    """Problems with the control-plane settings, each naming the field."""
-    problems = []
-    if args.version not in versions.RELEASES:
-        problems.append(f"mlplat:cluster.version must be one of {', '.join(SUPPORTED_VERSIONS)} (got {args.version!r})")
-    for cidr in args.public_access_cidrs:
+def problems(
+    prefix: str,
+    *,
+    version: str,
+    allow_extended_support: bool,
+    public_access_cidrs: Sequence[str],
+    system_min_size: int,
+    system_max_size: int,
+    today: date,
+) -> list[Problem]:
+    """Problems with the control-plane settings under `prefix` (`mlplat:cluster`, or empty for the component's own)."""
+    found = versions.problems(at(prefix, "version"), version, allow_extended=allow_extended_support, today=today)
+    for j, cidr in enumerate(public_access_cidrs):
         if cidr in ("0.0.0.0/0", "::/0"):
-            problems.append(f"mlplat:cluster.publicAccessCidrs must not open the API to the internet (got {cidr!r})")
-    if args.system_max_size < args.system_min_size:
-        problems.append(
-            "mlplat:cluster.systemNodes.maxSize must be >= minSize "
-            f"(got {args.system_max_size} < {args.system_min_size})"
+            found.append(
+                Problem(at(prefix, f"publicAccessCidrs[{j}]"), f"must not open the API to the internet (got {cidr!r})")
+            )
+    if system_max_size < system_min_size:
+        found.append(
+            Problem(
+                at(prefix, "systemNodes.maxSize"), f"must be >= minSize (got {system_max_size} < {system_min_size})"
+            )
         )
-    return problems
+    return found
 
 
 def oidc_host(issuer: str | None) -> str:
@@ -175,9 +187,18 @@ class GpuCluster(pulumi.ComponentResource):
     version: str
 
     def __init__(self, name: str, args: GpuClusterArgs, opts: pulumi.ResourceOptions | None = None) -> None:
-        problems = validate_cluster(args)
-        if problems:
-            raise ValueError("; ".join(problems))
+        refuse(
+            f"GpuCluster {name}",
+            problems(
+                "",
+                version=args.version,
+                allow_extended_support=args.allow_extended_support,
+                public_access_cidrs=args.public_access_cidrs,
+                system_min_size=args.system_min_size,
+                system_max_size=args.system_max_size,
+                today=config.today(),
+            ),
+        )
         super().__init__("mlplat:cluster:GpuCluster", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         tags = dict(args.tags)

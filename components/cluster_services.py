@@ -17,6 +17,7 @@ from components.cluster import SYSTEM_POOL
 from components.k8s_objects import GPU_TOLERATION
 from components.karpenter import ClusterAccess, KarpenterArgs, KarpenterController
 from components.nodepool import PoolSpec
+from components.problems import refuse
 from components.serving_deployment import (
     APP_LABEL,
     IN_FLIGHT_METRIC,
@@ -194,11 +195,7 @@ class ClusterServices(pulumi.ComponentResource):
     releases: dict[str, k8s.helm.v3.Release]
 
     def __init__(self, name: str, args: ClusterServicesArgs, opts: pulumi.ResourceOptions | None = None) -> None:
-        if args.kubernetes_version not in versions.RELEASES:
-            known = ", ".join(versions.SUPPORTED_VERSIONS)
-            raise ValueError(
-                f"mlplat:cluster.version has no pinned charts; use one of {known} (got {args.kubernetes_version!r})"
-            )
+        refuse(f"ClusterServices {name}", versions.problems("kubernetesVersion", args.kubernetes_version))
         super().__init__("mlplat:cluster_services:ClusterServices", name, None, opts)
         on_cluster = pulumi.ResourceOptions(parent=self, provider=args.provider)
         charts = versions.RELEASES[args.kubernetes_version].charts

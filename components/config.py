@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic.alias_generators import to_camel
 
 from components import aws_enums, catalog, sagemaker_catalog, versions
+from components.problems import Problem
 
 NAMESPACE = "mlplat"
 STACKS_DIR = Path(__file__).resolve().parents[1] / "stacks"
@@ -158,6 +159,9 @@ class BudgetConfig(_Model):
     emails: list[Annotated[str, Field(pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")]] = Field(min_length=1)
     enforce: bool | None = None
     """Scale the stack's endpoints down when ACTUAL spend crosses the last threshold; default: all but prod."""
+    split_cost_export: bool = False
+    """Export CUR 2.0 with EKS split cost allocation data into the bucket, for pod cost in `mlplat cost --actual`
+    (the account must also opt in to split cost allocation data in its Billing preferences)."""
 
     def enforces(self, environment: str) -> bool:
         """Whether the enforcer acts (True) or only notifies (False) in `environment`."""
@@ -261,7 +265,8 @@ class MonitoringConfig(_Model):
 
     psi_threshold: float = Field(0.2, gt=0)
     p_value: float = Field(0.01, gt=0, lt=1)
-    schedule: str = Field("rate(1 day)", pattern=r"^(rate|cron)\(.+\)$")
+    # Checked by components/drift.py's `problems` (which the component runs too): its form depends on the runner.
+    schedule: str = "rate(1 day)"
     runner: Literal["kubernetes", "sagemaker"] = "sagemaker"
     # Fewer captured rows than this in the window give "not enough data" instead of a verdict.
     min_records: int = Field(50, ge=1)
@@ -315,9 +320,7 @@ class StackConfig(_Model):
 
 def pool_instance_types(pool: GpuPoolConfig, allowed: Iterable[str]) -> list[str]:
     """The types a pool may launch: its named types, plus the allowed catalogued types of its families."""
-    allowed = list(allowed)
-    from_families = [t for t in catalog.types_in_families(pool.instance_families) if t in allowed]
-    return list(dict.fromkeys([*pool.instance_types, *from_families]))
+    return catalog.pool_types(pool.instance_types, pool.instance_families, list(allowed))
 
 
 def _duplicates(names: Iterable[str]) -> list[str]:
@@ -330,15 +333,23 @@ def _duplicates(names: Iterable[str]) -> list[str]:
     return dupes
 
 
-def _semantic_problems(cfg: StackConfig) -> list[str]:
-    """Cross-field checks that the field types alone cannot express; each (key, message)."""
-    problems: list[str] = []
+def _semantic_problems(cfg: StackConfig) -> list[Problem]:
+    """Cross-field checks that the field types alone cannot express, and each component's own checks of its keys."""
+    # The components import Pulumi's SDKs; only a validation pays for that, not every importer of this module.
+    from components import cluster, drift, nodepool, team
+
+    problems: list[Problem] = []
     add = problems.append
     for i, ep in enumerate(cfg.endpoints):
         if ep.max_capacity < ep.min_capacity:
-            add(f"mlplat:endpoints[{i}].maxCapacity must be >= minCapacity (got {ep.max_capacity} < {ep.min_capacity})")
+            add(
+                Problem(
+                    f"mlplat:endpoints[{i}].maxCapacity",
+                    f"must be >= minCapacity (got {ep.max_capacity} < {ep.min_capacity})",
+                )
+            )
     for name in _duplicates(ep.name for ep in cfg.endpoints):
-        add(f"mlplat:endpoints has duplicate name {name!r}")
+        add(Problem("mlplat:endpoints", f"has duplicate name {name!r}"))
     for i, ep in enumerate(cfg.endpoints):
         if ep.platform == "kubernetes":
             problems += _cluster_endpoint_problems(f"mlplat:endpoints[{i}]", ep, cfg)
@@ -349,42 +360,63 @@ def _semantic_problems(cfg: StackConfig) -> list[str]:
     if artifacts.checkpoint_expiration_days <= artifacts.checkpoint_transition_days:
         # S3 rejects a lifecycle rule that expires objects on or before the day it transitions them.
         add(
-            "mlplat:artifacts.checkpointExpirationDays must be > checkpointTransitionDays "
-            f"(got {artifacts.checkpoint_expiration_days} <= {artifacts.checkpoint_transition_days})"
+            Problem(
+                "mlplat:artifacts.checkpointExpirationDays",
+                "must be > checkpointTransitionDays "
+                f"(got {artifacts.checkpoint_expiration_days} <= {artifacts.checkpoint_transition_days})",
+            )
         )
     if sorted(cfg.budget.thresholds) != cfg.budget.thresholds or _duplicates(str(t) for t in cfg.budget.thresholds):
-        add(f"mlplat:budget.thresholds must be strictly increasing (got {cfg.budget.thresholds})")
+        add(Problem("mlplat:budget.thresholds", f"must be strictly increasing (got {cfg.budget.thresholds})"))
     if cfg.gpu_pools and cfg.cluster is None:
-        add("mlplat:gpuPools needs mlplat:cluster (GPU pools run on the EKS cluster)")
+        add(Problem("mlplat:gpuPools", "needs mlplat:cluster (GPU pools run on the EKS cluster)"))
+    if cfg.gpu_pools and cfg.budget.enforces(cfg.environment) and cfg.network.nat == "none":
+        # The enforcer joins the VPC to reach the private cluster API; SSM, SNS and Application Auto Scaling have
+        # no VPC endpoints here, so it reaches them through NAT.
+        add(
+            Problem(
+                "mlplat:network.nat",
+                "must be single or per-az when the budget enforcer zeroes mlplat:gpuPools "
+                "(it runs in the VPC and calls SSM, SNS and Application Auto Scaling) (got 'none')",
+            )
+        )
+    if cfg.budget.split_cost_export and cfg.cluster is None:
+        add(Problem("mlplat:budget.splitCostExport", "needs mlplat:cluster (split cost allocation covers EKS pods)"))
     if cfg.teams and cfg.cluster is None:
-        add("mlplat:teams needs mlplat:cluster (team namespaces live on the EKS cluster)")
+        add(Problem("mlplat:teams", "needs mlplat:cluster (team namespaces live on the EKS cluster)"))
     if cfg.cluster is not None:
-        unsupported = versions.support_problem(cfg.cluster.version, cfg.cluster.allow_extended_support, today())
-        if unsupported:
-            add(f"mlplat:cluster.version {unsupported}")
-        sys_nodes = cfg.cluster.system_nodes
-        if sys_nodes.max_size < sys_nodes.min_size:
-            add(
-                "mlplat:cluster.systemNodes.maxSize must be >= minSize "
-                f"(got {sys_nodes.max_size} < {sys_nodes.min_size})"
-            )
-        for j, cidr in enumerate(cfg.cluster.public_access_cidrs):
-            if cidr in ("0.0.0.0/0", "::/0"):
-                add(f"mlplat:cluster.publicAccessCidrs[{j}] must not open the API to the internet (got {cidr!r})")
-    allowed = cfg.allowed_gpu_instance_types
+        problems += cluster.problems(
+            "mlplat:cluster",
+            version=cfg.cluster.version,
+            allow_extended_support=cfg.cluster.allow_extended_support,
+            public_access_cidrs=cfg.cluster.public_access_cidrs,
+            system_min_size=cfg.cluster.system_nodes.min_size,
+            system_max_size=cfg.cluster.system_nodes.max_size,
+            today=today(),
+        )
     for i, pool in enumerate(cfg.gpu_pools):
-        problems += _pool_problems(f"mlplat:gpuPools[{i}]", pool, cfg.environment, allowed, cfg.max_gpus_per_pool)
+        problems += nodepool.problems(
+            f"mlplat:gpuPools[{i}]",
+            pool,
+            allowed=cfg.allowed_gpu_instance_types,
+            environment=cfg.environment,
+            max_gpus=cfg.max_gpus_per_pool,
+        )
     for name in _duplicates(p.name for p in cfg.gpu_pools):
-        add(f"mlplat:gpuPools has duplicate name {name!r}")
+        add(Problem("mlplat:gpuPools", f"has duplicate name {name!r}"))
     supply = sum(p.gpu_limit for p in cfg.gpu_pools)
-    for i, team in enumerate(cfg.teams):
-        if team.gpu_quota > supply:
-            add(
-                f"mlplat:teams[{i}].gpuQuota is more than the GPU pools can ever supply "
-                f"(got {team.gpu_quota} > {supply})"
-            )
+    for i, spec in enumerate(cfg.teams):
+        problems += team.problems(f"mlplat:teams[{i}]", gpu_quota=spec.gpu_quota, gpu_supply=supply)
     for name in _duplicates(t.name for t in cfg.teams):
-        add(f"mlplat:teams has duplicate name {name!r}")
+        add(Problem("mlplat:teams", f"has duplicate name {name!r}"))
+    monitoring = cfg.monitoring
+    problems += drift.problems(
+        "mlplat:monitoring",
+        schedule=monitoring.schedule,
+        runner=monitoring.runner,
+        psi_threshold=monitoring.psi_threshold,
+        p_value=monitoring.p_value,
+    )
     return problems
 
 
@@ -392,102 +424,82 @@ SYSTEM_POOL = "system"
 """The pool name of the cluster's system node group (CPU, untainted) for a Kubernetes endpoint."""
 
 
-def _sagemaker_only_keys(key: str, ep: EndpointConfig) -> list[str]:
+def _sagemaker_only_keys(key: str, ep: EndpointConfig) -> list[Problem]:
     autoscaling = ep.autoscaling.model_dump(by_alias=True) if ep.autoscaling is not None else None
     return [
-        f"{key}.{field_name} applies only to platform: kubernetes (got {value!r})"
+        Problem(f"{key}.{field_name}", f"applies only to platform: kubernetes (got {value!r})")
         for field_name, value in (("pool", ep.pool), ("team", ep.team), ("autoscaling", autoscaling))
         if value is not None
     ]
 
 
-def _cluster_endpoint_problems(key: str, ep: EndpointConfig, cfg: StackConfig) -> list[str]:
-    problems: list[str] = []
+def _cluster_endpoint_problems(key: str, ep: EndpointConfig, cfg: StackConfig) -> list[Problem]:
+    problems: list[Problem] = []
     add = problems.append
     if ep.serverless is not None:
-        add(f"{key}.serverless applies only to platform: sagemaker")
+        add(Problem(f"{key}.serverless", "applies only to platform: sagemaker"))
     if ep.min_capacity == 0:
         # The autoscaler on CPU cannot wake a Deployment from zero pods; scale-to-zero is SageMaker's.
-        add(f"{key}.minCapacity must be >= 1 on platform: kubernetes (got 0)")
+        add(Problem(f"{key}.minCapacity", "must be >= 1 on platform: kubernetes (got 0)"))
     if cfg.cluster is None:
-        add(f"{key}.platform kubernetes needs mlplat:cluster (the endpoint runs on the EKS cluster)")
+        add(Problem(f"{key}.platform", "kubernetes needs mlplat:cluster (the endpoint runs on the EKS cluster)"))
     pools = [SYSTEM_POOL, *(p.name for p in cfg.gpu_pools)]
     if ep.pool is None:
-        add(f"{key}.pool is required for platform: kubernetes (one of {pools})")
+        add(Problem(f"{key}.pool", f"is required for platform: kubernetes (one of {pools})"))
     elif ep.pool not in pools:
-        add(f"{key}.pool must be one of {pools} (got {ep.pool!r})")
+        add(Problem(f"{key}.pool", f"must be one of {pools} (got {ep.pool!r})"))
     teams = [t.name for t in cfg.teams]
     if ep.team is None:
-        add(f"{key}.team is required for platform: kubernetes (one of {teams})")
+        add(Problem(f"{key}.team", f"is required for platform: kubernetes (one of {teams})"))
     elif ep.team not in teams:
-        add(f"{key}.team must be one of {teams} (got {ep.team!r})")
+        add(Problem(f"{key}.team", f"must be one of {teams} (got {ep.team!r})"))
     scaling = ep.autoscaling
     if scaling is not None:
-        highest = 100 if scaling.metric == "cpu" else SERVER_MAX_IN_FLIGHT - 1
-        if not 1 <= scaling.target <= highest:
-            add(
-                f"{key}.autoscaling.target must be within 1..{highest} for metric {scaling.metric} "
-                f"(got {scaling.target})"
-            )
+        from components.serving_deployment import scaling_problems
+
+        problems += scaling_problems(
+            f"{key}.autoscaling.metric", scaling.metric, f"{key}.autoscaling.target", scaling.target
+        )
     return problems
 
 
-def _hosting_mode_problems(key: str, ep: EndpointConfig, region: str) -> list[str]:
+def _hosting_mode_problems(key: str, ep: EndpointConfig, region: str) -> list[Problem]:
     """Scale-to-zero and serverless endpoints only where SageMaker offers them (the dated sagemaker_catalog)."""
-    found: list[str] = []
+    found: list[Problem] = []
     as_of = sagemaker_catalog.AS_OF.isoformat()
     if ep.serverless is not None:
         if ep.min_capacity == 0:
-            found.append(f"{key}.serverless and minCapacity: 0 are exclusive (serverless scales to zero itself)")
+            found.append(
+                Problem(f"{key}.serverless", "and minCapacity: 0 are exclusive (serverless scales to zero itself)")
+            )
         if ep.data_capture_percent > 0:
             found.append(
-                f"{key}.dataCapturePercent must be 0 on a serverless endpoint (serverless inference has no data "
-                f"capture) (got {ep.data_capture_percent:g})"
+                Problem(
+                    f"{key}.dataCapturePercent",
+                    f"must be 0 on a serverless endpoint (serverless inference has no data "
+                    f"capture) (got {ep.data_capture_percent:g})",
+                )
             )
         if region not in sagemaker_catalog.SERVERLESS_REGIONS:
-            found.append(f"{key}.serverless is not offered in {region} (serverless regions as of {as_of})")
+            found.append(Problem(f"{key}.serverless", f"is not offered in {region} (serverless regions as of {as_of})"))
         return found
     if ep.min_capacity == 0:
         if not sagemaker_catalog.supports_inference_components(ep.instance_type):
             found.append(
-                f"{key}.minCapacity: 0 needs inference components, which {ep.instance_type} does not support "
-                f"(families as of {as_of}: ml.c5, ml.m5, ml.g5, ...) (got instanceType {ep.instance_type!r})"
+                Problem(
+                    f"{key}.minCapacity",
+                    f": 0 needs inference components, which {ep.instance_type} does not support "
+                    f"(families as of {as_of}: ml.c5, ml.m5, ml.g5, ...) (got instanceType {ep.instance_type!r})",
+                )
             )
         if region not in sagemaker_catalog.INFERENCE_COMPONENT_REGIONS:
             found.append(
-                f"{key}.minCapacity: 0 needs inference components, which {region} does not offer "
-                f"(regions as of {as_of})"
+                Problem(
+                    f"{key}.minCapacity",
+                    f": 0 needs inference components, which {region} does not offer (regions as of {as_of})",
+                )
             )
     return found
-
-
-def _pool_problems(key: str, pool: GpuPoolConfig, env: str, allowed: list[str], cap: int) -> list[str]:
-    problems: list[str] = []
-    add = problems.append
-    if not pool.instance_families and not pool.instance_types:
-        add(f"{key} must name instanceFamilies or instanceTypes (got neither)")
-    for j, family in enumerate(pool.instance_families):
-        if family not in catalog.GPU_FAMILIES:
-            add(f"{key}.instanceFamilies[{j}] is not a GPU instance family (got {family!r})")
-        elif not [t for t in catalog.types_in_families([family]) if t in allowed]:
-            add(f"{key}.instanceFamilies[{j}] has no instance type allowed in {env} (got {family!r})")
-    for j, itype in enumerate(pool.instance_types):
-        if not catalog.is_gpu_instance(itype):
-            add(f"{key}.instanceTypes[{j}] is not a GPU instance type (got {itype!r})")
-        elif itype not in allowed:
-            add(f"{key}.instanceTypes[{j}] is not allowed in {env} (got {itype!r})")
-    if _duplicates(pool.capacity_types):
-        add(f"{key}.capacityTypes must not repeat a capacity type (got {pool.capacity_types})")
-    elif pool.capacity_types != [c for c in CAPACITY_ORDER if c in pool.capacity_types]:
-        # Karpenter always tries reserved, then spot, then on-demand; another order would promise what it never does.
-        add(f"{key}.capacityTypes must follow Karpenter's order reserved, spot, on-demand (got {pool.capacity_types})")
-    if pool.gpu_limit > cap:
-        add(f"{key}.gpuLimit is over the {env} cap of {cap} GPUs per pool (got {pool.gpu_limit})")
-    types = pool_instance_types(pool, allowed)
-    smallest = min((catalog.gpus_per_node(t) for t in types), default=0)
-    if smallest and pool.gpu_limit < smallest:
-        add(f"{key}.gpuLimit is below the {smallest} GPUs of the pool's smallest node (got {pool.gpu_limit})")
-    return problems
 
 
 def _key_path(loc: tuple[int | str, ...]) -> str:
@@ -497,21 +509,21 @@ def _key_path(loc: tuple[int | str, ...]) -> str:
     return path
 
 
-def _describe(error: Mapping[str, Any]) -> str:
+def _describe(error: Mapping[str, Any]) -> Problem:
     path = _key_path(tuple(error["loc"]))
     if path == f"{NAMESPACE}:region":
         path = "aws:region"
     kind = error["type"]
     if kind == "missing":
-        return f"{path} is required"
+        return Problem(path, "is required")
     if kind == "extra_forbidden":
         loc = tuple(error["loc"])
         if loc[0] == "gpuPools" and str(loc[-1]) in RETIRED_POOL_KEYS:
-            return f"{path} is replaced by {RETIRED_POOL_KEYS[str(loc[-1])]}"
-        return f"{path} is not a known key"
+            return Problem(path, f"is replaced by {RETIRED_POOL_KEYS[str(loc[-1])]}")
+        return Problem(path, "is not a known key")
     message = str(error["msg"]).replace("Input should be", "must be").replace("String should", "must")
     message = message.replace("List should", "must").replace("Value error, ", "")
-    return f"{path} {message} (got {error['input']!r})"
+    return Problem(path, f"{message} (got {error['input']!r})")
 
 
 def validate(raw: Mapping[str, Any], source: str) -> StackConfig:
@@ -528,7 +540,7 @@ def validate(raw: Mapping[str, Any], source: str) -> StackConfig:
     return cfg
 
 
-def _problems_beyond(raw: Mapping[str, Any], exc: ValidationError, reported: list[str]) -> list[str]:
+def _problems_beyond(raw: Mapping[str, Any], exc: ValidationError, reported: list[Problem]) -> list[Problem]:
     """The cross-field problems too, so every problem is reported at once: drop each key that failed its type
     (its default stands in) and check the rest; a problem about a dropped key is not repeated."""
     import copy
@@ -555,7 +567,7 @@ def _problems_beyond(raw: Mapping[str, Any], exc: ValidationError, reported: lis
             continue
         dropped = [_key_path(tuple(e["loc"])) for e in exc.errors()]
         beyond = _semantic_problems(cfg) + aws_enums.problems(cfg)
-        return [p for p in beyond if not any(p.startswith(d) for d in dropped) and p not in reported]
+        return [p for p in beyond if not any(p.key.startswith(d) for d in dropped) and p not in reported]
     return []
 
 

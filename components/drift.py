@@ -34,6 +34,7 @@ from components import iam, images
 from components.artifacts import ArtifactStore
 from components.cluster import irsa_trust_policy
 from components.k8s_objects import container_security_context, create_objects, pod_security_context
+from components.problems import Problem, at, refuse
 from components.tracking import kind_of
 from contracts import bucket as layout
 from contracts.bucket import MLFLOW_PREFIX, PROFILE_FILE
@@ -155,7 +156,7 @@ def kubernetes_schedule(schedule: str) -> str:
     if match:
         count, unit = int(match[1]), match[2].rstrip("s")
         if count < 1:
-            raise ValueError(f"schedule {schedule!r}: the rate must be at least 1")
+            raise ValueError(f"must be at least rate(1 ...) (got {schedule!r})")
         if unit == "minute":
             if count % 60 == 0:
                 return kubernetes_schedule(f"rate({count // 60} hours)")
@@ -167,13 +168,13 @@ def kubernetes_schedule(schedule: str) -> str:
         return "0 0 * * *" if count == 1 else f"0 0 */{count} * *"
     cron = _CRON.match(schedule)
     if not cron:
-        raise ValueError(f"schedule {schedule!r} must be rate(N minutes|hours|days) or cron(...)")
+        raise ValueError(f"must be rate(N minutes|hours|days) or cron(...) (got {schedule!r})")
     fields = cron[1].split()
     if len(fields) != 6:
-        raise ValueError(f"schedule {schedule!r}: EventBridge cron takes six fields (got {len(fields)})")
+        raise ValueError(f"must have the six fields of an EventBridge cron (got {schedule!r})")
     minute, hour, day, month, weekday, _year = fields
     if any(mark in " ".join(fields) for mark in ("L", "W", "#")):
-        raise ValueError(f"schedule {schedule!r}: L, W and # have no Kubernetes cron equivalent")
+        raise ValueError(f"must not use L, W or # on runner kubernetes (Kubernetes cron has none) (got {schedule!r})")
 
     def shift(value: str) -> str:
         return str(int(value) - 1) if value.isdigit() else value
@@ -428,22 +429,34 @@ def render_cronjob(
     }
 
 
-def _validate(args: DriftMonitorArgs) -> list[str]:
-    problems: list[str] = []
-    if args.runner == "kubernetes":
-        if args.kubernetes is None:
-            problems.append("runner is kubernetes but no cluster (kubernetes) was given")
+def problems(prefix: str, *, schedule: str, runner: str, psi_threshold: float, p_value: float) -> list[Problem]:
+    """Problems with the monitor's settings under `prefix` (`mlplat:monitoring`, or empty for the component's own)."""
+    found: list[Problem] = []
+    if runner == "kubernetes":
         try:
-            kubernetes_schedule(args.schedule)
+            kubernetes_schedule(schedule)
         except ValueError as error:
-            problems.append(str(error))
-    elif not args.subnet_ids or not args.security_group_ids or args.vpc_arn is None:
-        problems.append("runner is sagemaker but subnet_ids, security_group_ids or vpc_arn is missing")
-    if not (_RATE.match(args.schedule) or _CRON.match(args.schedule)):
-        problems.append(f"schedule must be rate(N minutes|hours|days) or cron(...) (got {args.schedule!r})")
-    if not 0 < args.p_value < 1 or args.psi_threshold <= 0:
-        problems.append(f"thresholds out of range (psi {args.psi_threshold}, p-value {args.p_value})")
-    return problems
+            found.append(Problem(at(prefix, "schedule"), str(error)))
+    elif not (_RATE.match(schedule) or _CRON.match(schedule)):
+        found.append(
+            Problem(at(prefix, "schedule"), f"must be rate(N minutes|hours|days) or cron(...) (got {schedule!r})")
+        )
+    # Worded as the config's field types word them, so the stack file and a program read the same line.
+    if psi_threshold <= 0:
+        found.append(Problem(at(prefix, "psiThreshold"), f"must be greater than 0 (got {psi_threshold!r})"))
+    if p_value <= 0 or p_value >= 1:
+        bound = "greater than 0" if p_value <= 0 else "less than 1"
+        found.append(Problem(at(prefix, "pValue"), f"must be {bound} (got {p_value!r})"))
+    return found
+
+
+def _wiring_problems(args: DriftMonitorArgs) -> list[Problem]:
+    """What a program must hand the component for its runner (the stack file never names these)."""
+    if args.runner == "kubernetes" and args.kubernetes is None:
+        return [Problem("runner", "is kubernetes but no cluster (kubernetes) was given")]
+    if args.runner == "sagemaker" and (not args.subnet_ids or not args.security_group_ids or args.vpc_arn is None):
+        return [Problem("runner", "is sagemaker but subnet_ids, security_group_ids or vpc_arn is missing")]
+    return []
 
 
 class DriftMonitor(pulumi.ComponentResource):
@@ -455,9 +468,10 @@ class DriftMonitor(pulumi.ComponentResource):
     cronjob: dict[str, Any] | None
 
     def __init__(self, name: str, args: DriftMonitorArgs, opts: pulumi.ResourceOptions | None = None) -> None:
-        problems = _validate(args)
-        if problems:
-            raise ValueError(f"DriftMonitor {name}: " + "; ".join(problems))
+        settings = problems(
+            "", schedule=args.schedule, runner=args.runner, psi_threshold=args.psi_threshold, p_value=args.p_value
+        )
+        refuse(f"DriftMonitor {name}", _wiring_problems(args) + settings)
         super().__init__("mlplat:drift:DriftMonitor", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         account = iam.account_id()

@@ -13,6 +13,8 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
+from components.problems import Problem
+
 # (apiVersion, kind) -> typed class; only the kinds mlplat renders, so an unexpected kind fails loudly.
 KINDS: dict[tuple[str, str], type[pulumi.CustomResource]] = {
     ("v1", "Namespace"): k8s.core.v1.Namespace,
@@ -26,6 +28,8 @@ KINDS: dict[tuple[str, str], type[pulumi.CustomResource]] = {
     ("autoscaling/v2", "HorizontalPodAutoscaler"): k8s.autoscaling.v2.HorizontalPodAutoscaler,
     ("policy/v1", "PodDisruptionBudget"): k8s.policy.v1.PodDisruptionBudget,
     ("networking.k8s.io/v1", "NetworkPolicy"): k8s.networking.v1.NetworkPolicy,
+    ("rbac.authorization.k8s.io/v1", "ClusterRole"): k8s.rbac.v1.ClusterRole,
+    ("rbac.authorization.k8s.io/v1", "ClusterRoleBinding"): k8s.rbac.v1.ClusterRoleBinding,
 }
 
 # Custom resources of the add-ons mlplat installs (Karpenter, Kueue); their schemas are the CRDs under
@@ -122,8 +126,8 @@ def container_security_context() -> dict[str, Any]:
 DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 
 
-def check_dns_label(field_name: str, value: str, max_length: int = 63) -> list[str]:
-    """A problem when `value` is not a DNS-1123 label of at most `max_length` characters."""
+def check_dns_label(key: str, value: str, max_length: int = 63) -> list[Problem]:
+    """A problem when `value` (at `key`) is not a DNS-1123 label of at most `max_length` characters."""
     if len(value) > max_length or not DNS_LABEL.match(value):
-        return [f"{field_name} must be a DNS-1123 label of at most {max_length} characters (got {value!r})"]
+        return [Problem(key, f"must be a DNS-1123 label of at most {max_length} characters (got {value!r})")]
     return []

@@ -3,7 +3,7 @@
 import ipaddress
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal, TypeVar
 
 import pulumi
 import pulumi_aws as aws
@@ -55,6 +55,14 @@ def subnet_cidrs(cidr: str, az_count: int) -> tuple[list[str], list[str]]:
 def _nth(index: int) -> Callable[[list[str]], str]:
     """Pick one AZ name out of the invoke's list (the list is only known once the invoke answers)."""
     return lambda names: names[index]
+
+
+_Rule = TypeVar("_Rule", aws.ec2.SecurityGroupIngressArgs, aws.ec2.SecurityGroupEgressArgs)
+
+
+def _https(rule: type[_Rule], description: str, **peer: Any) -> _Rule:
+    """A TCP 443 rule to or from `peer` (`cidr_blocks=` or `prefix_list_ids=`)."""
+    return rule(description=description, protocol="tcp", from_port=HTTPS, to_port=HTTPS, **peer)
 
 
 class Network(pulumi.ComponentResource):
@@ -119,15 +127,7 @@ class Network(pulumi.ComponentResource):
             f"{name}-endpoints-sg",
             description="HTTPS from inside the VPC to the AWS interface endpoints",
             vpc_id=vpc.id,
-            ingress=[
-                aws.ec2.SecurityGroupIngressArgs(
-                    description="HTTPS from the VPC",
-                    protocol="tcp",
-                    from_port=HTTPS,
-                    to_port=HTTPS,
-                    cidr_blocks=[args.cidr],
-                )
-            ],
+            ingress=[_https(aws.ec2.SecurityGroupIngressArgs, "HTTPS from the VPC", cidr_blocks=[args.cidr])],
             opts=child,
         )
         self.endpoint_security_group_id = endpoint_sg.id
@@ -155,18 +155,10 @@ class Network(pulumi.ComponentResource):
                 )
             ],
             egress=[
-                aws.ec2.SecurityGroupEgressArgs(
-                    description="HTTPS to the interface endpoints",
-                    protocol="tcp",
-                    from_port=HTTPS,
-                    to_port=HTTPS,
-                    cidr_blocks=[args.cidr],
-                ),
-                aws.ec2.SecurityGroupEgressArgs(
-                    description="HTTPS to S3 through the gateway endpoint",
-                    protocol="tcp",
-                    from_port=HTTPS,
-                    to_port=HTTPS,
+                _https(aws.ec2.SecurityGroupEgressArgs, "HTTPS to the interface endpoints", cidr_blocks=[args.cidr]),
+                _https(
+                    aws.ec2.SecurityGroupEgressArgs,
+                    "HTTPS to S3 through the gateway endpoint",
                     prefix_list_ids=[s3.prefix_list_id],
                 ),
                 aws.ec2.SecurityGroupEgressArgs(

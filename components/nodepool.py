@@ -12,14 +12,16 @@ the cluster has the same three worker policies, IMDSv2 with a hop limit of 1 and
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import pulumi
 import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
 from components import catalog
+from components.config import CAPACITY_ORDER
 from components.k8s_objects import create_objects
+from components.problems import Problem, at, at_least, one_of, refuse
 
 POOL_LABEL = "mlplat.io/pool"
 GPU_PRESENT_LABEL = "nvidia.com/gpu.present"
@@ -77,25 +79,82 @@ class PoolSpec:
     """Why the pool may run spot without an on-demand fallback."""
 
 
-def validate_pool(spec: PoolSpec) -> list[str]:
-    """Problems with a pool's settings, each naming the field; empty when the pool can be created."""
-    problems: list[str] = []
-    if not spec.instance_types:
-        problems.append(f"gpuPool {spec.name}: instanceTypes must name at least one GPU instance type")
-    for itype in spec.instance_types:
+class PoolSettings(Protocol):
+    """What a pool's checks read: a `PoolSpec`, or the stack file's `GpuPoolConfig` (the same names)."""
+
+    @property
+    def instance_families(self) -> Sequence[str]: ...
+    @property
+    def instance_types(self) -> Sequence[str]: ...
+    @property
+    def capacity_types(self) -> Sequence[str]: ...
+    @property
+    def gpu_limit(self) -> int: ...
+    @property
+    def ami_family(self) -> str: ...
+
+
+def problems(
+    prefix: str,
+    pool: PoolSettings,
+    *,
+    allowed: Sequence[str] | None = None,
+    environment: str = "",
+    max_gpus: int | None = None,
+) -> list[Problem]:
+    """Problems with one pool's settings under `prefix` (`mlplat:gpuPools[0]`, or empty for the component's own).
+
+    `allowed`, `environment` and `max_gpus` are the stack's guard rails; without them any GPU type and size is fine.
+    """
+    instance_families, instance_types, gpu_limit = pool.instance_families, pool.instance_types, pool.gpu_limit
+    found: list[Problem] = []
+    add = found.append
+    if not instance_families and not instance_types:
+        add(Problem(prefix, "must name instanceFamilies or instanceTypes (got neither)"))
+    for j, family in enumerate(instance_families):
+        key = at(prefix, f"instanceFamilies[{j}]")
+        if family not in catalog.GPU_FAMILIES:
+            add(Problem(key, f"is not a GPU instance family (got {family!r})"))
+        elif allowed is not None and not catalog.pool_types((), [family], allowed):
+            add(Problem(key, f"has no instance type allowed in {environment} (got {family!r})"))
+    for j, itype in enumerate(instance_types):
+        key = at(prefix, f"instanceTypes[{j}]")
         if not catalog.is_gpu_instance(itype):
-            problems.append(f"gpuPool {spec.name}: instanceTypes has a non-GPU instance type (got {itype!r})")
-    if spec.gpu_limit < 1:
-        problems.append(f"gpuPool {spec.name}: gpuLimit must be >= 1 (got {spec.gpu_limit})")
-    unknown = [c for c in spec.capacity_types if c not in ("reserved", "spot", "on-demand")]
-    if not spec.capacity_types or unknown:
-        problems.append(
-            f"gpuPool {spec.name}: capacityTypes must list reserved, spot or on-demand "
-            f"(got {list(spec.capacity_types)})"
+            add(Problem(key, f"is not a GPU instance type (got {itype!r})"))
+        elif allowed is not None and itype not in allowed:
+            add(Problem(key, f"is not allowed in {environment} (got {itype!r})"))
+    found += _capacity_problems(at(prefix, "capacityTypes"), list(pool.capacity_types))
+    found += at_least(at(prefix, "gpuLimit"), gpu_limit, 1)
+    if max_gpus is not None and gpu_limit > max_gpus:
+        add(
+            Problem(
+                at(prefix, "gpuLimit"), f"is over the {environment} cap of {max_gpus} GPUs per pool (got {gpu_limit})"
+            )
         )
-    if spec.ami_family not in AMI_ALIASES:
-        problems.append(f"gpuPool {spec.name}: amiFamily must be AL2023 or Bottlerocket (got {spec.ami_family!r})")
-    return problems
+    types = catalog.pool_types(instance_types, instance_families, allowed)
+    smallest = min((catalog.gpus_per_node(t) for t in types), default=0)
+    if smallest and 1 <= gpu_limit < smallest:
+        add(
+            Problem(
+                at(prefix, "gpuLimit"), f"is below the {smallest} GPUs of the pool's smallest node (got {gpu_limit})"
+            )
+        )
+    found += one_of(at(prefix, "amiFamily"), pool.ami_family, list(AMI_ALIASES))
+    return found
+
+
+def _capacity_problems(key: str, capacity_types: list[str]) -> list[Problem]:
+    if not capacity_types:
+        return [Problem(key, "must have at least 1 item after validation, not 0 (got [])")]
+    unknown = [p for j, c in enumerate(capacity_types) for p in one_of(f"{key}[{j}]", c, CAPACITY_ORDER)]
+    if unknown:
+        return unknown
+    if len(set(capacity_types)) < len(capacity_types):
+        return [Problem(key, f"must not repeat a capacity type (got {capacity_types})")]
+    if capacity_types != [c for c in CAPACITY_ORDER if c in capacity_types]:
+        # Karpenter always tries reserved, then spot, then on-demand; another order would promise what it never does.
+        return [Problem(key, f"must follow Karpenter's order reserved, spot, on-demand (got {capacity_types})")]
+    return []
 
 
 def node_labels(spec: PoolSpec) -> dict[str, str]:
@@ -235,7 +294,7 @@ def create_node_role(
 
 def create_launch_template(
     name: str, ami_type: str, disk_size_gib: int, tags: Mapping[str, str], parent: pulumi.Resource
-) -> aws.ec2.LaunchTemplate:
+) -> "aws.ec2.LaunchTemplate":
     """IMDSv2 only with a hop limit of 1 (pods cannot borrow the node's credentials), an encrypted gp3 data volume."""
     # Bottlerocket boots from /dev/xvda and keeps images and pods on /dev/xvdb; AL2023 uses one root volume.
     device = "/dev/xvdb" if ami_type.startswith("BOTTLEROCKET") else "/dev/xvda"
@@ -289,11 +348,9 @@ class GpuNodePool(pulumi.ComponentResource):
     manifests: list[dict[str, Any]]
 
     def __init__(self, name: str, args: GpuNodePoolArgs, opts: pulumi.ResourceOptions | None = None) -> None:
-        problems = validate_pool(args.spec)
-        if problems:
-            raise ValueError("; ".join(problems))
-        super().__init__("mlplat:nodepool:GpuNodePool", name, None, opts)
         spec = args.spec
+        refuse(f"GpuNodePool {name}", problems("", spec))
+        super().__init__("mlplat:nodepool:GpuNodePool", name, None, opts)
         self.manifests = [
             render_node_class(spec, args.discovery_value, args.instance_profile, args.tags),
             render_node_pool(spec),

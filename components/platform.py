@@ -7,9 +7,10 @@ import pulumi
 
 from components import iam, images, tagging
 from components.artifacts import ArtifactStore, ArtifactStoreArgs
-from components.budget import BudgetAlerts, BudgetAlertsArgs, EnforcedEndpoint
+from components.budget import BudgetAlerts, BudgetAlertsArgs, EnforcedCluster, EnforcedEndpoint
 from components.compute import GpuCompute, GpuComputeArgs
 from components.config import SYSTEM_POOL, EndpointConfig, StackConfig
+from components.cost_export import SplitCostExport, SplitCostExportArgs
 from components.drift import DriftMonitor, platform_drift_args
 from components.endpoint import InferenceEndpoint, InferenceEndpointArgs
 from components.identity import Identity, IdentityArgs
@@ -146,9 +147,21 @@ class MlPlatform(pulumi.ComponentResource):
                 checkpoint_transition_days=config.artifacts.checkpoint_transition_days,
                 checkpoint_expiration_days=config.artifacts.checkpoint_expiration_days,
                 abort_multipart_days=config.artifacts.abort_multipart_days,
+                billing_export=config.budget.split_cost_export,
             ),
             self._child("artifacts"),
         )
+        if config.budget.split_cost_export:
+            SplitCostExport(
+                f"{name}-split-cost",
+                SplitCostExportArgs(
+                    environment=config.environment,
+                    bucket_name=self.artifacts.bucket_name,
+                    bucket_region=config.region,
+                    bucket_policy=self.artifacts.bucket_policy,
+                ),
+                self._child("budget"),
+            )
 
         self.tracking = TrackingServer(
             f"{name}-tracking",
@@ -274,11 +287,29 @@ class MlPlatform(pulumi.ComponentResource):
                     # Serverless endpoints bill per request and have no capacity to take away.
                     if settings.serverless is None
                 ],
+                cluster=self._enforced_cluster(),
             ),
             self._child("budget"),
         )
 
         self.register_outputs(self.stack_outputs())
+
+    def _enforced_cluster(self) -> EnforcedCluster | None:
+        """The cluster and GPU pools the budget enforcer zeroes; None without a cluster."""
+        if self.compute is None:
+            return None
+        cluster = self.compute.cluster
+        return EnforcedCluster(
+            name=cluster.cluster_name,
+            endpoint=cluster.endpoint,
+            certificate_authority=cluster.cluster.certificate_authority.apply(lambda ca: ca.data or ""),
+            node_pools=[p.name for p in self.config.gpu_pools],
+            provider=cluster.provider,
+            vpc_id=self.network.vpc_id,
+            vpc_arn=self.network.vpc_arn,
+            subnet_ids=self.network.private_subnet_ids,
+            cluster_security_group_id=cluster.cluster_security_group_id,
+        )
 
     def _child(self, component: str) -> pulumi.ResourceOptions:
         """Options for a child component: parented here and tagged `mlplat:component=<component>`."""

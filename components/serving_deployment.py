@@ -24,6 +24,7 @@ from components.k8s_objects import (
     create_objects,
     pod_security_context,
 )
+from components.problems import Problem, at, one_of, refuse
 
 PORT = 8080
 PING_PATH = "/ping"
@@ -82,22 +83,37 @@ class ServingSpec:
     """More environment variables."""
 
 
-def validate_serving(spec: ServingSpec) -> list[str]:
-    """Problems with a server's spec, each naming the field."""
-    problems = check_dns_label("name", spec.name) + check_dns_label("namespace", spec.namespace)
+def problems(spec: ServingSpec, prefix: str = "") -> list[Problem]:
+    """Problems with a server's spec, each under `prefix`."""
+    found = check_dns_label(at(prefix, "name"), spec.name) + check_dns_label(at(prefix, "namespace"), spec.namespace)
     if spec.min_replicas < 1:
-        problems.append(f"minReplicas must be >= 1 (got {spec.min_replicas})")
+        found.append(Problem(at(prefix, "minReplicas"), f"must be >= 1 (got {spec.min_replicas})"))
     if spec.max_replicas < spec.min_replicas:
-        problems.append(f"maxReplicas must be >= minReplicas (got {spec.max_replicas} < {spec.min_replicas})")
-    if not 1 <= spec.target_cpu_utilization <= 100:
-        problems.append(f"targetCpuUtilization must be within 1..100 (got {spec.target_cpu_utilization})")
+        found.append(
+            Problem(
+                at(prefix, "maxReplicas"), f"must be >= minReplicas (got {spec.max_replicas} < {spec.min_replicas})"
+            )
+        )
     if spec.gpus < 0:
-        problems.append(f"gpus must be >= 0 (got {spec.gpus})")
-    if spec.scaling_metric not in SCALING_METRICS:
-        problems.append(f"scalingMetric must be one of {list(SCALING_METRICS)} (got {spec.scaling_metric!r})")
-    if not 1 <= spec.target_in_flight < SERVER_MAX_IN_FLIGHT:
-        problems.append(f"targetInFlight must be within 1..{SERVER_MAX_IN_FLIGHT - 1} (got {spec.target_in_flight})")
-    return problems
+        found.append(Problem(at(prefix, "gpus"), f"must be >= 0 (got {spec.gpus})"))
+    in_flight = spec.scaling_metric == "inflight"
+    target_key, target = (
+        ("targetInFlight", spec.target_in_flight)
+        if in_flight
+        else ("targetCpuUtilization", spec.target_cpu_utilization)
+    )
+    return found + scaling_problems(at(prefix, "scalingMetric"), spec.scaling_metric, at(prefix, target_key), target)
+
+
+def scaling_problems(metric_key: str, metric: str, target_key: str, target: int) -> list[Problem]:
+    """The autoscaler's metric and its target, each at its key (`mlplat:endpoints[0].autoscaling.metric`, or the
+    spec's `scalingMetric`); a target is CPU percent, or in-flight requests below the server's own limit."""
+    if metric not in SCALING_METRICS:
+        return one_of(metric_key, metric, SCALING_METRICS)
+    highest = 100 if metric == "cpu" else SERVER_MAX_IN_FLIGHT - 1
+    if not 1 <= target <= highest:
+        return [Problem(target_key, f"must be within 1..{highest} for metric {metric} (got {target})")]
+    return []
 
 
 def _scaling_metric(spec: ServingSpec) -> dict[str, Any]:
@@ -154,9 +170,7 @@ def _probe(period: int, failures: int) -> dict[str, Any]:
 def render_serving_deployment(spec: ServingSpec) -> list[dict[str, Any]]:
     """Deployment, Service, HorizontalPodAutoscaler and PodDisruptionBudget, and on in-flight scaling the NetworkPolicy
     that lets Prometheus scrape the pods. Raises ValueError on a bad spec."""
-    problems = validate_serving(spec)
-    if problems:
-        raise ValueError(f"serving deployment {spec.name!r}: " + "; ".join(problems))
+    refuse(f"serving deployment {spec.name!r}", problems(spec))
     selector = {APP_LABEL: spec.name}
     labels = {**selector, WORKLOAD_LABEL: "serving"}
     metadata = {"name": spec.name, "namespace": spec.namespace, "labels": labels}

@@ -21,6 +21,7 @@ from components.artifacts import ArtifactStore
 from components.cluster import irsa_trust_policy
 from components.k8s_objects import create_objects
 from components.kueue import render_local_queue
+from components.problems import Problem, at, at_least, refuse
 from components.tracking import TrackingServer
 from contracts.bucket import CHECKPOINTS_PREFIX, CODE_PREFIX, DATA_CAPTURE_PREFIX, DATASETS_PREFIX, MLFLOW_PREFIX
 
@@ -61,6 +62,16 @@ class TeamSpec:
     """Container CPU limit when a pod names none."""
     default_memory_limit: str = "4Gi"
     """Container memory limit when a pod names none."""
+
+
+def problems(prefix: str, *, gpu_quota: int, gpu_supply: int | None = None) -> list[Problem]:
+    """Problems with a team's quota under `prefix` (`mlplat:teams[0]`, or empty for the component's own);
+    `gpu_supply` is the most GPUs the stack's pools can ever hold together."""
+    key = at(prefix, "gpuQuota")
+    found = at_least(key, gpu_quota, 0)
+    if gpu_supply is not None and gpu_quota > gpu_supply:
+        found.append(Problem(key, f"is more than the GPU pools can ever supply (got {gpu_quota} > {gpu_supply})"))
+    return found
 
 
 @dataclass(frozen=True)
@@ -213,8 +224,7 @@ class TeamNamespace(pulumi.ComponentResource):
     role_arn: pulumi.Output[str]
 
     def __init__(self, name: str, args: TeamNamespaceArgs, opts: pulumi.ResourceOptions | None = None) -> None:
-        if args.spec.gpu_quota < 0:
-            raise ValueError(f"team {args.spec.team}: gpuQuota must be >= 0 (got {args.spec.gpu_quota})")
+        refuse(f"TeamNamespace {name}", problems("", gpu_quota=args.spec.gpu_quota))
         super().__init__("mlplat:team:TeamNamespace", name, None, opts)
         spec = args.spec
         role = aws.iam.Role(

@@ -9,6 +9,8 @@ bills at six times the cluster-hour).
 from dataclasses import dataclass
 from datetime import date
 
+from components.problems import Problem
+
 TABLE_AS_OF = date(2026, 12, 6)
 """The day the end dates and pins below were last checked."""
 LIFECYCLE_SOURCE = "https://docs.aws.amazon.com/eks/latest/userguide/kubernetes-versions.html"
@@ -131,14 +133,18 @@ def default_version(today: date | None = None) -> str:
     return max(current, key=lambda v: tuple(int(p) for p in v.split(".")))
 
 
-def support_problem(version: str, allow_extended: bool, today: date) -> str | None:
-    """Why `version` may not be used on `today`; None when it may."""
+def problems(key: str, version: str, *, allow_extended: bool = False, today: date | None = None) -> list[Problem]:
+    """Why `version` (at `key`) may not be used: not tabled, or, judged on `today`, past standard support."""
     if version not in RELEASES:
-        return f"must be one of {', '.join(SUPPORTED_VERSIONS)} (got {version!r})"
-    if in_standard_support(version, today) or allow_extended:
-        return None
+        return [Problem(key, f"must be one of {', '.join(SUPPORTED_VERSIONS)} (got {version!r})")]
+    if today is None or in_standard_support(version, today) or allow_extended:
+        return []
     ended = RELEASES[version].end_of_standard_support.isoformat()
-    return (
-        f"{version} left EKS standard support on {ended} (table as of {TABLE_AS_OF.isoformat()}); "
-        f"use {default_version(today)}, or set mlplat:cluster.allowExtendedSupport: true to pay for extended support"
-    )
+    return [
+        Problem(
+            key,
+            f"{version} left EKS standard support on {ended} (table as of {TABLE_AS_OF.isoformat()}); "
+            f"use {default_version(today)}, or set mlplat:cluster.allowExtendedSupport: true to pay for extended "
+            "support",
+        )
+    ]

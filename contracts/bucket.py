@@ -13,6 +13,9 @@ DATA_CAPTURE_PREFIX = "data-capture/"
 MONITORING_PREFIX = "monitoring/"
 # SageMaker training jobs' output (their own output.tar.gz, not the registered model).
 TRAINING_OUTPUT_PREFIX = "training-jobs/"
+# AWS Data Exports delivers the stack's CUR 2.0 export (with EKS split cost allocation) here:
+# billing/<export>/data/BILLING_PERIOD=YYYY-MM/ (and billing/<export>/metadata/...), written by the export service.
+BILLING_PREFIX = "billing/"
 # Script mode's source archives, content-addressed: code/<sha256>/sourcedir.tar.gz (training jobs read them).
 CODE_PREFIX = "code/"
 
@@ -82,6 +85,11 @@ def capture_prefix(endpoint: str) -> str:
 def monitoring_prefix(endpoint: str) -> str:
     """`monitoring/<endpoint>/`."""
     return f"{MONITORING_PREFIX}{endpoint}/"
+
+
+def billing_period_prefix(export: str, period: str) -> str:
+    """`billing/<export>/data/BILLING_PERIOD=<YYYY-MM>/`: one billing period of a Data Exports delivery."""
+    return f"{BILLING_PREFIX}{export}/data/BILLING_PERIOD={period}/"
 
 
 def source_archive_key(sha256: str) -> str:

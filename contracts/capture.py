@@ -14,6 +14,8 @@ Files live under `data-capture/<endpoint>/[<variant>/]YYYY/MM/DD/HH/*.jsonl`; Sa
 mlplat's serving writer does not.
 """
 
+from collections.abc import Sequence
+
 CAPTURE_DATA = "captureData"
 ENDPOINT_INPUT = "endpointInput"
 ENDPOINT_OUTPUT = "endpointOutput"
@@ -37,3 +39,23 @@ MODEL_NAME = "modelName"
 MODEL_VERSION = "modelVersion"
 
 RECORD_VERSION = "0"
+
+
+def is_csv_header(row: Sequence[str]) -> bool:
+    """Whether the first row of a CSV body names its columns: every cell is non-empty and not a number.
+
+    Serving decides this when it reads a request, and the drift monitor decides it again on the captured body, so
+    the two read the same columns only if they share this rule.
+    """
+    return all(_is_name(cell) for cell in row)
+
+
+def _is_name(cell: str) -> bool:
+    cell = cell.strip()
+    if not cell:
+        return False
+    try:
+        float(cell)
+    except ValueError:
+        return True
+    return False

@@ -64,14 +64,21 @@ class TrainingResult:
 
         ValueError when the line is an object without a version.
         """
-        for line in reversed(text.splitlines()):
-            if line.startswith(RESULT_PREFIX):
-                try:
-                    value = json.loads(line[len(RESULT_PREFIX) :])
-                except ValueError:
-                    return None
-                return cls.from_json(value) if isinstance(value, dict) else None
-        return None
+        value = result_object(text)
+        return None if value is None else cls.from_json(value)
+
+
+def result_object(text: str) -> dict[str, Any] | None:
+    """The JSON object of the last result line in a job's output, as printed; None when there is none or it is not a
+    JSON object. For launchers that pass the result on untouched."""
+    for line in reversed(text.splitlines()):
+        if line.startswith(RESULT_PREFIX):
+            try:
+                value = json.loads(line[len(RESULT_PREFIX) :])
+            except ValueError:
+                return None
+            return value if isinstance(value, dict) else None
+    return None
 
 
 def result_line(result: Mapping[str, Any]) -> str:

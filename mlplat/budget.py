@@ -33,15 +33,30 @@ def restore(
         str | None,
         typer.Option("--endpoint-url", help="AWS endpoint override (an S3-compatible test server).", hidden=True),
     ] = None,
+    cluster_endpoint_url: Annotated[
+        str | None,
+        typer.Option("--cluster-endpoint-url", help="Kubernetes API override (a loopback test server).", hidden=True),
+    ] = None,
 ) -> None:
-    """Put the stack's endpoints back as the enforcer found them, then delete its record."""
+    """Put the stack's endpoints and GPU NodePools back as the enforcer found them, then delete its record.
+
+    NodePools are patched as your AWS identity (its EKS access entry must allow patching NodePools), through the
+    cluster endpoint EKS DescribeCluster gives: run it from where that endpoint is reachable.
+    """
     console = clikit.console()
     stack, path = clikit.resolve_stack(stack, stack_file_path)
     config = load_stack_file(path)
     parameter = record_parameter(config.environment)
     clients = _clients(config.region, endpoint_url)
+    kube: budget_enforcer.KubeFactory | None = None
+    if cluster_endpoint_url:
+        url = cluster_endpoint_url
+
+        def kube(cluster: str) -> budget_enforcer.KubeApi:
+            return budget_enforcer.cluster_api(clients, cluster, url)
+
     try:
-        record = budget_enforcer.restore(clients, parameter, topic_arn or "")
+        record = budget_enforcer.restore(clients, parameter, topic_arn or "", kube)
     except budget_enforcer.NothingRecorded:
         console.print(f"{stack}: nothing recorded at {parameter}; nothing to restore, nothing changed", highlight=False)
         return

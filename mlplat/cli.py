@@ -10,7 +10,7 @@ from mlplat import budget, clikit, cloud_train, config_cmd, deploy, plan, policy
 from mlplat.cost import cli as cost_cli
 from mlplat.jobs import listing as jobs_cli
 from mlplat.local import cli as local_cli
-from mlplat.monitor import cli as monitor_cli
+from mlplat.monitor_cmd import cli as monitor_cli
 
 clikit.pipe_safe_help()
 

@@ -125,6 +125,16 @@ JsonOutOption = Annotated[
         show_default=False,
     ),
 ]
+PlanOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--plan",
+        help="Use a plan record written by `mlplat plan --json-out PATH` instead of planning; refused when it is "
+        "another stack's plan.",
+        dir_okay=False,
+        show_default=False,
+    ),
+]
 OutputsOption = Annotated[
     Path | None,
     typer.Option(

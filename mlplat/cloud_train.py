@@ -25,7 +25,14 @@ import yaml
 from components import config as stack_config
 from contracts import bucket as layout
 from mlplat import clikit
-from mlplat.cloud.common import DEFAULT_EXPERIMENT, SageMakerJob, TrainError, default_job_name, parse_hyperparameters
+from mlplat.cloud.common import (
+    DEFAULT_EXPERIMENT,
+    SageMakerJob,
+    TrainError,
+    TrainingRun,
+    default_job_name,
+    parse_hyperparameters,
+)
 from mlplat.cloud.eks import default_kubeconfig, eks_manifests
 from mlplat.cloud.sagemaker import (
     ISOLATED_TRACKING_URI,
@@ -35,7 +42,7 @@ from mlplat.cloud.sagemaker import (
     sdk_available,
     training_job_request,
 )
-from mlplat.outputs import CloudError, StackOutputs, check_tracking_uri, load_outputs
+from mlplat.outputs import CloudError, check_tracking_uri, load_outputs
 
 __all__ = [
     "DEFAULT_EXPERIMENT",
@@ -155,13 +162,22 @@ def train_command(
         uri = tracking_uri or stack_outputs.tracking_server_arn
         extra = parse_hyperparameters(hp or [])
         source = _script_source(entry_point, source_dir, stack_outputs.bucket_name)
+        # A pod's hostname carries the Job's name, so EKS names are shorter and unprefixed.
+        default_name = (
+            default_job_name("", model_name, max_length=50)
+            if on is Target.eks
+            else default_job_name(f"mlplat-{cfg.environment}", model_name)
+        )
+        training = TrainingRun(
+            stack_outputs, cfg, model_name, dataset or model_name, dataset_version, job_name or default_name, uri
+        )
         if on is Target.eks:
             follow = EksFollow(
                 detach, schedule_timeout or cfg.training.schedule_timeout_seconds, max_retries,
                 last_attempt_on_demand, poll_interval, timeout, experiment,
             )  # fmt: skip
             _train_on_eks(
-                stack_outputs, cfg, model_name, dataset or model_name, dataset_version, job_name, uri,
+                training,
                 instances, pool, team, gpus_per_rank, image, epochs, extra, dry_run, kubeconfig, context, as_json,
                 follow, source,
             )  # fmt: skip
@@ -171,13 +187,7 @@ def train_command(
             extra["sagemaker_program"] = json.dumps(source.entry_point)
             extra["sagemaker_submit_directory"] = json.dumps(source.uri)
         job = plan_sagemaker_job(
-            stack_outputs,
-            cfg,
-            model=model_name,
-            dataset=dataset or model_name,
-            dataset_version=dataset_version,
-            job_name=job_name or default_job_name(f"mlplat-{cfg.environment}", model_name),
-            tracking_uri=uri,
+            training,
             instance_type=instance_type,
             instances=instances,
             spot=spot,
@@ -204,9 +214,7 @@ def train_command(
         if client is Client.sdk and not sdk_available():
             raise TrainError("--client sdk needs the SageMaker Python SDK: pip install 'mlplat[cloud]'")
         use_sdk = None if client is Client.auto else client is Client.sdk
-        result = _run_with_progress(
-            job, stack_outputs, uri, experiment, model_name, timeout, poll_interval, as_json, use_sdk
-        )
+        result = _run_with_progress(job, training, experiment, timeout, poll_interval, as_json, use_sdk)
     except (CloudError, stack_config.ConfigError) as exc:
         raise typer.Exit(clikit.report(exc)) from None
     if as_json:
@@ -255,10 +263,8 @@ def _script_source(entry_point: str | None, source_dir: Path | None, bucket: str
 
 def _run_with_progress(
     job: SageMakerJob,
-    outputs: StackOutputs,
-    tracking_uri: str,
+    training: TrainingRun,
     experiment: str,
-    model: str,
     timeout: float,
     poll_interval: float,
     quiet: bool,
@@ -280,9 +286,7 @@ def _run_with_progress(
             if not quiet:
                 console.print(line)
 
-        return run_sagemaker(
-            job, outputs, tracking_uri, experiment, model, timeout, poll_interval, on_change, use_sdk, on_submitted
-        )
+        return run_sagemaker(job, training, experiment, timeout, poll_interval, on_change, use_sdk, on_submitted)
 
 
 @dataclass(frozen=True)
@@ -305,13 +309,7 @@ def bad_input(message: str) -> NoReturn:
 
 
 def _train_on_eks(
-    outputs: StackOutputs,
-    cfg: stack_config.StackConfig,
-    model: str,
-    dataset: str,
-    dataset_version: str,
-    job_name: str | None,
-    tracking_uri: str,
+    training: TrainingRun,
     ranks: int,
     pool: str | None,
     team: str | None,
@@ -328,6 +326,8 @@ def _train_on_eks(
 ) -> None:
     from mlplat.jobs import diagnose, eks
 
+    outputs, cfg, tracking_uri = training.outputs, training.cfg, training.tracking_uri
+
     if source is None:
         args = [f"--epochs={epochs}"] if epochs is not None else []
         args += [f"--{k.replace('_', '-')}={v}" for k, v in extra.items()]
@@ -337,13 +337,7 @@ def _train_on_eks(
         args = []
         script_params = {**({"epochs": str(epochs)} if epochs is not None else {}), **extra}
     manifests = eks_manifests(
-        outputs,
-        cfg,
-        model=model,
-        dataset=dataset,
-        dataset_version=dataset_version,
-        job_name=job_name or default_job_name("", model, max_length=50),
-        tracking_uri=tracking_uri,
+        training,
         ranks=ranks,
         pool=pool,
         team=team,

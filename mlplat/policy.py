@@ -21,7 +21,8 @@ from rich.markup import escape
 
 from components.config import display_path
 from mlplat import clikit, synth
-from mlplat.cost.estimate import Estimate, estimate
+from mlplat.cost.estimate import estimate
+from mlplat.cost.model import Estimate
 from mlplat.plan_record import load_plan
 from mlplat.policy_config import COST_POLICY, ESTIMATE_KEY, PolicyConfigError, config_path, load_pack_config
 from policies import registry
@@ -232,15 +233,7 @@ def _print_list(console: Console) -> None:
 def policy(
     stack: clikit.StackOption = None,
     stack_file_path: clikit.StackFileOption = None,
-    plan_path: Annotated[
-        Path | None,
-        typer.Option(
-            "--plan",
-            help="Check a plan record written by `mlplat plan --json-out PATH` instead of planning; "
-            "refused when it is another stack's plan.",
-            dir_okay=False,
-        ),
-    ] = None,
+    plan_path: clikit.PlanOption = None,
     policy_config_path: Annotated[
         Path | None,
         typer.Option(

@@ -19,8 +19,8 @@ from typing import Annotated, Any
 import typer
 
 from components import config as stack_config
-from components.images import parse as parse_image
 from mlplat import clikit
+from mlplat.cloud.common import resolve_image
 from mlplat.local.cli import HomeOption, LocalFlag
 from mlplat.outputs import CloudError, StackOutputs, load_outputs
 from mlplat.release import artifact_key
@@ -48,11 +48,7 @@ def _name(*parts: str) -> str:
 
 def serving_image(image: str, outputs: StackOutputs) -> str:
     """The image URI SageMaker pulls: a short name resolves to the stack account's ECR in its region."""
-    ref = parse_image(image)
-    if ref.registry is not None:
-        return image
-    account = outputs.serving_role_arn.split(":")[4]
-    return f"{account}.dkr.ecr.{outputs.region}.amazonaws.com/{ref.repository}{ref.separator}{ref.reference}"
+    return resolve_image(image, outputs, outputs.serving_role_arn)
 
 
 def _s3_uri(uri: str, option: str) -> str:

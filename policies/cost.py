@@ -1,6 +1,7 @@
 """Checks on spend: a budget that alerts on actual and forecast cost, a peak estimate within it, GPU pools idle at 0,
 and a budget enforcer that can touch only its own stack."""
 
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -115,6 +116,17 @@ DUTY_TAG = "mlplat:duty"
 ENFORCER_DUTY = "budget-enforcement"
 ENVIRONMENT_TAG = "mlplat:environment"
 _READ_ONLY = ("Describe", "List", "Get")
+VPC = "aws:ec2/vpc:Vpc"
+# A VPC-attached function's role places its network interfaces; it cannot name them before they exist.
+_ENI_WRITES = frozenset(
+    {
+        "ec2:AssignPrivateIpAddresses",
+        "ec2:CreateNetworkInterface",
+        "ec2:DeleteNetworkInterface",
+        "ec2:UnassignPrivateIpAddresses",
+    }
+)
+_VPC_ARN = re.compile(r"^arn:[a-z-]+:ec2:[a-z0-9-]+:\d{12}:vpc/(vpc-[0-9a-f]+)$")
 
 
 def _enforcement_roles(resources: Sequence[StackResource]) -> list[StackResource]:
@@ -136,6 +148,21 @@ def _wildcard(target: str) -> bool:
     return "*" in target
 
 
+def _vpc_scoped(statement: Mapping[str, Any], vpc_ids: set[str]) -> bool:
+    """Whether the statement holds network-interface writes to one VPC of this stack (by the VPC's ID; while a
+    preview does not know the IDs yet, to one exact VPC ARN)."""
+    condition = statement.get("Condition")
+    equals = condition.get("ArnEquals") if isinstance(condition, Mapping) else None
+    values = as_list(equals.get("ec2:Vpc")) if isinstance(equals, Mapping) else []
+    if not values:
+        return False
+    for value in values:
+        match = _VPC_ARN.match(str(value))
+        if match is None or (vpc_ids and match.group(1) not in vpc_ids):
+            return False
+    return True
+
+
 def _tag_scoped(statement: Mapping[str, Any], environment: str | None) -> bool:
     condition = statement.get("Condition")
     equals = condition.get("StringEquals") if isinstance(condition, Mapping) else None
@@ -150,6 +177,7 @@ def enforcer_scoped(resources: Sequence[StackResource], config: Config) -> list[
     """Every budget-enforcement role acts on its own stack's endpoints and inference components, and on anything
     else only by exact ARN or under a condition on this stack's environment tag; reads may be unscoped."""
     own = _stack_sagemaker_names(resources)
+    vpc_ids = {r.id for r in of_type(resources, VPC) if r.id}
     found: list[Violation] = []
     for role in _enforcement_roles(resources):
         environment = peek(role.props, "tags", ENVIRONMENT_TAG)
@@ -173,6 +201,15 @@ def enforcer_scoped(resources: Sequence[StackResource], config: Config) -> list[
                                         policy.urn,
                                     )
                                 )
+                    elif action in _ENI_WRITES and any(_wildcard(t) for t in targets):
+                        if not _vpc_scoped(statement, vpc_ids):
+                            found.append(
+                                Violation(
+                                    f"enforcement role {label} lets {action} act on {', '.join(targets)} without "
+                                    "an ArnEquals ec2:Vpc condition naming this stack's VPC.",
+                                    policy.urn,
+                                )
+                            )
                     elif any(_wildcard(t) for t in targets) and not _tag_scoped(statement, environment):
                         found.append(
                             Violation(

@@ -607,11 +607,11 @@ POLICIES: tuple[PolicySpec, ...] = (
     _stack(
         "budget-enforcer-scoped",
         "Every budget-enforcement role acts only on its own stack's endpoints, inference components and tagged "
-        "scaling targets.",
+        "scaling targets, and places network interfaces only in its own stack's VPC.",
         "cost",
         "mandatory",
         "Name this stack's endpoint and inference-component ARNs; condition wildcard writes on "
-        "aws:ResourceTag/mlplat:environment.",
+        "aws:ResourceTag/mlplat:environment, and network-interface writes on ArnEquals ec2:Vpc (this stack's VPC).",
         cost.enforcer_scoped,
     ),
     # tagging

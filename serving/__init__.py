@@ -60,8 +60,13 @@ registry (`serving.model.FAST_PATHS`: `mlplat-mlp/1`, `mlplat-mlp-classifier/1`)
 serves on the fast path (numpy encoding, no pandas, no pickles; extra columns ignored and named in the
 `x-mlplat-ignored-columns` header; classifiers answer labels, or probabilities with `params.output`); any other MLflow
 model is served by `serving.generic` with MLflow's own parsing, params validation and answer shapes (its errors also
-carry MLflow's `error_code`). On SIGTERM the server stops accepting, finishes in-flight requests
-and exits (within MLPLAT_GRACEFUL_TIMEOUT + a few seconds).
+carry MLflow's `error_code`). There, a `dataframe_split` or `dataframe_records` body naming exactly the signature's
+columns (double, float, long, integer, boolean, string; all required) with values of their JSON types is parsed by a
+fast parser into the frame MLflow's parser builds; anything else, and every error, goes through MLflow's own code.
+Requests that wait for the inference thread together are scored as one frame when the model is row-wise (a
+scikit-learn predict function), and each alone if that batch fails (`MLPLAT_MICRO_BATCH=0`: never together).
+On SIGTERM the server stops accepting, finishes in-flight requests and exits (within MLPLAT_GRACEFUL_TIMEOUT + a few
+seconds).
 
 This package stands alone: it ships in its own image and never imports the platform's other packages.
 """

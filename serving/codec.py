@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import orjson
 
+from contracts.capture import is_csv_header
 from serving.protocol import (
     BAD_REQUEST,
     CSV,
@@ -253,7 +254,7 @@ def decode_csv(body: bytes, max_rows: int) -> Table:
     except csv.Error as error:
         raise ServingError(BAD_REQUEST, f"malformed CSV at line {reader.line_num}: {error}") from None
     names: tuple[str, ...] | None = None
-    if rows and all(_is_name(cell) for cell in rows[0]):
+    if rows and is_csv_header(rows[0]):
         names = tuple(cell.strip() for cell in rows[0])
         rows = rows[1:]
         _check_unique(names)
@@ -264,17 +265,6 @@ def decode_csv(body: bytes, max_rows: int) -> Table:
             expected = "the header has" if names is not None else "row 0 has"
             raise ServingError(BAD_REQUEST, f"row {index} has {len(row)} values; {expected} {width}")
     return Table(names=names, columns=tuple(zip(*rows, strict=True)), n_rows=len(rows), text=True)
-
-
-def _is_name(cell: str) -> bool:
-    cell = cell.strip()
-    if not cell:
-        return False
-    try:
-        float(cell)
-    except ValueError:
-        return True
-    return False
 
 
 def _check_unique(names: Sequence[str]) -> None:

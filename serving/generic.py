@@ -8,6 +8,16 @@ echo the request or a stack trace, CSV answers by `Accept`, and 415 as JSON. The
 
 Parsing runs with the prediction, off the event loop and under the inference timeout: both are arbitrary pandas and
 model code whose cost grows with the body.
+
+MLflow's parsing costs milliseconds a request, most of it pandas building and re-casting a frame one column at a
+time. So the common, well-formed case has a fast parser: a JSON body whose only key is `dataframe_split` (no index)
+or `dataframe_records`, for a model whose signature is columns of double, float, long, integer, boolean or string,
+every one required, the request naming exactly those columns, each value of the column's JSON type. It builds the
+frame MLflow's parser builds (same columns, order, dtypes and values; the conformance suite pins each form), which
+then goes through MLflow's `PyFuncModel.predict`, schema enforcement included. Every other body, and every error,
+takes MLflow's own parser. For a model that scores rows independently (scikit-learn's predict functions),
+concurrent fast-parsed requests are scored as one frame and the predictions split back by rows; if that batch
+fails, each request is scored alone so its error is its own.
 """
 
 import inspect
@@ -15,10 +25,14 @@ import io
 import json
 import logging
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any
+
+import numpy as np
+import orjson
 
 from serving.codec import Table, json_lines, media_type
 from serving.model import Answer, ModelInfo, ModelLoadError, Prepared
@@ -59,12 +73,48 @@ class GenericRequest:
 
 @dataclass(frozen=True)
 class GenericResult:
-    """The JSON-able predictions, the number of input rows, and the parsed input (for observers)."""
+    """The JSON-able predictions, the number of input rows, and the parsed input (for observers).
+
+    `span` is this request's rows of `data` when `data` is the frame of a batch of requests.
+    """
 
     predictions: Any
     unwrapped: bool
     rows: int
     data: Any
+    span: slice | None = None
+
+
+# A column type the fast parser takes: the JSON values it accepts (bool is an int to Python, so listed apart), the
+# numpy dtype MLflow's cast gives the column (None: pandas infers it from the values, as MLflow's frame does), and
+# the range of integers it takes exactly (beyond it MLflow's parser and cast decide).
+@dataclass(frozen=True)
+class _ColumnKind:
+    accepts: tuple[type, ...]
+    dtype: str | None
+    int_range: tuple[int, int] | None = None
+
+
+# Integers a float column takes exactly: within them every int converts without rounding, whatever the route.
+_FAST_KINDS = {
+    "double": _ColumnKind((float, int), "float64", (-(2**53), 2**53)),
+    "float": _ColumnKind((float, int), "float32", (-(2**24), 2**24)),
+    "long": _ColumnKind((int,), "int64", (-(2**63), 2**63 - 1)),
+    "integer": _ColumnKind((int,), "int32", (-(2**31), 2**31 - 1)),
+    "boolean": _ColumnKind((bool,), "bool"),
+    "string": _ColumnKind((str,), None),
+}
+# scikit-learn's prediction functions score each row on its own (`score` does not: it is one number per call).
+_ROW_WISE_SKLEARN = frozenset({"predict", "predict_proba", "predict_log_proba", "predict_joint_log_proba"})
+
+
+@dataclass(frozen=True)
+class FastInput:
+    """A body the fast parser took: its columns in the request's order, and each column's values."""
+
+    names: tuple[str, ...]
+    columns: tuple[list[Any], ...]
+    rows: int
 
 
 class PyfuncModel:
@@ -83,6 +133,8 @@ class PyfuncModel:
             raise ModelLoadError(f"mlflow cannot load {model_dir}: {type(error).__name__}: {error}") from None
         self._input_schema = self._model.metadata.get_input_schema()
         self._takes_params = "params" in inspect.signature(self._model.predict).parameters
+        self._fast_kinds = _fast_kinds(self._model.metadata, self._input_schema)
+        self.row_wise = _row_wise(self._model.metadata)
 
     def prepare(self, body: bytes, content_type: str, max_rows: int) -> Prepared:
         """Check the media type and its parameters as MLflow does; the body is parsed later, with the prediction."""
@@ -101,13 +153,76 @@ class PyfuncModel:
         return Prepared(GenericRequest(body, mime))
 
     def predict(self, request: GenericRequest) -> GenericResult:
-        """Parse with MLflow's scoring code, enforce the row limit, predict; every refusal is a 4xx `ServingError`."""
+        """Parse (fast parser, else MLflow's scoring code), enforce the row limit, predict; refusals are 4xx."""
+        return self._predict_one(request, self.fast_parse(request))
+
+    def predict_many(self, requests: Sequence[GenericRequest], combine: bool = True) -> list[Any]:
+        """Each request's `GenericResult`, or the exception it answers with, in order.
+
+        With `combine` and a row-wise model, fast-parsed requests are scored together, up to `max_rows` rows a
+        batch; any failure of a batch scores its requests one by one, through the same code as `predict`.
+        """
+        parsed = [self.fast_parse(request) for request in requests]
+        outcomes: list[Any] = [None] * len(requests)
+        if combine and self.row_wise:
+            for batch in self._batches(parsed):
+                items = [item for index in batch if (item := parsed[index]) is not None]
+                for index, result in zip(batch, self._predict_batch(items), strict=True):
+                    outcomes[index] = result
+        for index, request in enumerate(requests):
+            if outcomes[index] is None:
+                try:
+                    outcomes[index] = self._predict_one(request, parsed[index])
+                except Exception as error:
+                    outcomes[index] = error
+        return outcomes
+
+    def _batches(self, parsed: Sequence["FastInput | None"]) -> list[list[int]]:
+        """Indexes of fast-parsed requests with the same column order, at most `max_rows` rows a batch."""
+        batches: list[list[int]] = []
+        open_batches: dict[tuple[str, ...], tuple[list[int], list[int]]] = {}
+        for index, item in enumerate(parsed):
+            if item is None or item.rows > self.max_rows:
+                continue
+            current = open_batches.get(item.names)
+            if current is None or current[1][0] + item.rows > self.max_rows:
+                current = ([], [0])
+                open_batches[item.names] = current
+                batches.append(current[0])
+            current[0].append(index)
+            current[1][0] += item.rows
+        return [batch for batch in batches if len(batch) > 1]
+
+    def _predict_batch(self, items: Sequence[FastInput]) -> list[GenericResult | None]:
+        """One prediction over several requests' rows, split back; all None (score each alone) if anything fails."""
+        names = items[0].names
+        columns = tuple([value for item in items for value in item.columns[i]] for i in range(len(names)))
+        try:
+            frame = self._frame(FastInput(names, columns, sum(item.rows for item in items)))
+            raw = self._model.predict(frame, params=None) if self._takes_params else self._model.predict(frame)
+        except Exception:
+            return [None] * len(items)
+        if not isinstance(raw, np.ndarray) or raw.ndim == 0 or raw.shape[0] != len(frame):
+            log.info("a batched prediction did not answer one row per row; scoring each request alone")
+            return [None] * len(items)
+        results: list[GenericResult | None] = []
+        start = 0
+        for item in items:
+            span = slice(start, start + item.rows)
+            results.append(GenericResult(raw[span].tolist(), False, item.rows, frame, span))
+            start += item.rows
+        return results
+
+    def _predict_one(self, request: GenericRequest, fast: "FastInput | None") -> GenericResult:
         from mlflow.exceptions import MlflowException
         from mlflow.pyfunc import scoring_server
         from mlflow.utils.proto_json_utils import _get_jsonable_obj
 
         try:
-            data, params, unwrapped = self._parse(request, scoring_server)
+            if fast is not None:
+                data, params, unwrapped = self._frame(fast), None, False
+            else:
+                data, params, unwrapped = self._parse(request, scoring_server)
         except MlflowException as error:
             raise _client_error(error) from None
         except ServingError:
@@ -126,6 +241,43 @@ class PyfuncModel:
             log.warning("the model raised on an input", exc_info=True)
             raise ServingError(BAD_REQUEST, MODEL_FAILED, code="BAD_REQUEST") from None
         return GenericResult(_get_jsonable_obj(raw, pandas_orient="records"), unwrapped, rows, data)
+
+    def fast_parse(self, request: GenericRequest) -> FastInput | None:
+        """The body's columns when it is in the fast parser's envelope (see the module docstring), else None."""
+        kinds = self._fast_kinds
+        if kinds is None or request.mime != JSON:
+            return None
+        try:
+            document = orjson.loads(request.body)
+        except orjson.JSONDecodeError:
+            return None
+        if type(document) is not dict or len(document) != 1:
+            return None
+        if "dataframe_split" in document:
+            found = _split_columns(document["dataframe_split"], kinds)
+        elif "dataframe_records" in document:
+            found = _records_columns(document["dataframe_records"], kinds)
+        else:
+            return None
+        if found is None:
+            return None
+        names, columns = found
+        for name, values in zip(names, columns, strict=True):
+            if not _values_fit(values, kinds[name]):
+                return None
+        return FastInput(names, columns, len(columns[0]))
+
+    def _frame(self, fast: FastInput) -> Any:
+        """The DataFrame MLflow's parser and cast build for this input."""
+        import pandas as pd
+
+        kinds = self._fast_kinds
+        assert kinds is not None
+        data = {}
+        for name, values in zip(fast.names, fast.columns, strict=True):
+            dtype = kinds[name].dtype
+            data[name] = values if dtype is None else np.array(values, dtype=dtype)
+        return pd.DataFrame(data, columns=list(fast.names))
 
     def _parse(self, request: GenericRequest, scoring_server: Any) -> tuple[Any, Any, bool]:
         if request.mime == CSV:
@@ -154,7 +306,7 @@ class PyfuncModel:
         else:
             document = outputs.predictions if outputs.unwrapped else {"predictions": outputs.predictions}
             body, media = json.dumps(document, cls=NumpyEncoder).encode(), JSON
-        table = partial(_as_table, outputs.data)
+        table = partial(_as_table, outputs.data, outputs.span)
         return Answer(Response(200, body, media), outputs.rows, None, outputs.predictions, table)
 
     def warm(self) -> None:
@@ -186,14 +338,84 @@ def _count_rows(data: Any) -> int:
     return len(data) if isinstance(data, list) else 1
 
 
-def _as_table(data: Any) -> Table | None:
+def _as_table(data: Any, span: slice | None = None) -> Table | None:
     """A parsed DataFrame as a `Table` for observers (data capture); other inputs are not captured as tables."""
     columns = getattr(data, "columns", None)
     if columns is None or not hasattr(data, "to_dict"):
         return None
+    if span is not None:
+        data = data.iloc[span]
     values = data.to_dict(orient="list")
     return Table(
         names=tuple(str(name) for name in columns),
         columns=tuple(values[name] for name in columns),
         n_rows=len(data),
     )
+
+
+def _fast_kinds(metadata: Any, schema: Any) -> dict[str, _ColumnKind] | None:
+    """Each input column's kind, when the signature is one the fast parser covers; None otherwise."""
+    if schema is None or schema.is_tensor_spec() or not schema.has_input_names():
+        return None
+    from_type_hint = getattr(metadata, "_is_signature_from_type_hint", None)
+    if from_type_hint is not None and from_type_hint():
+        return None
+    kinds: dict[str, _ColumnKind] = {}
+    for spec in schema.inputs:
+        name = getattr(getattr(spec, "type", None), "name", None)
+        kind = _FAST_KINDS.get(name) if isinstance(name, str) else None
+        if kind is None or not spec.required or not isinstance(spec.name, str) or spec.name in kinds:
+            return None
+        kinds[spec.name] = kind
+    return kinds or None
+
+
+def _row_wise(metadata: Any) -> bool:
+    """Whether the model scores each row on its own, so that requests may share one prediction."""
+    flavor = metadata.flavors.get("python_function") or {}
+    return flavor.get("loader_module") == "mlflow.sklearn" and flavor.get("predict_fn", "predict") in _ROW_WISE_SKLEARN
+
+
+def _split_columns(split: Any, kinds: dict[str, _ColumnKind]) -> tuple[tuple[str, ...], tuple[list[Any], ...]] | None:
+    if type(split) is not dict or split.keys() != {"columns", "data"}:
+        return None
+    names, rows = split["columns"], split["data"]
+    if type(names) is not list or len(names) != len(kinds) or set(names) != kinds.keys():
+        return None
+    if type(rows) is not list or not rows:
+        return None
+    width = len(names)
+    for row in rows:
+        if type(row) is not list or len(row) != width:
+            return None
+    return tuple(names), tuple(list(column) for column in zip(*rows, strict=True))
+
+
+def _records_columns(
+    records: Any, kinds: dict[str, _ColumnKind]
+) -> tuple[tuple[str, ...], tuple[list[Any], ...]] | None:
+    if type(records) is not list or not records or type(records[0]) is not dict:
+        return None
+    names = tuple(records[0])
+    if len(names) != len(kinds) or set(names) != kinds.keys():
+        return None
+    for record in records:
+        # pandas orders a frame's columns as the records name them: the same order in every record keeps it simple.
+        if type(record) is not dict or tuple(record) != names:
+            return None
+    return names, tuple([record[name] for record in records] for name in names)
+
+
+def _values_fit(values: list[Any], kind: _ColumnKind) -> bool:
+    accepts = kind.accepts
+    if kind.int_range is None:
+        return all(type(value) in accepts for value in values)
+    low, high = kind.int_range
+    for value in values:
+        kind_of = type(value)
+        if kind_of is int:
+            if not low <= value <= high:
+                return False
+        elif kind_of not in accepts:
+            return False
+    return True

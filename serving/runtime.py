@@ -193,6 +193,8 @@ class Inference:
     whose bodies were parsed in the same loop iteration go through the network as one batch, so batching adds no
     timer unless `micro_batch_wait_ms` asks for one. The generic pyfunc path runs arbitrary model code, so it runs on
     the inference thread under the inference timeout (and so does the fast path with MLPLAT_INLINE_INFERENCE=0).
+    Generic requests that arrive while the thread is busy are handed to the model together when it is free
+    (`predict_many`), which may score them as one frame; that too adds no timer.
 
     A matrix product's last float32 bit depends on the batch's size, so a row's prediction may differ by an ulp with
     the company it was batched with; MLPLAT_MICRO_BATCH=0 gives bit-identical answers at some cost in throughput.
@@ -209,6 +211,10 @@ class Inference:
         )
         self._queue: list[_Pending] = []
         self._flush_scheduled = False
+        # Generic requests waiting for the inference thread, and whether a drain of them is running there.
+        self._gathered: list[tuple[Any, Any, asyncio.Future[Any], asyncio.AbstractEventLoop]] = []
+        self._draining = False
+        self._lock = threading.Lock()
 
     async def predict(self, model: Model, features: Any) -> Any:
         """The model's predictions for `features`; `TimeoutError` when off-loop inference passes the timeout."""
@@ -226,9 +232,45 @@ class Inference:
                 else:
                     loop.call_soon(self._flush)
             return await future
+        if hasattr(model, "predict_many"):
+            return await asyncio.wait_for(self._gather(model, features, loop), self.settings.inference_timeout)
         return await asyncio.wait_for(
             loop.run_in_executor(self.executor, model.predict, features), self.settings.inference_timeout
         )
+
+    def _gather(self, model: Any, features: Any, loop: asyncio.AbstractEventLoop) -> "asyncio.Future[Any]":
+        future: asyncio.Future[Any] = loop.create_future()
+        with self._lock:
+            self._gathered.append((model, features, future, loop))
+            start = not self._draining
+            self._draining = True
+        if start:
+            self.executor.submit(self._drain)
+        return future
+
+    def _drain(self) -> None:
+        """On the inference thread: score what has gathered, again and again, until nothing waits."""
+        while True:
+            with self._lock:
+                waiting = [item for item in self._gathered if not item[2].done()]
+                self._gathered = []
+                if not waiting:
+                    self._draining = False
+                    return
+            while waiting:
+                model = waiting[0][0]
+                same = [item for item in waiting if item[0] is model]
+                waiting = [item for item in waiting if item[0] is not model]
+                try:
+                    outcomes = list(model.predict_many([item[1] for item in same], self.settings.micro_batch))
+                    if len(outcomes) != len(same):
+                        raise RuntimeError(f"predict_many answered {len(outcomes)} of {len(same)} requests")
+                except Exception as error:  # predict_many answers per request; this is a defect, seen as a 500
+                    log.exception("scoring gathered requests failed")
+                    outcomes = [error] * len(same)
+                for (_, _, future, loop), outcome in zip(same, outcomes, strict=True):
+                    with contextlib.suppress(RuntimeError):  # the loop closed: nobody waits for the answer
+                        loop.call_soon_threadsafe(_settle, future, outcome)
 
     def _flush(self) -> None:
         """Score everything queued, one stacked forward pass per model and per `micro_batch_rows` rows."""
@@ -269,6 +311,15 @@ class Inference:
 
     def close(self) -> None:
         self.executor.shutdown(wait=False, cancel_futures=True)
+
+
+def _settle(future: "asyncio.Future[Any]", outcome: Any) -> None:
+    if future.done():  # the request timed out or its client left
+        return
+    if isinstance(outcome, BaseException):
+        future.set_exception(outcome)
+    else:
+        future.set_result(outcome)
 
 
 def _predict_stacked(model: Model, parts: list[np.ndarray]) -> Any:

@@ -2,7 +2,8 @@
 
 Usage: `python tests/mutants_report.py run [MODULE ...] [--json]` runs mutmut on each module (all of them when none
 is named) against the tests that cover it, then prints the report; `python tests/mutants_report.py report [--json]`
-prints the last report again. mutmut's configuration is `[tool.mutmut]` in pyproject.toml; this script narrows it to
+prints the last report again (a survivor listed in tests/mutants-equivalent.txt since its run counts as
+equivalent). mutmut's configuration is `[tool.mutmut]` in pyproject.toml; this script narrows it to
 one module and that module's tests per run, because mutmut's stats run (which test covers which function, the basis
 of its per-test selection) would otherwise run the whole suite, servers and training included. Each module's counts
 are kept in `mutants-report.json`, so runs of different modules add up to one report. Not collected by pytest (its
@@ -150,7 +151,18 @@ def run_module(module: str, max_children: int) -> dict[str, str]:
 
 
 def load_report() -> dict[str, Any]:
-    return json.loads(REPORT.read_text()) if REPORT.exists() else {"modules": {}}
+    """The saved report, with survivors listed as equivalent since their run counted as equivalent."""
+    report: dict[str, Any] = json.loads(REPORT.read_text()) if REPORT.exists() else {"modules": {}}
+    equivalent = equivalent_mutants()
+    for row in report["modules"].values():
+        listed = [name for name in row["survivors"] if name in equivalent]
+        if listed:
+            row["survivors"] = [name for name in row["survivors"] if name not in equivalent]
+            row["equivalent"] += len(listed)
+            row["survived"] -= len(listed)
+            decided = row["killed"] + row["equivalent"] + row["survived"]
+            row["score"] = round(100 * (row["killed"] + row["equivalent"]) / decided, 1) if decided else None
+    return report
 
 
 def print_table(report: dict[str, Any]) -> None:

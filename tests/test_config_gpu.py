@@ -143,6 +143,7 @@ def test_gpu_pools_without_a_cluster_are_rejected(raw: dict[str, Any]) -> None:
     del raw["cluster"]
     assert problems(raw) == [
         f"{SOURCE}: mlplat:gpuPools needs mlplat:cluster (GPU pools run on the EKS cluster)",
+        f"{SOURCE}: mlplat:budget.splitCostExport needs mlplat:cluster (split cost allocation covers EKS pods)",
         f"{SOURCE}: mlplat:teams needs mlplat:cluster (team namespaces live on the EKS cluster)",
     ]
 
@@ -155,4 +156,27 @@ def test_every_bad_pool_setting_is_reported_at_once(raw: dict[str, Any]) -> None
         "mlplat:gpuPools[1].gpuLimit",
         "mlplat:gpuPools[2].instanceTypes[0]",
         "mlplat:gpuPools[2].capacityTypes",
+    ]
+
+
+def test_an_enforcing_stack_with_gpu_pools_and_no_nat_is_rejected(raw: dict[str, Any]) -> None:
+    raw["budget"]["enforce"] = True
+    raw["network"]["nat"] = "none"
+    assert problems(raw) == [
+        f"{SOURCE}: mlplat:network.nat must be single or per-az when the budget enforcer zeroes mlplat:gpuPools "
+        "(it runs in the VPC and calls SSM, SNS and Application Auto Scaling) (got 'none')"
+    ]
+
+
+def test_a_notify_only_stack_with_gpu_pools_needs_no_nat(raw: dict[str, Any]) -> None:
+    raw["network"]["nat"] = "none"
+    assert config.validate(raw, SOURCE).network.nat == "none"
+
+
+def test_a_split_cost_export_without_a_cluster_is_rejected(raw: dict[str, Any]) -> None:
+    for key in ("cluster", "gpuPools", "teams"):
+        raw.pop(key)
+    raw["endpoints"] = [e for e in raw["endpoints"] if e.get("platform") != "kubernetes"]
+    assert problems(raw) == [
+        f"{SOURCE}: mlplat:budget.splitCostExport needs mlplat:cluster (split cost allocation covers EKS pods)"
     ]

@@ -4,6 +4,7 @@ moto answers `GetCostAndUsage` from a queue of results it is given; the results 
 tests/fixtures/cost_explorer/, each validated against botocore's output shape for the call before it is used.
 """
 
+import gzip
 import json
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -49,17 +50,53 @@ def test_the_request_is_a_valid_get_cost_and_usage_call() -> None:
     assert not report.has_errors(), report.generate_report()
 
 
+BUCKET = "mlplat-prod-artifacts-bucket"
+EXPORT_FILE = Path(__file__).parent / "fixtures" / "cur2" / "split-cost-2026-11.csv"
+DELIVERY = "billing/mlplat-prod-split-cost/data/BILLING_PERIOD=2026-11/20261130T020000Z-8c1e/"
+
+
+def prod_outputs(path: Path) -> Path:
+    """What `pulumi stack output --json` gives for prod, as far as `cost --actual` reads it."""
+    path.write_text(
+        json.dumps(
+            {
+                "environment": "prod",
+                "region": "us-east-1",
+                "vpcId": "vpc-1",
+                "privateSubnetIds": ["subnet-1"],
+                "bucketName": BUCKET,
+                "bucketArn": f"arn:aws:s3:::{BUCKET}",
+                "kmsKeyArn": "arn:aws:kms:us-east-1:123456789012:key/k",
+                "trackingServerArn": "arn:aws:sagemaker:us-east-1:123456789012:mlflow-tracking-server/t",
+                "trackingServerUrl": "https://t.example",
+                "trainingRoleArn": "arn:aws:iam::123456789012:role/t",
+                "servingRoleArn": "arn:aws:iam::123456789012:role/s",
+                "workloadSecurityGroupId": "sg-1",
+                "endpointNames": ["abalone-prod"],
+                "budgetName": "b",
+            }
+        )
+    )
+    return path
+
+
 @pytest.fixture
-def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+def aws(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Any]:
+    """moto with Cost Explorer's recorded answers, and prod's bucket holding its split cost export for November."""
     for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
         monkeypatch.setenv(key, "testing")
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
     monkeypatch.setenv("MLPLAT_TODAY", "2026-12-01")
+    monkeypatch.setenv("MLPLAT_OUTPUTS", str(prod_outputs(tmp_path / "prod-outputs.json")))
     with mock_aws():
         queue = {"results": [recorded("prod-by-component"), recorded("prod-by-team")]}
         answer = requests.post("http://motoapi.amazonaws.com/moto-api/static/ce/cost-and-usage-results", json=queue)
         assert answer.status_code == 201
-        yield
+        s3 = boto3.client("s3", region_name="us-east-1")
+        s3.create_bucket(Bucket=BUCKET)
+        data = gzip.compress(EXPORT_FILE.read_bytes())
+        s3.put_object(Bucket=BUCKET, Key=f"{DELIVERY}mlplat-prod-split-cost-00001.csv.gz", Body=data)
+        yield s3
 
 
 def invoke(*args: str) -> Any:
@@ -109,6 +146,57 @@ def test_actual_writes_a_chart(aws: None, tmp_path: Path) -> None:
     result = invoke("--actual", "--stack", "prod", "--chart", str(chart))
     assert result.exit_code == 0, result.output
     assert chart.read_bytes()[:8] == PNG_MAGIC
+
+
+def test_actual_json_has_pod_cost_per_namespace_from_the_split_cost_export(aws: None) -> None:
+    result = invoke("--actual", "--stack", "prod", "--since", "30d", "--json")
+    assert result.exit_code == 0, result.output
+    actual = json.loads(result.stdout)["actual"]
+    assert actual["pods"] == [
+        {"namespace": "research", "team": "research", "splitCostUsd": 14.5, "unusedCostUsd": 2.0, "totalUsd": 16.5},
+        {"namespace": "applied", "team": "applied", "splitCostUsd": 3.05, "unusedCostUsd": 0.95, "totalUsd": 4.0},
+    ]
+    assert actual["podTotalUsd"] == 20.5
+
+
+def test_actual_prints_a_pod_table_beside_the_cost_explorer_tables(aws: None) -> None:
+    result = invoke("--actual", "--stack", "prod", "--since", "30d")
+    assert result.exit_code == 0, result.output
+    assert "prod: pods per team" in result.output
+    assert "EKS split cost, 30 days" in result.output
+    assert "│ research  │     $14.50 │       $2.00 │ $16.50 │" in result.output
+
+
+def test_actual_charts_the_pods_beside_the_components_and_teams(aws: None, tmp_path: Path) -> None:
+    chart = tmp_path / "actual.png"
+    result = invoke("--actual", "--stack", "prod", "--chart", str(chart))
+    assert result.exit_code == 0, result.output
+    from PIL import Image
+
+    with Image.open(chart) as image:
+        # Three 7-inch panels at 100 dpi: components, teams, pods (two panels without the export).
+        assert image.size[0] == 2100
+
+
+def test_an_export_without_split_columns_fails_in_one_line(aws: Any) -> None:
+    aws.put_object(
+        Bucket=BUCKET,
+        Key=f"{DELIVERY}mlplat-prod-split-cost-00001.csv.gz",
+        Body=gzip.compress(b"identity_line_item_id,line_item_resource_id\nli-1,i-1\n"),
+    )
+    result = invoke("--actual", "--stack", "prod", "--since", "30d")
+    assert result.exit_code == 1
+    assert result.output.strip() == (
+        f"error: {DELIVERY}mlplat-prod-split-cost-00001.csv.gz lacks line_item_usage_start_date, "
+        "split_line_item_parent_resource_id, split_line_item_split_cost, split_line_item_unused_cost: the export "
+        "must select them with INCLUDE_SPLIT_COST_ALLOCATION_DATA"
+    )
+
+
+def test_a_stack_without_the_export_reads_no_pods(aws: None) -> None:
+    result = invoke("--actual", "--stack", "staging", "--since", "30d", "--json")
+    assert result.exit_code == 0, result.output
+    assert "pods" not in json.loads(result.stdout)["actual"]
 
 
 def test_a_bad_window_is_one_line_naming_the_option(aws: None) -> None:

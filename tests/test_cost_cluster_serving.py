@@ -8,7 +8,8 @@ import pytest
 from components.nodepool import PoolSpec, render_node_pool
 from components.serving_deployment import ServingSpec, render_serving_deployment
 from mlplat import synth
-from mlplat.cost.estimate import CostLine, Estimate, estimate
+from mlplat.cost.estimate import estimate
+from mlplat.cost.model import CostLine, Estimate
 from mlplat.cost.prices import default_table
 
 STACK = "urn:pulumi:staging::mlplat::pulumi:pulumi:Stack::mlplat-staging"

@@ -8,7 +8,8 @@ import pytest
 
 from components.nodepool import PoolSpec, render_node_class, render_node_pool
 from mlplat import synth
-from mlplat.cost.estimate import CostLine, estimate
+from mlplat.cost.estimate import estimate
+from mlplat.cost.model import CostLine
 
 STACK = "urn:pulumi:prod::mlplat::pulumi:pulumi:Stack::mlplat-prod"
 POOL = f"{STACK}$mlplat:nodepool:GpuNodePool::train"

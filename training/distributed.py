@@ -30,18 +30,17 @@ class Runtime:
 
     def all_max(self, values: list[float]) -> list[float]:
         """Element-wise maximum over ranks (identity when alone)."""
-        if not self.distributed:
-            return values
-        tensor = torch.tensor(values, dtype=torch.float64, device=self.device)
-        dist.all_reduce(tensor, op=dist.ReduceOp.MAX)
-        return [float(value) for value in tensor.tolist()]
+        return self._all_reduce(values, dist.ReduceOp.MAX)
 
     def all_sum(self, values: list[float]) -> list[float]:
         """Element-wise sum over ranks (identity when alone)."""
+        return self._all_reduce(values, dist.ReduceOp.SUM)
+
+    def _all_reduce(self, values: list[float], op: Any) -> list[float]:
         if not self.distributed:
             return values
         tensor = torch.tensor(values, dtype=torch.float64, device=self.device)
-        dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
+        dist.all_reduce(tensor, op=op)
         return [float(value) for value in tensor.tolist()]
 
     def broadcast(self, value: Any) -> Any:

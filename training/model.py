@@ -23,8 +23,28 @@ import torch
 from torch import nn
 
 
-class MLPRegressor(nn.Module):
-    """Linear → ReLU (→ dropout) per hidden width, then a Linear to one output, de-standardised in `forward`."""
+class _MLP(nn.Module):
+    """Linear → ReLU (→ dropout) per hidden width, then a Linear to `n_outputs`: the body both models share."""
+
+    def __init__(self, n_features: int, hidden: Sequence[int], dropout: float, n_outputs: int) -> None:
+        super().__init__()
+        widths = [n_features, *hidden]
+        self.hidden_layers = nn.ModuleList(nn.Linear(a, b) for a, b in itertools.pairwise(widths))
+        self.output = nn.Linear(widths[-1], n_outputs)
+        self.dropout = float(dropout)
+
+    def layers(self, x: torch.Tensor) -> torch.Tensor:
+        """The output layer's values, shape [batch, n_outputs]."""
+        for layer in self.hidden_layers:
+            x = torch.relu(layer(x))
+            if self.training and self.dropout > 0.0:
+                keep = 1.0 - self.dropout
+                x = x * torch.empty_like(x).bernoulli_(keep).div_(keep)
+        return self.output(x)
+
+
+class MLPRegressor(_MLP):
+    """The shared MLP body to one output, de-standardised in `forward`."""
 
     target_mean: torch.Tensor
     target_std: torch.Tensor
@@ -32,22 +52,13 @@ class MLPRegressor(nn.Module):
     def __init__(
         self, n_features: int, hidden: Sequence[int], dropout: float, target_mean: float, target_std: float
     ) -> None:
-        super().__init__()
-        widths = [n_features, *hidden]
-        self.hidden_layers = nn.ModuleList(nn.Linear(a, b) for a, b in itertools.pairwise(widths))
-        self.output = nn.Linear(widths[-1], 1)
-        self.dropout = float(dropout)
+        super().__init__(n_features, hidden, dropout, 1)
         self.register_buffer("target_mean", torch.tensor(float(target_mean), dtype=torch.float32))
         self.register_buffer("target_std", torch.tensor(float(target_std), dtype=torch.float32))
 
     def core(self, x: torch.Tensor) -> torch.Tensor:
         """The prediction of the standardised target, shape [batch]."""
-        for layer in self.hidden_layers:
-            x = torch.relu(layer(x))
-            if self.training and self.dropout > 0.0:
-                keep = 1.0 - self.dropout
-                x = x * torch.empty_like(x).bernoulli_(keep).div_(keep)
-        return self.output(x).squeeze(-1)
+        return self.layers(x).squeeze(-1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """The prediction in target units, shape [batch]."""
@@ -57,24 +68,12 @@ class MLPRegressor(nn.Module):
         return [*self.hidden_layers, self.output]
 
 
-class MLPClassifier(nn.Module):
-    """Linear → ReLU (→ dropout) per hidden width, then a Linear to one logit per class; `forward` returns logits."""
-
-    def __init__(self, n_features: int, hidden: Sequence[int], dropout: float, n_classes: int) -> None:
-        super().__init__()
-        widths = [n_features, *hidden]
-        self.hidden_layers = nn.ModuleList(nn.Linear(a, b) for a, b in itertools.pairwise(widths))
-        self.output = nn.Linear(widths[-1], n_classes)
-        self.dropout = float(dropout)
+class MLPClassifier(_MLP):
+    """The shared MLP body to one logit per class (`n_outputs` = the number of classes); `forward` returns logits."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Logits, shape [batch, classes]."""
-        for layer in self.hidden_layers:
-            x = torch.relu(layer(x))
-            if self.training and self.dropout > 0.0:
-                keep = 1.0 - self.dropout
-                x = x * torch.empty_like(x).bernoulli_(keep).div_(keep)
-        return self.output(x)
+        return self.layers(x)
 
 
 def classification_step(

@@ -43,10 +43,22 @@ CLASSIFIER_FORMAT = "mlplat-mlp-classifier/1"
 LOG_EPS = 1e-15
 
 
-def _ddp(module: nn.Module, runtime: Runtime) -> nn.Module:
-    return nn.parallel.DistributedDataParallel(
-        module, device_ids=[runtime.device] if runtime.device.type == "cuda" else None
-    )
+# An autograd step of `model.py`: (module, flat, optimizer, x, y, total, autocast).
+_Update = Callable[[nn.Module, FlatParameters, FlatAdamW, torch.Tensor, torch.Tensor, torch.Tensor, bool], None]
+
+
+def _autograd(update: _Update, module: nn.Module, flat: FlatParameters, optimizer: FlatAdamW, runtime: Runtime) -> Step:
+    """The loop's step: `update` on `module`, wrapped in DDP when distributed."""
+    if runtime.distributed:
+        module = nn.parallel.DistributedDataParallel(
+            module, device_ids=[runtime.device] if runtime.device.type == "cuda" else None
+        )
+    autocast = runtime.autocast
+
+    def step(x: torch.Tensor, y: torch.Tensor, total: torch.Tensor) -> None:
+        update(module, flat, optimizer, x, y, total, autocast)
+
+    return step
 
 
 class RegressionRecipe:
@@ -72,15 +84,7 @@ class RegressionRecipe:
         assert isinstance(net, MLPRegressor)
         if not runtime.distributed and runtime.device.type == "cpu":
             return FusedStep(net, optimizer)
-        module: nn.Module = StandardisedView(net)
-        if runtime.distributed:
-            module = _ddp(module, runtime)
-        autocast = runtime.autocast
-
-        def step(x: torch.Tensor, y: torch.Tensor, total: torch.Tensor) -> None:
-            autograd_step(module, flat, optimizer, x, y, total, autocast)
-
-        return step
+        return _autograd(autograd_step, StandardisedView(net), flat, optimizer, runtime)
 
     def validate(self, net: nn.Module, val: Tensors) -> dict[str, float]:
         scores = regression_metrics(predict(net, val.x), val.y.cpu().numpy())
@@ -146,13 +150,7 @@ class ClassificationRecipe:
         return Tensors(x=torch.from_numpy(x).to(device), y_fit=labels, y=labels)
 
     def step(self, net: nn.Module, flat: FlatParameters, optimizer: FlatAdamW, runtime: Runtime) -> Step:
-        module = _ddp(net, runtime) if runtime.distributed else net
-        autocast = runtime.autocast
-
-        def step(x: torch.Tensor, y: torch.Tensor, total: torch.Tensor) -> None:
-            classification_step(module, flat, optimizer, x, y, total, autocast)
-
-        return step
+        return _autograd(classification_step, net, flat, optimizer, runtime)
 
     def validate(self, net: nn.Module, val: Tensors) -> dict[str, float]:
         scores = classification_metrics(probabilities(net, val.x), val.y.cpu().numpy())

@@ -9,15 +9,24 @@ variables set by `components.budget.BudgetAlerts`:
   spend, and acting on it would stop dev on the first busy morning of the month);
 - `MLPLAT_ENDPOINTS`: JSON list of `{"endpoint", "variant", "inferenceComponent", "minimum"}`, the stack's endpoints
   as planned (the role may touch exactly these, so the function never lists anything);
-- `MLPLAT_RECORD_PARAMETER`: the SSM parameter the record lives in; `MLPLAT_TOPIC_ARN`: where it reports.
+- `MLPLAT_RECORD_PARAMETER`: the SSM parameter the record lives in; `MLPLAT_TOPIC_ARN`: where it reports;
+- `MLPLAT_NODEPOOLS`: JSON list of the cluster's GPU NodePool names, whose `spec.limits` go to zero so Karpenter
+  launches no new GPU node; `MLPLAT_CLUSTER_NAME`, `MLPLAT_CLUSTER_ENDPOINT` and `MLPLAT_CLUSTER_CA` (base64 PEM, as
+  EKS gives it) say where the Kubernetes API is. The function authenticates the way `aws eks get-token` does
+  (a presigned STS GetCallerIdentity URL), as its own role, which the cluster maps to a group that may only get and
+  patch those NodePools.
 
 The record is written before anything changes and names each target's previous state; a second alert while a
 record exists changes nothing, so the record always holds the state from before enforcement.
 """
 
+import base64
 import json
 import os
 import re
+import ssl
+import urllib.error
+import urllib.request
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -30,6 +39,14 @@ VARIANT_DIMENSION = "sagemaker:variant:DesiredInstanceCount"
 ENFORCED_TAG = "mlplat:budget-enforced"
 MESSAGE_PREFIX = "mlplat budget enforcement"
 RECORD_VERSION = 1
+NODEPOOLS_PATH = "/apis/karpenter.sh/v1/nodepools"
+GPU_RESOURCE = "nvidia.com/gpu"
+# Kubernetes annotation keys admit no colon: the tag's name under the platform's label domain.
+ENFORCED_ANNOTATION = "mlplat.io/budget-enforced"
+TOKEN_PREFIX = "k8s-aws-v1."  # noqa: S105 (the token format's version tag, not a secret)
+CLUSTER_ID_HEADER = "x-k8s-aws-id"
+TOKEN_URL_SECONDS = 60
+MERGE_PATCH = "application/merge-patch+json"
 
 ClientFactory = Callable[[str], Any]
 """`service name -> boto3 client`; tests hand in clients bound to moto."""
@@ -37,6 +54,10 @@ ClientFactory = Callable[[str], Any]
 
 class NothingRecorded(LookupError):
     """A restore found no record: nothing was enforced, or it was already restored."""
+
+
+class KubeError(RuntimeError):
+    """The Kubernetes API refused a request or could not be reached."""
 
 
 def _default_clients(service: str) -> Any:
@@ -79,6 +100,10 @@ class Settings:
         self.endpoints: list[dict[str, Any]] = json.loads(env.get("MLPLAT_ENDPOINTS", "[]"))
         self.record_parameter = env["MLPLAT_RECORD_PARAMETER"]
         self.topic_arn = env.get("MLPLAT_TOPIC_ARN", "")
+        self.node_pools: list[str] = json.loads(env.get("MLPLAT_NODEPOOLS", "[]"))
+        self.cluster = env.get("MLPLAT_CLUSTER_NAME", "")
+        self.cluster_endpoint = env.get("MLPLAT_CLUSTER_ENDPOINT", "")
+        self.cluster_ca = env.get("MLPLAT_CLUSTER_CA", "")
 
 
 def handler(event: Mapping[str, Any], context: Any = None, clients: ClientFactory | None = None) -> dict[str, Any]:
@@ -192,12 +217,112 @@ def _set_bounds(clients: ClientFactory, change: Mapping[str, Any], low: int, hig
     )
 
 
+def eks_token(sts: Any, cluster: str) -> str:
+    """A bearer token for the EKS cluster `cluster`, as `aws eks get-token` makes it.
+
+    The token is a presigned STS GetCallerIdentity URL whose signature covers the `x-k8s-aws-id: <cluster>` header,
+    base64url-encoded without padding behind `k8s-aws-v1.`; EKS calls the URL to learn who the caller is, and the
+    signed header stops the token from being replayed against another cluster. Signing is local: no request is made.
+    """
+
+    def add_cluster_header(request: Any, **_: Any) -> None:
+        request.headers[CLUSTER_ID_HEADER] = cluster
+
+    event = "before-sign.sts.GetCallerIdentity"
+    sts.meta.events.register(event, add_cluster_header, unique_id=f"mlplat-eks-token-{cluster}")
+    try:
+        url: str = sts.generate_presigned_url(
+            "get_caller_identity", Params={}, ExpiresIn=TOKEN_URL_SECONDS, HttpMethod="GET"
+        )
+    finally:
+        sts.meta.events.unregister(event, unique_id=f"mlplat-eks-token-{cluster}")
+    return TOKEN_PREFIX + base64.urlsafe_b64encode(url.encode()).decode().rstrip("=")
+
+
+class KubeApi:
+    """The few Kubernetes API calls the enforcer makes: get and merge-patch a Karpenter NodePool."""
+
+    def __init__(self, endpoint: str, token: Callable[[], str], ca_data: str = "", timeout: float = 10.0) -> None:
+        if not endpoint.startswith(("https://", "http://")):
+            raise ValueError(f"the cluster endpoint must be an http(s) URL (got {endpoint!r})")
+        self.endpoint = endpoint.rstrip("/")
+        self._token = token
+        self._timeout = timeout
+        self.ca_data = ca_data
+
+    def get_node_pool(self, name: str) -> dict[str, Any]:
+        """The NodePool `name` as the API server holds it."""
+        return self._call("GET", f"{NODEPOOLS_PATH}/{name}", None)
+
+    def patch_node_pool(self, name: str, patch: Mapping[str, Any]) -> dict[str, Any]:
+        """Apply a JSON merge patch (RFC 7386: null deletes a key) to the NodePool `name`."""
+        return self._call("PATCH", f"{NODEPOOLS_PATH}/{name}", patch)
+
+    def _call(self, method: str, path: str, body: Mapping[str, Any] | None) -> dict[str, Any]:
+        headers = {"Authorization": f"Bearer {self._token()}", "Accept": "application/json"}
+        data = None
+        if body is not None:
+            headers["Content-Type"] = MERGE_PATCH
+            data = json.dumps(body).encode()
+        # The scheme was checked in __init__: http(s) only.
+        request = urllib.request.Request(self.endpoint + path, data=data, method=method, headers=headers)  # noqa: S310
+        # Trust the cluster's own CA only, never the system store.
+        tls = ssl.create_default_context(cadata=base64.b64decode(self.ca_data).decode()) if self.ca_data else None
+        try:
+            with urllib.request.urlopen(request, timeout=self._timeout, context=tls) as response:  # noqa: S310
+                answer: dict[str, Any] = json.loads(response.read() or b"{}")
+        except urllib.error.HTTPError as exc:
+            raise KubeError(f"{method} {path}: HTTP {exc.code} {exc.read().decode(errors='replace')[:300]}") from None
+        except (urllib.error.URLError, OSError) as exc:
+            raise KubeError(f"{method} {path}: {exc}") from None
+        return answer
+
+
+KubeFactory = Callable[[str], KubeApi]
+"""`cluster name -> KubeApi`; tests hand in one bound to a loopback fake API server."""
+
+
+def cluster_api(clients: ClientFactory, cluster: str, endpoint: str = "", ca_data: str = "") -> KubeApi:
+    """The cluster's API as the caller's AWS identity; endpoint and CA from EKS DescribeCluster unless given."""
+    if not endpoint:
+        described = clients("eks").describe_cluster(name=cluster)["cluster"]
+        endpoint, ca_data = described["endpoint"], described["certificateAuthority"]["data"]
+    sts = clients("sts")
+    return KubeApi(endpoint, lambda: eks_token(sts, cluster), ca_data)
+
+
+def zero_limits_patch(limits: Mapping[str, str] | None, at: str) -> dict[str, Any]:
+    """The merge patch that stops a NodePool launching nodes: every recorded limit, and the GPU limit, at zero."""
+    zeroed = {key: "0" for key in (limits or {})}
+    zeroed[GPU_RESOURCE] = "0"
+    return {"metadata": {"annotations": {ENFORCED_ANNOTATION: at}}, "spec": {"limits": zeroed}}
+
+
+def restore_limits_patch(limits: Mapping[str, str] | None) -> dict[str, Any]:
+    """The merge patch that puts back exactly the recorded limits: keys enforcement added are deleted (null)."""
+    restored: dict[str, Any] | None = None
+    if limits is not None:
+        restored = {key: None for key in zero_limits_patch(limits, "")["spec"]["limits"]}
+        restored.update(limits)
+    return {"metadata": {"annotations": {ENFORCED_ANNOTATION: None}}, "spec": {"limits": restored}}
+
+
+def _pool_snapshot(kube: KubeApi, cluster: str, name: str) -> dict[str, Any]:
+    limits = kube.get_node_pool(name).get("spec", {}).get("limits")
+    return {"kind": "nodepool", "name": name, "cluster": cluster, "limits": limits, "target": "0"}
+
+
 def enforce(settings: Settings, clients: ClientFactory, alert: Mapping[str, Any]) -> dict[str, Any]:
-    """Scale every endpoint to its floor, pin its autoscaler there, tag it, record it, report it."""
+    """Record every target, then scale each endpoint to its floor (its autoscaler pinned there, tagged) and zero each
+    GPU NodePool's limits (annotated); report what was done and what failed."""
     existing = read_record(clients, settings.record_parameter)
     if existing is not None:
         return {"action": "already-enforced", "at": existing["at"]}
     changes = [_snapshot(clients, endpoint) for endpoint in settings.endpoints]
+    kube = None
+    if settings.node_pools:
+        kube = cluster_api(clients, settings.cluster, settings.cluster_endpoint, settings.cluster_ca)
+        changes += [_pool_snapshot(kube, settings.cluster, pool) for pool in settings.node_pools]
     at = _now()
     record = {
         "version": RECORD_VERSION,
@@ -211,25 +336,50 @@ def enforce(settings: Settings, clients: ClientFactory, alert: Mapping[str, Any]
     clients("ssm").put_parameter(
         Name=settings.record_parameter, Value=json.dumps(record), Type="String", Overwrite=False
     )
-    sagemaker = clients("sagemaker")
+    failed: list[str] = []
     for change in changes:
-        floor = int(change["target"])
-        # Pinned first, so neither target tracking nor the wake alarm undoes the change.
-        if change["scaling"] is not None:
-            _set_bounds(clients, change, floor, floor)
-        _set_capacity(clients, change, floor)
-        sagemaker.add_tags(ResourceArn=change["arn"], Tags=[{"Key": ENFORCED_TAG, "Value": at}])
-    _publish(clients, settings, describe(record, "scaled down"))
-    return {"action": "enforced", "record": record}
+        # One target that cannot be changed must not spare the others: a retried alert finds the record and stops.
+        try:
+            _scale_down(clients, kube, change, at)
+        except Exception as exc:  # botocore's ClientError, KubeError: reported, and a restore still covers it
+            failed.append(f"- FAILED {change['kind']} {change['name']}: {exc}")
+    _publish(clients, settings, "\n".join([describe(record, "scaled down"), *failed]))
+    return {"action": "enforced", "record": record, "failed": failed}
 
 
-def restore(clients: ClientFactory, parameter: str, topic_arn: str = "") -> dict[str, Any]:
-    """Undo exactly what the record says was changed, then delete the record; NothingRecorded when there is none."""
+def _scale_down(clients: ClientFactory, kube: KubeApi | None, change: Mapping[str, Any], at: str) -> None:
+    if change["kind"] == "nodepool":
+        assert kube is not None
+        kube.patch_node_pool(change["name"], zero_limits_patch(change["limits"], at))
+        return
+    floor = int(change["target"])
+    # Pinned first, so neither target tracking nor the wake alarm undoes the change.
+    if change["scaling"] is not None:
+        _set_bounds(clients, change, floor, floor)
+    _set_capacity(clients, change, floor)
+    clients("sagemaker").add_tags(ResourceArn=change["arn"], Tags=[{"Key": ENFORCED_TAG, "Value": at}])
+
+
+def restore(
+    clients: ClientFactory, parameter: str, topic_arn: str = "", kube: KubeFactory | None = None
+) -> dict[str, Any]:
+    """Undo exactly what the record says was changed, then delete the record; NothingRecorded when there is none.
+
+    NodePools are reached through `kube` (default: the cluster named in the record, found with DescribeCluster, as
+    the caller's AWS identity).
+    """
     record = read_record(clients, parameter)
     if record is None:
         raise NothingRecorded(parameter)
     sagemaker = clients("sagemaker")
+    apis: dict[str, KubeApi] = {}
     for change in record["changes"]:
+        if change["kind"] == "nodepool":
+            cluster = change["cluster"]
+            if cluster not in apis:
+                apis[cluster] = kube(cluster) if kube is not None else cluster_api(clients, cluster)
+            apis[cluster].patch_node_pool(change["name"], restore_limits_patch(change["limits"]))
+            continue
         if change["scaling"] is not None:
             low, high = change["scaling"]
             _set_bounds(clients, change, int(low), int(high))
@@ -249,6 +399,13 @@ def describe(record: Mapping[str, Any], verb: str) -> str:
         f"{record['thresholdPercent']:g}% at {record['at']}"
     ]
     for change in record["changes"]:
+        if change["kind"] == "nodepool":
+            limits = dict(change["limits"] or {GPU_RESOURCE: "unlimited"})
+            for key in zero_limits_patch(change["limits"], "")["spec"]["limits"]:
+                before = limits.get(key, "unlimited")
+                (a, b) = (before, "0") if verb == "scaled down" else ("0", before)
+                lines.append(f"- nodepool {change['name']}: {key} limit {a} -> {b}")
+            continue
         if change["kind"] == "inference-component":
             before, unit = change["copyCount"], "copies"
         else:

@@ -3,16 +3,32 @@
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from contracts.bucket import split_s3_uri
 from mlplat.outputs import CloudError, StackOutputs
+
+if TYPE_CHECKING:
+    from components.config import StackConfig
 
 DEFAULT_EXPERIMENT = "mlplat-training"
 
 
 class TrainError(CloudError):
     """A training launch that cannot go ahead, or a job that did not complete."""
+
+
+@dataclass(frozen=True)
+class TrainingRun:
+    """What every launcher needs of one run: the stack, the model it registers, its data, its name, its tracking."""
+
+    outputs: StackOutputs
+    cfg: "StackConfig"
+    model: str
+    dataset: str
+    dataset_version: str
+    job_name: str
+    tracking_uri: str
 
 
 @dataclass(frozen=True)
@@ -47,14 +63,15 @@ def default_job_name(prefix: str, model: str, max_length: int = 63, now: datetim
     return f"{head[: max_length - len(stamp) - 1].rstrip('-')}-{stamp}"
 
 
-def resolve_image(image: str, outputs: StackOutputs) -> str:
-    """A short image name (`mlplat/training:0.1.0`) lives in the stack account's ECR, as the platform resolves it."""
+def resolve_image(image: str, outputs: StackOutputs, role_arn: str | None = None) -> str:
+    """A short image name (`mlplat/training:0.1.0`) lives in the stack account's ECR, as the platform resolves it;
+    the account is `role_arn`'s (default: the training role's)."""
     from components.images import parse
 
     ref = parse(image)
     if ref.registry is not None:
         return image
-    account = outputs.training_role_arn.split(":")[4]
+    account = (role_arn or outputs.training_role_arn).split(":")[4]
     return f"{account}.dkr.ecr.{outputs.region}.amazonaws.com/{ref.repository}{ref.separator}{ref.reference}"
 
 

@@ -1,6 +1,6 @@
-"""The EKS training launcher: the torchrun manifests of `components.training_job` for a stack.
+"""The EKS training launcher: the torchrun manifests of `mlplat.cloud.eks_job` for a stack.
 
-`--on eks` renders the torchrun `TrainingJob` manifests of `components.training_job` for the stack (ranks, GPU
+`--on eks` renders the torchrun Job manifests of `mlplat.cloud.eks_job` for the stack (ranks, GPU
 pool, team namespace, image, retry budget); `mlplat.jobs.eks` creates and follows them, and `--dry-run` prints them.
 """
 
@@ -9,21 +9,13 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from components import config as stack_config
 from contracts import bucket as layout
-from mlplat.cloud.common import TrainError, resolve_image
-from mlplat.outputs import StackOutputs
+from mlplat.cloud.common import TrainError, TrainingRun, resolve_image
 
 
 def eks_manifests(
-    outputs: StackOutputs,
-    cfg: stack_config.StackConfig,
+    run: TrainingRun,
     *,
-    model: str,
-    dataset: str,
-    dataset_version: str,
-    job_name: str,
-    tracking_uri: str,
     ranks: int,
     pool: str | None,
     team: str | None,
@@ -36,13 +28,14 @@ def eks_manifests(
     hyperparameters: Mapping[str, str] | None = None,
     experiment: str | None = None,
 ) -> list[dict[str, Any]]:
-    """The torchrun Job and its rendezvous Service for this stack, from `components.training_job`.
+    """The torchrun Job and its rendezvous Service for this stack, from `mlplat.cloud.eks_job`.
 
     `script` is script mode's (entry point, `s3://` URI of the source archive); `hyperparameters` are then the
     script's, and `experiment` the MLflow experiment its run goes to.
     """
-    from components.training_job import TrainingJobSpec, render_training_job
+    from mlplat.cloud.eks_job import TrainingJobSpec, render_training_job
 
+    outputs, cfg, job_name = run.outputs, run.cfg, run.job_name
     if cfg.cluster is None:
         raise TrainError(f"stack {cfg.environment!r} has no EKS cluster (mlplat:cluster); use --on sagemaker")
     pools = [p.name for p in cfg.gpu_pools]
@@ -62,10 +55,10 @@ def eks_manifests(
         name=job_name,
         namespace=namespace,
         image=resolve_image(image or cfg.images.training, outputs),
-        data_uri=layout.s3_uri(outputs.bucket_name, layout.dataset_prefix(dataset, dataset_version)),
+        data_uri=layout.s3_uri(outputs.bucket_name, layout.dataset_prefix(run.dataset, run.dataset_version)),
         checkpoint_s3_uri=layout.s3_uri(outputs.bucket_name, layout.checkpoint_prefix(job_name)),
-        tracking_uri=tracking_uri,
-        registered_model_name=model,
+        tracking_uri=run.tracking_uri,
+        registered_model_name=run.model,
         ranks=ranks,
         gpus_per_rank=gpus_per_rank,
         pool=chosen_pool,

@@ -25,11 +25,16 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from components import config as stack_config
 from contracts import bucket as layout
-from mlplat.cloud.common import DEFAULT_EXPERIMENT, SageMakerJob, TrainError, check_dataset, resolve_image
+from mlplat.cloud.common import (
+    DEFAULT_EXPERIMENT,
+    SageMakerJob,
+    TrainError,
+    TrainingRun,
+    check_dataset,
+    resolve_image,
+)
 from mlplat.cloud.registration import find_run, register_from_artifact
-from mlplat.outputs import StackOutputs
 
 CHANNEL = "train"
 CHECKPOINT_LOCAL_PATH = "/opt/ml/checkpoints"
@@ -39,14 +44,8 @@ _JOB_NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
 
 
 def plan_sagemaker_job(
-    outputs: StackOutputs,
-    cfg: stack_config.StackConfig,
+    run: TrainingRun,
     *,
-    model: str,
-    dataset: str,
-    dataset_version: str,
-    job_name: str,
-    tracking_uri: str,
     instance_type: str = "ml.m5.xlarge",
     instances: int = 1,
     spot: bool = False,
@@ -60,6 +59,7 @@ def plan_sagemaker_job(
     image: str | None = None,
 ) -> SageMakerJob:
     """The job for this stack; raises TrainError naming the bad setting."""
+    outputs, cfg, model, job_name = run.outputs, run.cfg, run.model, run.job_name
     if not _JOB_NAME.match(job_name):
         raise TrainError(f"--job-name must be 1-63 letters, digits and hyphens (got {job_name!r})")
     if instances < 1:
@@ -82,7 +82,7 @@ def plan_sagemaker_job(
     if network_isolation:
         environment["MLFLOW_TRACKING_URI"] = ISOLATED_TRACKING_URI
     else:
-        environment["MLFLOW_TRACKING_URI"] = tracking_uri
+        environment["MLFLOW_TRACKING_URI"] = run.tracking_uri
     return SageMakerJob(
         name=job_name,
         image=training_image,
@@ -90,7 +90,7 @@ def plan_sagemaker_job(
         subnets=tuple(outputs.private_subnet_ids),
         security_group_ids=(outputs.workload_security_group_id,),
         kms_key_arn=outputs.kms_key_arn,
-        data_uri=layout.s3_uri(bucket, layout.dataset_prefix(dataset, dataset_version)),
+        data_uri=layout.s3_uri(bucket, layout.dataset_prefix(run.dataset, run.dataset_version)),
         output_uri=layout.s3_uri(bucket, layout.TRAINING_OUTPUT_PREFIX),
         checkpoint_uri=layout.s3_uri(bucket, layout.checkpoint_prefix(job_name)),
         instance_type=instance_type,
@@ -299,10 +299,8 @@ class TrainResult:
 
 def run_sagemaker(
     job: SageMakerJob,
-    outputs: StackOutputs,
-    tracking_uri: str,
+    run: TrainingRun,
     experiment: str,
-    model: str,
     timeout: float,
     poll_interval: float,
     on_change: Callable[[dict[str, Any]], None] = lambda _d: None,
@@ -312,7 +310,8 @@ def run_sagemaker(
     """Check the data, create the job, follow it to the end, and find or register its model version."""
     import boto3
 
-    session = boto3.Session(region_name=outputs.region)
+    tracking_uri, model = run.tracking_uri, run.model
+    session = boto3.Session(region_name=run.outputs.region)
     s3 = session.client("s3")
     check_dataset(s3, job.data_uri)
     backend = submit(training_job_request(job), session, use_sdk)

@@ -3,7 +3,8 @@
 `GetCostAndUsage` is filtered on the stack's `mlplat:environment` tag and grouped once by `mlplat:component` and
 once by `mlplat:team` (the API allows two groupings per call, and the two views are read separately). Cost
 Explorer names a group `<tag key>$<value>`; an empty value is spend that carries no such tag, shown as
-`(untagged)`. The estimate is monthly, so it is scaled to the window's length before it is compared.
+`(untagged)`. The estimate is monthly, so it is scaled to the window's length before it is compared. Where the
+stack exports EKS split cost allocation data, pod cost per namespace (`mlplat.cost.split`) joins the report.
 """
 
 import re
@@ -12,10 +13,10 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
 
-from mlplat.cost.estimate import Estimate
+from mlplat.cost.model import COMPONENT_TAG, Estimate
+from mlplat.cost.split import PodCost
 
 ENVIRONMENT_TAG = "mlplat:environment"
-COMPONENT_TAG = "mlplat:component"
 TEAM_TAG = "mlplat:team"
 METRIC = "UnblendedCost"
 UNTAGGED = "(untagged)"
@@ -65,6 +66,8 @@ class ActualReport:
     end: date
     components: tuple[Row, ...]
     teams: tuple[Row, ...]
+    pods: tuple[PodCost, ...] | None = None
+    """Pod cost per namespace from the split cost allocation export; None when the stack exports none."""
 
     @property
     def days(self) -> int:
@@ -73,6 +76,12 @@ class ActualReport:
 
     def to_json(self) -> dict[str, Any]:
         """The report's JSON form."""
+        pods: dict[str, Any] = {}
+        if self.pods is not None:
+            pods = {
+                "pods": [p.to_json() for p in self.pods],
+                "podTotalUsd": round(sum(p.total_usd for p in self.pods), 2),
+            }
         return {
             "stack": self.stack,
             "environment": self.environment,
@@ -85,6 +94,7 @@ class ActualReport:
             "actualTotalUsd": round(sum(r.actual_usd for r in self.components), 2),
             "estimateIdleTotalUsd": round(sum(r.idle_usd for r in self.components), 2),
             "estimatePeakTotalUsd": round(sum(r.peak_usd for r in self.components), 2),
+            **pods,
         }
 
 

@@ -1,5 +1,6 @@
 """`mlplat cost`: the monthly cost of a stack at idle and at peak, per component, against its budget."""
 
+import dataclasses
 import json
 import os
 from datetime import date
@@ -10,12 +11,16 @@ import typer
 from rich.table import Table
 
 from components.config import display_path, load_stack_file
+from components.cost_export import export_name
 from mlplat import clikit, policy_config, synth
 from mlplat.cost import idle as idle_mod
+from mlplat.cost import split
 from mlplat.cost.actual import ActualError, ActualReport, Row, actual_report, window
 from mlplat.cost.chart import write_actual_chart, write_chart
-from mlplat.cost.estimate import Estimate, estimate
+from mlplat.cost.estimate import estimate
+from mlplat.cost.model import Estimate
 from mlplat.cost.prices import default_table
+from mlplat.outputs import load_outputs
 
 # Cost Explorer answers from one region whatever the stack's.
 COST_EXPLORER_REGION = "us-east-1"
@@ -78,19 +83,42 @@ def _verdict(result: Estimate) -> str:
     return f"{result.stack}: peak {_usd(result.peak_total)} is {share:.1f}% of the {budget} budget ({state})"
 
 
-def _actual_table(report: ActualReport, title: str, rows: tuple[Row, ...]) -> Table:
-    table = Table(
-        title=f"{report.stack}: estimate vs actual per {title}",
-        caption=f"{report.start} to {report.end} ({report.days} days)",
-        show_footer=True,
-    )
-    table.add_column(title, footer="total")
-    table.add_column("estimate idle", justify="right", footer=_usd(sum(r.idle_usd for r in rows)))
-    table.add_column("estimate peak", justify="right", footer=_usd(sum(r.peak_usd for r in rows)))
-    table.add_column("actual", justify="right", footer=_usd(sum(r.actual_usd for r in rows)))
-    for row in rows:
-        table.add_row(row.name, _usd(row.idle_usd), _usd(row.peak_usd), _usd(row.actual_usd))
+def _usd_table(
+    title: str, caption: str, key: str, headers: tuple[str, ...], rows: list[tuple[str, tuple[float, ...]]]
+) -> Table:
+    """One row per name with its amounts; each amount column is totalled in the footer."""
+    table = Table(title=title, caption=caption, show_footer=True)
+    table.add_column(key, footer="total")
+    for index, header in enumerate(headers):
+        table.add_column(header, justify="right", footer=_usd(sum(amounts[index] for _, amounts in rows)))
+    for name, amounts in rows:
+        table.add_row(name, *(_usd(amount) for amount in amounts))
     return table
+
+
+def _actual_table(report: ActualReport, title: str, rows: tuple[Row, ...]) -> Table:
+    return _usd_table(
+        f"{report.stack}: estimate vs actual per {title}",
+        f"{report.start} to {report.end} ({report.days} days)",
+        title,
+        ("estimate idle", "estimate peak", "actual"),
+        [(row.name, (row.idle_usd, row.peak_usd, row.actual_usd)) for row in rows],
+    )
+
+
+def cluster_name(environment: str) -> str:
+    """The stack's EKS cluster as AWS names it (the platform's compute component names it so)."""
+    return f"mlplat-{environment}-compute-cluster"
+
+
+def _pods_table(report: ActualReport, pods: tuple[split.PodCost, ...]) -> Table:
+    return _usd_table(
+        f"{report.stack}: pods per team",
+        f"EKS split cost, {report.days} days",
+        "namespace",
+        ("split cost", "unused cost", "total"),
+        [(pod.namespace, (pod.split_usd, pod.unused_usd, pod.total_usd)) for pod in pods],
+    )
 
 
 def _idle_table(items: list[idle_mod.IdleItem], days: int) -> Table:
@@ -118,15 +146,7 @@ def stack_estimate(stack: str, stack_file_path: Path | None, plan_path: Path | N
 def cost(
     stack: clikit.StackOption = None,
     stack_file_path: clikit.StackFileOption = None,
-    plan_path: Annotated[
-        Path | None,
-        typer.Option(
-            "--plan",
-            help="Price a plan record written by `mlplat plan --json-out PATH` instead of planning; "
-            "refused when it is another stack's plan.",
-            dir_okay=False,
-        ),
-    ] = None,
+    plan_path: clikit.PlanOption = None,
     compare: Annotated[
         str | None, typer.Option("--compare", help="Another stack to compare with, component by component.")
     ] = None,
@@ -154,13 +174,14 @@ def cost(
         typer.Option("--idle", help="List endpoints with no invocations and GPU nodes with idle GPUs (CloudWatch)."),
     ] = False,
     idle_days: Annotated[int, typer.Option("--idle-days", help="With --idle: the window in days.", min=1)] = 7,
+    outputs: clikit.OutputsOption = None,
 ) -> None:
     """Estimate the stack's monthly cost at idle (autoscalers at minimum) and at peak (at maximum).
 
     With --actual, set Cost Explorer's actual spend beside it; with --idle, list what costs money and does nothing.
     """
     if actual or idle:
-        _measured(stack, stack_file_path, plan_path, actual, since, idle, idle_days, as_json, chart)
+        _measured(stack, stack_file_path, plan_path, actual, since, idle, idle_days, as_json, chart, outputs)
         return
     console = clikit.console(stderr=as_json)
     errors = clikit.console(stderr=True)
@@ -208,8 +229,10 @@ def _measured(
     idle_days: int,
     as_json: bool,
     chart: Path | None,
+    outputs: Path | None,
 ) -> None:
-    """`--actual` and `--idle`: what the cloud says, beside the estimate."""
+    """`--actual` and `--idle`: what the cloud says, beside the estimate (and, where the stack exports split cost
+    allocation data, what its pods cost per namespace)."""
     from botocore.exceptions import BotoCoreError, ClientError
 
     console = clikit.console(stderr=as_json)
@@ -226,23 +249,36 @@ def _measured(
     try:
         if actual:
             report = actual_report(_client("ce", COST_EXPLORER_REGION), result, config.team, start, end)
+            if config.budget.split_cost_export:
+                bucket = load_outputs(name, outputs).bucket_name
+                pods = split.pod_costs(
+                    _client("s3", config.region),
+                    bucket,
+                    export_name(config.environment),
+                    cluster_name(config.environment),
+                    start,
+                    end,
+                )
+                report = dataclasses.replace(report, pods=pods)
             doc["actual"] = report.to_json()
             if chart is not None:
                 write_actual_chart(report, chart)
             if not as_json:
                 console.print(_actual_table(report, "component", report.components))
                 console.print(_actual_table(report, "team", report.teams))
+                if report.pods is not None:
+                    console.print(_pods_table(report, report.pods))
         if idle:
             begin, finish = idle_mod.idle_window(idle_days)
             cloudwatch = _client("cloudwatch", config.region)
             items = idle_mod.idle_endpoints(cloudwatch, config, result, begin, finish)
             if config.cluster is not None:
-                cluster = f"mlplat-{config.environment}-compute-cluster"
+                cluster = cluster_name(config.environment)
                 items += idle_mod.idle_gpu_nodes(cloudwatch, cluster, default_table(), config.region, begin, finish)
             doc["idle"] = {"days": idle_days, "items": [i.to_json() for i in items]}
             if not as_json:
                 console.print(_idle_table(items, idle_days))
-    except ClientError as exc:
+    except (ClientError, split.SplitCostError) as exc:
         raise clikit.Failed(str(exc)) from None
     except BotoCoreError as exc:
         if type(exc).__name__ in {"NoCredentialsError", "PartialCredentialsError"}:

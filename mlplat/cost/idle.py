@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from components.config import StackConfig
-from mlplat.cost.estimate import Estimate
+from mlplat.cost.model import Estimate
 from mlplat.cost.prices import PriceError, PriceTable
 
 GPU_NAMESPACE = "ContainerInsights"

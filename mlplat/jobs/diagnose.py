@@ -180,21 +180,30 @@ def _kueue_quota(
 
 
 def _resource_quota(events: list[dict[str, Any]], namespace: str, quotas: Mapping[str, int]) -> Diagnosis | None:
+    found = _latest(events, "FailedCreate", _QUOTA)
+    if found is None:
+        return None
+    event, match = found
+    team = namespace or event.get("involvedObject", {}).get("namespace", "")
+    limit = f" (gpuQuota {quotas[team]})" if team in quotas else ""
+    return Diagnosis(
+        TEAM_QUOTA,
+        f"team {team}'s quota {match.group('name')} is exhausted{limit}: requested {match.group('requested')}, "
+        f"used {match.group('used')}, limited {match.group('limited')}",
+        f"wait for the team's running jobs to finish, ask for fewer GPUs (--instances x --gpus-per-rank) "
+        f"or raise gpuQuota of team {team} in mlplat:teams",
+    )
+
+
+def _latest(
+    events: list[dict[str, Any]], reason: str, pattern: re.Pattern[str]
+) -> tuple[dict[str, Any], re.Match[str]] | None:
+    """The newest event of this reason whose message the pattern finds, with the match: the newest says most."""
     for event in reversed(events):
-        if event.get("reason") != "FailedCreate":
-            continue
-        match = _QUOTA.search(str(event.get("message", "")))
-        if match is None:
-            continue
-        team = namespace or event.get("involvedObject", {}).get("namespace", "")
-        limit = f" (gpuQuota {quotas[team]})" if team in quotas else ""
-        return Diagnosis(
-            TEAM_QUOTA,
-            f"team {team}'s quota {match.group('name')} is exhausted{limit}: requested {match.group('requested')}, "
-            f"used {match.group('used')}, limited {match.group('limited')}",
-            f"wait for the team's running jobs to finish, ask for fewer GPUs (--instances x --gpus-per-rank) "
-            f"or raise gpuQuota of team {team} in mlplat:teams",
-        )
+        if event.get("reason") == reason:
+            match = pattern.search(str(event.get("message", "")))
+            if match is not None:
+                return event, match
     return None
 
 
@@ -269,24 +278,20 @@ def _no_pool_matches(
 
 
 def _pool_limit(events: list[dict[str, Any]], pools: Sequence[PoolOffer]) -> Diagnosis | None:
-    by_name = {p.name: p for p in pools}
-    for event in reversed(events):
-        if event.get("reason") != "FailedScheduling":
-            continue
-        match = _POOL_LIMIT.search(str(event.get("message", "")))
-        if match is None:
-            continue
-        name = match.group("q") or match.group("kv") or match.group("kq")
-        pool = by_name.get(name)
-        limit = f" of {pool.max_gpus} GPUs" if pool else ""
-        others = [p.name for p in pools if p.name != name]
-        elsewhere = f", run on another pool (--pool {others[0]})" if others else ""
-        return Diagnosis(
-            POOL_LIMIT,
-            f"GPU pool {name} has reached its limit{limit}: every GPU it may launch is in use",
-            f"wait for the jobs on {name} to finish{elsewhere}, or raise maxSize of pool {name} in mlplat:gpuPools",
-        )
-    return None
+    found = _latest(events, "FailedScheduling", _POOL_LIMIT)
+    if found is None:
+        return None
+    _, match = found
+    name = match.group("q") or match.group("kv") or match.group("kq")
+    pool = {p.name: p for p in pools}.get(name)
+    limit = f" of {pool.max_gpus} GPUs" if pool else ""
+    others = [p.name for p in pools if p.name != name]
+    elsewhere = f", run on another pool (--pool {others[0]})" if others else ""
+    return Diagnosis(
+        POOL_LIMIT,
+        f"GPU pool {name} has reached its limit{limit}: every GPU it may launch is in use",
+        f"wait for the jobs on {name} to finish{elsewhere}, or raise maxSize of pool {name} in mlplat:gpuPools",
+    )
 
 
 def _taint(events: list[dict[str, Any]]) -> Diagnosis | None:

@@ -6,20 +6,19 @@ started has no run yet, so one is created for it, and the failure is on record w
 """
 
 import contextlib
-import json
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from contracts.result import result_object
 from mlplat.jobs import diagnose as dg
 from mlplat.jobs import restarts
 from mlplat.jobs.follow import FollowResult, follow_job
 from mlplat.jobs.kube import Kube
 from mlplat.outputs import CloudError
 
-RESULT_PREFIX = "MLPLAT_RESULT "
 FAILURE_TAG = "mlplat.failure_reason"
 JOB_TAG = "mlplat.job_name"
 
@@ -104,14 +103,7 @@ def _result(kube: Kube, namespace: str, name: str) -> dict[str, Any] | None:
         phase = (serialized.get("status") or {}).get("phase")
         if annotations.get("batch.kubernetes.io/job-completion-index") != "0" or phase != "Succeeded":
             continue
-        text = kube.log(namespace, serialized["metadata"]["name"])
-        for line in reversed(text.splitlines()):
-            if line.startswith(RESULT_PREFIX):
-                try:
-                    parsed = json.loads(line[len(RESULT_PREFIX) :])
-                except ValueError:
-                    return None
-                return parsed if isinstance(parsed, dict) else None
+        return result_object(kube.log(namespace, serialized["metadata"]["name"]))
     return None
 
 

@@ -235,24 +235,13 @@ def _media(content_type: str) -> str:
     return content_type.split(";", 1)[0].strip().lower()
 
 
-def _is_name(cell: str) -> bool:
-    cell = cell.strip()
-    if not cell:
-        return False
-    try:
-        float(cell)
-    except ValueError:
-        return True
-    return False
-
-
 def _csv_rows(text: str, columns: Sequence[str]) -> list[dict[str, Any]]:
     rows = [row for row in csv.reader(io.StringIO(text.lstrip("\ufeff"))) if row]
     if not rows:
         return []
     names: Sequence[str] = columns
     # As the server does: a first row of non-numeric cells only is the header.
-    if all(_is_name(cell) for cell in rows[0]):
+    if rec.is_csv_header(rows[0]):
         names = [cell.strip() for cell in rows.pop(0)]
     return [dict(zip(names, _csv_values(row), strict=False)) for row in rows]
 
@@ -295,14 +284,23 @@ def _json_rows(payload: Any, columns: Sequence[str]) -> list[dict[str, Any]]:
     return []
 
 
-def request_rows(payload: CapturePayload, columns: Sequence[str]) -> list[dict[str, Any]]:
-    """The feature rows of a captured request; positional rows are named by `columns` (the training order)."""
+def _decoded(payload: CapturePayload) -> tuple[str, bool] | None:
+    """The body as text and whether it is CSV; None when it does not decode."""
     try:
         text = payload.body().decode("utf-8")
     except (binascii.Error, UnicodeDecodeError, ValueError):
-        return []
+        return None
     kind = _media(payload.content_type)
-    if kind == "text/csv" or (not kind and payload.encoding.upper() == "CSV"):
+    return text, kind == "text/csv" or (not kind and payload.encoding.upper() == "CSV")
+
+
+def request_rows(payload: CapturePayload, columns: Sequence[str]) -> list[dict[str, Any]]:
+    """The feature rows of a captured request; positional rows are named by `columns` (the training order)."""
+    decoded = _decoded(payload)
+    if decoded is None:
+        return []
+    text, is_csv = decoded
+    if is_csv:
         return _csv_rows(text, columns)
     try:
         return _json_rows(json.loads(text), columns)
@@ -312,12 +310,11 @@ def request_rows(payload: CapturePayload, columns: Sequence[str]) -> list[dict[s
 
 def response_predictions(payload: CapturePayload) -> list[Any]:
     """The predictions of a captured response: `{"predictions": [...]}`, a bare list, or CSV one a line."""
-    try:
-        text = payload.body().decode("utf-8")
-    except (binascii.Error, UnicodeDecodeError, ValueError):
+    decoded = _decoded(payload)
+    if decoded is None:
         return []
-    kind = _media(payload.content_type)
-    if kind == "text/csv" or (not kind and payload.encoding.upper() == "CSV"):
+    text, is_csv = decoded
+    if is_csv:
         return [_first(_csv_values(row)) for row in csv.reader(io.StringIO(text)) if row]
     try:
         document = json.loads(text)

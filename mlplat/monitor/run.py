@@ -1,8 +1,8 @@
 """One monitor pass: capture window -> the serving model version's profile -> drift report -> files and MLflow.
 
 `monitor()` is what `mlplat monitor` and the scheduled job (`python -m mlplat.monitor`) both run; where the capture
-and the tracking server are comes in a `Target`, which `mlplat.monitor.targets` builds for the local platform, a
-deployed stack, or explicit flags.
+and the tracking server are comes in a `Target`: `explicit_target` here for the job's flags, and
+`mlplat.monitor_cmd.targets` for the local platform or a deployed stack.
 """
 
 import os
@@ -15,14 +15,14 @@ from typing import Any
 
 from mlplat.monitor import report as render
 from mlplat.monitor import tracking
-from mlplat.monitor.capture import CaptureError, CaptureSet, read_captures, to_table
+from mlplat.monitor.capture import CaptureError, CaptureSet, read_captures, split_s3_uri, to_table
 from mlplat.monitor.drift import DriftReport, Profile, Thresholds, compare
 
 
 class MonitorInputError(ValueError):
     """Input the monitor cannot work with (no capture, no profile, unknown endpoint); exit status 2."""
 
-    exit_status = 2  # in the command line's error path (mlplat.clikit)
+    exit_status = 2  # bad input, in the job's entrypoint and in the command line's error path (mlplat.clikit)
 
 
 @dataclass(frozen=True)
@@ -219,3 +219,22 @@ def publish_alarm(topic_arn: str, result: MonitorResult) -> str:
         TopicArn=topic_arn, Subject=subject, Message=body
     )
     return str(response["MessageId"])
+
+
+def explicit_target(capture: str, endpoint: str | None, tracking_uri: str | None, thresholds: Thresholds) -> Target:
+    """A capture location given outright (a directory or s3:// prefix), as the scheduled monitor job runs."""
+    bucket = None
+    if capture.startswith("s3://"):
+        try:
+            bucket, _ = split_s3_uri(capture)
+        except ValueError as error:
+            raise MonitorInputError(str(error)) from None
+    name = endpoint or capture.rstrip("/").rsplit("/", 1)[-1] or "endpoint"
+    return Target(
+        endpoint=name,
+        capture_uri=capture,
+        tracking_uri=tracking_uri,
+        thresholds=thresholds,
+        label="capture",
+        bucket=bucket,
+    )

@@ -1,4 +1,4 @@
-"""`mlplat train --on eks`: the stack's torchrun Job, rendered by components.training_job, validated.
+"""`mlplat train --on eks`: the stack's torchrun Job, rendered by mlplat.cloud.eks_job, validated.
 
 Creating and following it through the Kubernetes client: tests/jobs/test_train_eks_follow.py.
 """

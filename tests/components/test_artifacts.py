@@ -1,5 +1,6 @@
 """The ArtifactStore component, read from the synthesized shipped stacks and built alone with every setting changed."""
 
+import dataclasses
 import json
 from typing import Any
 
@@ -65,10 +66,11 @@ def test_bucket_is_versioned(dev: PlanRecord) -> None:
     assert _one(dev, "aws:s3/bucketVersioning:BucketVersioning")["versioningConfiguration"] == {"status": "Enabled"}
 
 
-def test_bucket_denies_requests_without_tls(prod: PlanRecord) -> None:
-    policy = next(r for r in prod.of_type("aws:s3/bucketPolicy:BucketPolicy") if parent_type(r) == STORE)
+def test_bucket_denies_requests_without_tls(staging: PlanRecord) -> None:
+    """Staging exports no billing data, so the TLS deny is the policy's only statement."""
+    policy = next(r for r in staging.of_type("aws:s3/bucketPolicy:BucketPolicy") if parent_type(r) == STORE)
     (deny,) = statements(policy)
-    bucket = prod.outputs["bucketArn"]
+    bucket = staging.outputs["bucketArn"]
     assert deny["Effect"] == "Deny"
     assert deny["Principal"] == "*"
     assert deny["Action"] == "s3:*"
@@ -103,8 +105,8 @@ def test_key_rotates_and_waits_before_deletion(prod: PlanRecord) -> None:
     assert key.inputs["deletionWindowInDays"] == 30
 
 
-def test_key_policy_names_the_account_root_and_no_wildcard_principal(prod: PlanRecord) -> None:
-    key = prod.get("aws:kms/key:Key", "mlplat-prod-artifacts-key")
+def test_key_policy_names_the_account_root_and_no_wildcard_principal(staging: PlanRecord) -> None:
+    key = staging.get("aws:kms/key:Key", "mlplat-staging-artifacts-key")
     principals = [s["Principal"] for s in statements(key)]
     assert principals == [{"AWS": "arn:aws:iam::123456789012:root"}]
 
@@ -389,6 +391,19 @@ class TestTheStoreBuiltAlone:
         assert store.parent == "urn:pulumi:test::mlplat::test:index:Holder::holder"
         assert store.urn == "urn:pulumi:test::mlplat::test:index:Holder$mlplat:artifacts:ArtifactStore::store"
 
+    def test_a_store_with_the_billing_export_admits_data_exports_to_its_key_and_billing_prefix_only(self) -> None:
+        def program() -> None:
+            ArtifactStore("store", dataclasses.replace(ARGS, billing_export=True))
+
+        plan = synth.run(program)
+        key_statements = statements(plan.get("aws:kms/key:Key", "store-key"))
+        bucket_statements = statements(plan.get("aws:s3/bucketPolicy:BucketPolicy", "store-policy"))
+        assert [s["Sid"] for s in key_statements] == ["AccountAdministers", "DataExportsEncrypts"]
+        assert key_statements[1]["Action"] == ["kms:Decrypt", "kms:GenerateDataKey"]
+        assert [s["Sid"] for s in bucket_statements] == ["DenyWithoutTLS", "DataExportsDelivers"]
+        bucket_arn = bucket_statements[0]["Resource"][0]
+        assert bucket_statements[1]["Resource"] == [bucket_arn, f"{bucket_arn}/billing/*"]
+
 
 def test_the_documented_defaults_of_the_store() -> None:
     assert ArtifactStoreArgs() == ArtifactStoreArgs(
@@ -398,4 +413,5 @@ def test_the_documented_defaults_of_the_store() -> None:
         checkpoint_expiration_days=180,
         abort_multipart_days=7,
         key_deletion_window_days=30,
+        billing_export=False,
     )

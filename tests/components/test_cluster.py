@@ -6,7 +6,7 @@ import json
 import pytest
 from gpu_mocks import ACCOUNT, CLUSTER_ENDPOINT, OIDC_ISSUER, Recorded, Synthesis, synthesize
 
-from components.cluster import GpuCluster, GpuClusterArgs, validate_cluster
+from components.cluster import GpuCluster, GpuClusterArgs
 
 CLUSTER = "aws:eks/cluster:Cluster"
 ADDON = "aws:eks/addon:Addon"
@@ -231,11 +231,14 @@ def test_every_child_is_parented_by_the_cluster_component(plan: Synthesis) -> No
 
 
 def test_an_unsupported_kubernetes_version_is_rejected_with_the_supported_ones() -> None:
-    assert validate_cluster(_args(version="1.29")) == [
-        "mlplat:cluster.version must be one of 1.32, 1.33, 1.34, 1.35 (got '1.29')"
-    ]
+    with pytest.raises(ValueError) as raised:
+        GpuCluster("old", _args(version="1.29"))
+    assert str(raised.value) == "GpuCluster old: version must be one of 1.32, 1.33, 1.34, 1.35 (got '1.29')"
 
 
 def test_an_api_endpoint_open_to_the_internet_is_rejected() -> None:
-    with pytest.raises(ValueError, match=r"must not open the API to the internet \(got '0.0.0.0/0'\)"):
+    with pytest.raises(ValueError) as raised:
         GpuCluster("open", _args(public_access_cidrs=("0.0.0.0/0",)))
+    assert str(raised.value) == (
+        "GpuCluster open: publicAccessCidrs[0] must not open the API to the internet (got '0.0.0.0/0')"
+    )

@@ -83,7 +83,7 @@ GPU_COUNTS = {
     "staging": {
         "aws:eks/nodeGroup:NodeGroup": 1,
         "aws:eks/addon:Addon": 4,
-        "aws:eks/accessEntry:AccessEntry": 2,
+        "aws:eks/accessEntry:AccessEntry": 3,  # admin, Karpenter nodes, the budget enforcer (staging enforces)
         "aws:sqs/queue:Queue": 1,
         "aws:sqs/queuePolicy:QueuePolicy": 1,
         "aws:cloudwatch/eventRule:EventRule": 4,
@@ -242,8 +242,18 @@ def test_every_kubernetes_object_in_the_plan_is_valid_for_the_clusters_version(p
     drift_on_cluster = plan.config["monitoring"]["runner"] == "kubernetes"
     served = [e for e in plan.config["endpoints"] if e.get("platform") == "kubernetes"]
     in_flight = [e for e in served if (e.get("autoscaling") or {}).get("metric") == "inflight"]
-    assert len(report.validated) == 9 * teams + 3 * pools + 4 + teams + 4 * len(served) + len(in_flight) + (
-        2 * len(plan.config["endpoints"]) if drift_on_cluster else 0
+    # The budget enforcer's ClusterRole and binding, where it zeroes the pools (every enforcing stack but prod).
+    enforcer_rbac = 2 if stack != "prod" else 0
+    assert (
+        len(report.validated)
+        == 9 * teams
+        + 3 * pools
+        + 4
+        + teams
+        + 4 * len(served)
+        + len(in_flight)
+        + (2 * len(plan.config["endpoints"]) if drift_on_cluster else 0)
+        + enforcer_rbac
     )
     assert len(report.helm_releases) == 5 + (2 if in_flight else 0)
 

@@ -226,3 +226,41 @@ def test_a_tracking_servers_ui_adds_the_presigned_url_on_the_server_and_access_u
         },
         {"Sid": "UseMlflowUi", "Effect": "Allow", "Action": ["sagemaker-mlflow:AccessUI"], "Resource": "*"},
     ]
+
+
+def test_an_owned_role_policy_is_named_after_and_parented_by_the_component_that_grants_it() -> None:
+    class Owner(pulumi.ComponentResource):
+        def __init__(self) -> None:
+            super().__init__("test:index:Owner", "team-a")
+
+    def program() -> None:
+        owner = Owner()
+        role = aws.iam.Role("r", assume_role_policy=iam.service_trust("sagemaker.amazonaws.com"))
+        statement = {"Effect": "Allow", "Action": ["s3:GetObject"], "Resource": "arn:aws:s3:::b/*"}
+        iam.owned_role_policy(owner, "data", role, (statement,))
+        pulumi.export("roleId", role.id)
+
+    record = synth.run(program)
+    (policy,) = record.of_type("aws:iam/rolePolicy:RolePolicy")
+    assert (policy.name, policy.parent) == ("team-a-data", "urn:pulumi:test::mlplat::test:index:Owner::team-a")
+    assert policy.inputs["role"] == record.outputs["roleId"]
+    assert json.loads(policy.inputs["policy"]) == {
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Action": ["s3:GetObject"], "Resource": "arn:aws:s3:::b/*"}],
+    }
+
+
+def test_writing_logs_covers_one_group_and_its_streams() -> None:
+    group = "arn:aws:logs:us-east-1:123456789012:log-group:/aws/sagemaker/TrainingJobs"
+
+    def program() -> None:
+        aws.iam.Policy("p", policy=iam.policy_document([iam.write_logs_statement(group)]))
+
+    assert _document(synth.run(program), "aws:iam/policy:Policy")["Statement"] == [
+        {
+            "Sid": "WriteLogs",
+            "Effect": "Allow",
+            "Action": ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:DescribeLogStreams", "logs:PutLogEvents"],
+            "Resource": [group, f"{group}:log-stream:*"],
+        }
+    ]

@@ -177,8 +177,9 @@ def test_a_cpu_instance_type_is_rejected_before_anything_is_created() -> None:
         discovery_value="c",
         instance_profile="p",  # type: ignore[arg-type]
     )
-    with pytest.raises(ValueError, match=r"gpuPool bad: instanceTypes has a non-GPU instance type \(got 'm5.large'\)"):
+    with pytest.raises(ValueError) as raised:
         GpuNodePool("bad", provider_free)
+    assert str(raised.value) == "GpuNodePool bad: instanceTypes[0] is not a GPU instance type (got 'm5.large')"
 
 
 def test_an_unknown_capacity_type_is_rejected() -> None:
@@ -188,5 +189,8 @@ def test_an_unknown_capacity_type_is_rejected() -> None:
         discovery_value="c",
         instance_profile="p",  # type: ignore[arg-type]
     )
-    with pytest.raises(ValueError, match=r"capacityTypes must list reserved, spot or on-demand \(got \['SPOT'\]\)"):
+    with pytest.raises(ValueError) as raised:
         GpuNodePool("bad", args)
+    assert (
+        str(raised.value) == "GpuNodePool bad: capacityTypes[0] must be 'reserved', 'spot' or 'on-demand' (got 'SPOT')"
+    )

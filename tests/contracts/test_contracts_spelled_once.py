@@ -19,6 +19,7 @@ PREFIXES = [
     bucket.DATA_CAPTURE_PREFIX,
     bucket.MONITORING_PREFIX,
     bucket.TRAINING_OUTPUT_PREFIX,
+    bucket.BILLING_PREFIX,
     bucket.CODE_PREFIX,
 ]
 # A prefix as it appears inside a key or URI: at the start or after a slash, followed by its own slash.

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from contracts.result import RESULT_PREFIX, TrainingResult, result_line
+from contracts.result import RESULT_PREFIX, TrainingResult, result_line, result_object
 
 FIELDS = {
     "run_id": "r1",
@@ -45,6 +45,16 @@ def test_output_without_a_result_line_has_no_result() -> None:
 
 def test_a_result_line_that_is_not_json_has_no_result() -> None:
     assert TrainingResult.from_text(RESULT_PREFIX + "{oops\n") is None
+
+
+def test_the_untyped_result_is_the_last_lines_object_as_printed_even_without_a_version() -> None:
+    text = "\n".join([result_line(FIELDS), result_line({"run_id": "r1"}), "done"])
+
+    assert result_object(text) == {"run_id": "r1"}
+
+
+def test_a_result_line_holding_a_json_list_has_no_result() -> None:
+    assert result_object(RESULT_PREFIX + "[1, 2]\n") is None
 
 
 def test_a_result_without_a_version_is_refused() -> None:

@@ -2,9 +2,11 @@
 
 import json
 from collections.abc import Iterator
+from typing import Any
 
 import boto3
 import pytest
+from kube_fake import FakeKubeApi, node_pool
 from moto import mock_aws
 from typer.testing import CliRunner
 
@@ -93,3 +95,55 @@ def test_restore_puts_the_recorded_capacity_back_and_deletes_the_record(aws: Non
     ssm = boto3.client("ssm", region_name=REGION)
     with pytest.raises(ssm.exceptions.ParameterNotFound):
         ssm.get_parameter(Name=PARAMETER)
+
+
+def _record_pool_enforcement(pool: str) -> dict[str, Any]:
+    """The record the enforcer left after zeroing `pool`, whose GPU limit was 4."""
+    record = {
+        "version": 1,
+        "environment": "dev",
+        "at": "2026-12-06T04:00:00Z",
+        "budget": "mlplat-dev-budget",
+        "thresholdPercent": 100,
+        "changes": [
+            {
+                "kind": "nodepool",
+                "name": pool,
+                "cluster": "mlplat-dev",
+                "limits": {"nvidia.com/gpu": "4"},
+                "target": "0",
+            }
+        ],
+    }
+    boto3.client("ssm", region_name=REGION).put_parameter(Name=PARAMETER, Value=json.dumps(record), Type="String")
+    return record
+
+
+def _restore_through(server: FakeKubeApi) -> Any:
+    try:
+        return CliRunner().invoke(
+            app, ["budget", "restore", "--stack", "dev", "--cluster-endpoint-url", server.url], env={"COLUMNS": "200"}
+        )
+    finally:
+        server.close()
+
+
+def test_restore_puts_a_gpu_pools_recorded_limits_back_through_the_cluster_api(aws: None) -> None:
+    server = FakeKubeApi({"train-spot": node_pool("train-spot", {"nvidia.com/gpu": "0"})})
+    server.pools["train-spot"]["metadata"]["annotations"] = {"mlplat.io/budget-enforced": "2026-12-06T04:00:00Z"}
+    _record_pool_enforcement("train-spot")
+    result = _restore_through(server)
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines()[-1] == "- nodepool train-spot: nvidia.com/gpu limit 0 -> 4"
+    assert server.pools["train-spot"] == node_pool("train-spot", {"nvidia.com/gpu": "4"})
+    assert [r.authorization.startswith("Bearer k8s-aws-v1.") for r in server.requests] == [True]
+
+
+def test_restore_that_the_cluster_refuses_fails_in_one_line_and_keeps_the_record(aws: None) -> None:
+    record = _record_pool_enforcement("gone")
+    result = _restore_through(FakeKubeApi({}))
+    assert result.exit_code == 1
+    assert result.output.count("\n") == 1
+    assert "restore of dev failed: PATCH /apis/karpenter.sh/v1/nodepools/gone: HTTP 404" in result.output
+    ssm = boto3.client("ssm", region_name=REGION)
+    assert json.loads(ssm.get_parameter(Name=PARAMETER)["Parameter"]["Value"]) == record

@@ -9,9 +9,10 @@ import pytest
 from monitor_support import abalone, build_profile, frame_records, shifted, write_capture
 from typer.testing import CliRunner
 
-from mlplat.monitor import cli, drift, retrain
+from mlplat.monitor import drift
 from mlplat.monitor.drift import Thresholds
 from mlplat.monitor.run import Target
+from mlplat.monitor_cmd import cli, retrain
 
 ENDPOINT = "abalone-small"
 

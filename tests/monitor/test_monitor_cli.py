@@ -9,8 +9,8 @@ from mlflow.tracking import MlflowClient
 from monitor_support import abalone, build_profile, frame_records, shifted, write_capture
 from typer.testing import CliRunner
 
-from mlplat.monitor import cli
 from mlplat.monitor.drift import Profile
+from mlplat.monitor_cmd import cli
 
 MODEL = "abalone-monitor-cli"
 ENDPOINT = "abalone-cli"

@@ -9,7 +9,7 @@ from policy_support import changed, removed, resource, run, run_stack
 from components.kueue import render_cluster_queue, render_local_queue
 from components.nodepool import PoolSpec, render_node_pool
 from components.team import TeamSpec, render_team_namespace
-from components.training_job import TrainingJobSpec, render_training_job
+from mlplat.cloud.eks_job import TrainingJobSpec, render_training_job
 
 NODE_POOL = "kubernetes:karpenter.sh/v1:NodePool"
 NAMESPACE = "kubernetes:core/v1:Namespace"

@@ -222,6 +222,47 @@ def test_roles_without_the_enforcement_duty_are_not_this_policys_business() -> N
     assert run_stack("budget-enforcer-scoped", resources) == []
 
 
+VPC_TYPE = "aws:ec2/vpc:Vpc"
+ENI_STATEMENT = {
+    "Sid": "AttachToThisStacksVpc",
+    "Effect": "Allow",
+    "Action": ["ec2:CreateNetworkInterface", "ec2:DeleteNetworkInterface"],
+    "Resource": "*",
+    "Condition": {"ArnEquals": {"ec2:Vpc": "arn:aws:ec2:us-east-1:123456789012:vpc/vpc-0a1b2c3d"}},
+}
+
+
+def _with_vpc(statement: dict[str, Any], vpc_id: str = "vpc-0a1b2c3d") -> list[Any]:
+    return [*_stack([*STATEMENTS, statement]), resource(VPC_TYPE, "net", {"cidrBlock": "10.0.0.0/16"}, id=vpc_id)]
+
+
+def test_an_enforcer_placing_network_interfaces_in_its_own_vpc_passes() -> None:
+    assert run_stack("budget-enforcer-scoped", _with_vpc(ENI_STATEMENT)) == []
+
+
+def test_an_enforcer_placing_network_interfaces_in_another_vpc_is_reported() -> None:
+    violations = run_stack("budget-enforcer-scoped", _with_vpc(ENI_STATEMENT, vpc_id="vpc-99999999"))
+    assert [v.message for v in violations] == [
+        f"enforcement role statement 'AttachToThisStacksVpc' lets {action} act on * without an ArnEquals ec2:Vpc "
+        "condition naming this stack's VPC."
+        for action in ("ec2:CreateNetworkInterface", "ec2:DeleteNetworkInterface")
+    ]
+
+
+def test_an_enforcer_placing_network_interfaces_anywhere_is_reported_per_action() -> None:
+    statement = {k: v for k, v in ENI_STATEMENT.items() if k != "Condition"}
+    violations = run_stack("budget-enforcer-scoped", _with_vpc(statement))
+    assert [v.message.split(" lets ")[1].split(" ")[0] for v in violations] == [
+        "ec2:CreateNetworkInterface",
+        "ec2:DeleteNetworkInterface",
+    ]
+
+
+def test_a_vpc_condition_with_a_wildcard_arn_is_reported() -> None:
+    statement = {**ENI_STATEMENT, "Condition": {"ArnEquals": {"ec2:Vpc": "arn:aws:ec2:us-east-1:123456789012:vpc/*"}}}
+    assert len(run_stack("budget-enforcer-scoped", _with_vpc(statement))) == 2
+
+
 # One bad fixture per condition budget-enforcer-scoped checks; each case is named after its condition.
 LOGS = "arn:aws:logs:us-east-1:123456789012:log-group:"
 UNSCOPED = (

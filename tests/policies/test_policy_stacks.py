@@ -9,8 +9,8 @@ from pulumi_policy.proxy import UNKNOWN_STRING_VALUE
 
 from components.config import ENVIRONMENTS
 from components.serving_deployment import ServingSpec, render_serving_deployment
-from components.training_job import TrainingJobSpec, render_training_job
 from mlplat import synth
+from mlplat.cloud.eks_job import TrainingJobSpec, render_training_job
 from mlplat.cost.estimate import estimate
 from mlplat.policy import config_path, evaluate, load_pack_config
 from policies import registry

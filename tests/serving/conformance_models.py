@@ -306,6 +306,64 @@ def string_input(root: Path) -> MatrixModel:
     return MatrixModel("string-input", path, cases, frame)
 
 
+def all_column_types(root: Path) -> MatrixModel:
+    """A `PythonModel` with a column of each type the fast parser takes, and bodies at and past its envelope's edge."""
+    import mlflow.pyfunc
+    from mlflow.models import ModelSignature
+    from mlflow.types import ColSpec, DataType, Schema
+
+    class Describe(mlflow.pyfunc.PythonModel):
+        def predict(self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None) -> Any:
+            # Each row's numbers summed, and each column's dtype: the answer shows what the model was given.
+            numbers = model_input[["d", "f", "l", "i"]].astype("float64").sum(axis=1) + model_input["b"].astype(int)
+            dtypes = ",".join(str(model_input[name].dtype) for name in model_input.columns)
+            return pd.DataFrame({"sum": numbers, "text": model_input["s"].astype(str), "dtypes": dtypes})
+
+    path = root / "all-column-types"
+    types = {"d": DataType.double, "f": DataType.float, "l": DataType.long, "i": DataType.integer}
+    columns = [ColSpec(kind, name) for name, kind in types.items()]
+    signature = ModelSignature(inputs=Schema([*columns, ColSpec(DataType.boolean, "b"), ColSpec(DataType.string, "s")]))
+    mlflow.pyfunc.save_model(str(path), python_model=Describe(), signature=signature, pip_requirements=_REQUIREMENTS)
+    frame = pd.DataFrame(
+        {"d": [0.1, -2.5], "f": [1.25, 3.1], "l": [7, -(2**40)], "i": [3, -4], "b": [True, False], "s": ["x", "Grüße"]}
+    ).astype({"f": "float32", "i": "int32"})
+    row = {"d": 1.0, "f": 2.0, "l": 3, "i": 4, "b": True, "s": "t"}
+
+    def records(*changes: dict[str, Any]) -> bytes:
+        return json.dumps({"dataframe_records": [{**row, **change} for change in changes]}).encode()
+
+    cases = [
+        *_frame_cases(frame, plain_csv=False),
+        # Inside the fast parser's envelope.
+        Case("ints-for-floats", JSON, records({"d": 2, "f": 16777216})),
+        Case("mixed-ints-and-floats", JSON, records({"d": 2}, {"d": 2.5, "f": 3})),
+        Case("columns-reordered", JSON, json.dumps({"dataframe_records": [dict(reversed(row.items()))]}).encode()),
+        Case(
+            "integers-at-their-limits", JSON, records({"l": 2**63 - 1, "i": -(2**31)}, {"l": -(2**63), "i": 2**31 - 1})
+        ),
+        # Outside it: MLflow's parser decides.
+        Case("null-value", JSON, records({"d": None})),
+        Case("bool-for-double", JSON, records({"d": True})),
+        Case("float-for-long", JSON, records({"l": 1.5})),
+        Case("int-past-2-53-for-double", JSON, records({"d": 2**53 + 1})),
+        Case("int-past-2-24-for-float", JSON, records({"f": 2**24 + 1})),
+        Case("int-past-int32", JSON, records({"i": 2**31})),
+        Case("number-for-string", JSON, records({"s": 5})),
+        Case("missing-column", JSON, json.dumps({"dataframe_records": [{"d": 1.0}]}).encode()),
+        Case("extra-column", JSON, records({"extra": 1})),
+        Case(
+            "split-with-index",
+            JSON,
+            json.dumps(
+                {"dataframe_split": {"index": [5], "columns": list(row), "data": [list(row.values())]}}
+            ).encode(),
+        ),
+        Case("with-params", JSON, json.dumps({"dataframe_records": [row], "params": {}}).encode()),
+        Case("no-rows", JSON, json.dumps({"dataframe_records": []}).encode()),
+    ]
+    return MatrixModel("all-column-types", path, cases, frame)
+
+
 BUILDERS = (
     knn_iris,
     pytorch_tensor,
@@ -315,6 +373,7 @@ BUILDERS = (
     custom_with_params,
     no_signature,
     string_input,
+    all_column_types,
 )
 
 

@@ -25,9 +25,11 @@ from serving_support import LOOPBACK, ServingServer, start_serving
 
 from mlplat.local import services
 from serving.app import ServingApp
+from serving.codec import media_type
 from serving.config import Settings
-from serving.generic import PyfuncModel
+from serving.generic import MODEL_FAILED, GenericRequest, PyfuncModel
 from serving.model import ModelInfo
+from serving.protocol import JSON
 from serving.runtime import Inference, ModelHolder
 from serving.source import ModelSource
 
@@ -246,3 +248,112 @@ def test_more_rows_than_the_limit_get_422_on_the_generic_path_too(matrix: dict[s
         422,
         {"error": "3 rows exceed the limit of 2 rows per request"},
     )
+
+
+# The fast parser: the frame it builds is the frame MLflow's parser builds; what it does not take, MLflow parses.
+
+FAST_PARSED = {
+    "pytorch-columns": {"dataframe_split", "dataframe_records", "charset"},
+    "sklearn-regressor": {"dataframe_split", "dataframe_records", "charset"},
+    "sklearn-classifier": {"dataframe_split", "dataframe_records", "charset"},
+    "custom-with-params": {"dataframe_split", "dataframe_records", "charset"},
+    "string-input": {"dataframe_split", "dataframe_records", "charset"},
+    "all-column-types": {
+        "dataframe_split",
+        "dataframe_records",
+        "charset",
+        "ints-for-floats",
+        "mixed-ints-and-floats",
+        "columns-reordered",
+        "integers-at-their-limits",
+    },
+}
+
+
+def _request(case: Case) -> GenericRequest:
+    return GenericRequest(case.body, media_type(case.content_type))
+
+
+@pytest.mark.parametrize("name", MODEL_NAMES)
+def test_the_fast_parser_takes_exactly_the_bodies_of_its_envelope(pairs: dict[str, Pair], name: str) -> None:
+    model = pairs[name].ours.holder.model
+    assert isinstance(model, PyfuncModel)
+    taken = {case.name for case in pairs[name].model.cases if model.fast_parse(_request(case)) is not None}
+    assert taken == FAST_PARSED.get(name, set())
+
+
+@pytest.mark.parametrize("name", sorted(FAST_PARSED))
+def test_the_fast_parsers_frame_equals_mlflows_parsed_frame_dtypes_included(pairs: dict[str, Pair], name: str) -> None:
+    import pandas as pd
+    from mlflow.pyfunc import scoring_server
+
+    model = pairs[name].ours.holder.model
+    assert isinstance(model, PyfuncModel)
+    loaded = model._model
+    for case in pairs[name].model.cases:
+        fast = model.fast_parse(_request(case))
+        if fast is None:
+            continue
+        theirs = scoring_server._parse_json_data(case.body, loaded.metadata, loaded.metadata.get_input_schema()).data
+        pd.testing.assert_frame_equal(model._frame(fast), theirs, check_exact=True, obj=f"{name} {case.name}")
+
+
+@pytest.mark.parametrize(
+    ("case_name", "status", "expected"),
+    [
+        # MLflow's cast truncates 1.5 to the long 1 (row sum 1+2+1+4+1 = 9): ours does too, through MLflow's code.
+        (
+            "float-for-long",
+            200,
+            {"predictions": [{"sum": 9.0, "text": "t", "dtypes": "float64,float32,int64,int32,bool,str"}]},
+        ),
+        ("missing-column", 400, "INVALID_PARAMETER_VALUE"),
+    ],
+)
+def test_a_body_outside_the_envelope_is_parsed_and_answered_by_mlflows_code(
+    pairs: dict[str, Pair], case_name: str, status: int, expected: Any
+) -> None:
+    pair = pairs["all-column-types"]
+    case = next(case for case in pair.model.cases if case.name == case_name)
+    model = pair.ours.holder.model
+    assert isinstance(model, PyfuncModel)
+    assert model.fast_parse(_request(case)) is None
+    ours = pair.ask_ours(case)
+    body = json.loads(ours.body)
+    assert (ours.status, body if status == 200 else body["error_code"]) == (status, expected)
+    assert _differences(case, ours, pair.ask_theirs(case)) == []
+
+
+def _regressor_bodies(values: list[float]) -> list[GenericRequest]:
+    columns = ["sepal_length", "sepal_width", "petal_length"]
+    return [
+        GenericRequest(json.dumps({"dataframe_split": {"columns": columns, "data": [[v, 3.0, 1.5]]}}).encode(), JSON)
+        for v in values
+    ]
+
+
+def test_requests_scored_together_answer_what_each_answers_alone(matrix: dict[str, MatrixModel]) -> None:
+    model = PyfuncModel(matrix["sklearn-regressor"].path, ModelInfo("r", None, None, "dir", "python_function"), 100)
+    requests = _regressor_bodies([4.9, 5.8, 7.1])
+    alone = [model.predict(request).predictions for request in requests]
+    together = model.predict_many(requests)
+    assert _close([result.predictions for result in together], alone) == []
+    assert [result.span for result in together] == [slice(0, 1), slice(1, 2), slice(2, 3)]
+
+
+def test_a_request_that_fails_in_a_batch_gets_its_own_error_and_the_others_their_answers(
+    matrix: dict[str, MatrixModel], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    model = PyfuncModel(matrix["sklearn-regressor"].path, ModelInfo("r", None, None, "dir", "python_function"), 100)
+    original = model._model.predict
+
+    def refuse_99(data: Any, params: Any = None) -> Any:
+        if (data["sepal_length"] == 99.0).any():
+            raise ValueError("no 99s")
+        return original(data, params=params)
+
+    monkeypatch.setattr(model._model, "predict", refuse_99)
+    outcomes = model.predict_many(_regressor_bodies([4.9, 99.0, 7.1]))
+    assert [type(outcome).__name__ for outcome in outcomes] == ["GenericResult", "ServingError", "GenericResult"]
+    assert (outcomes[1].status, outcomes[1].message) == (400, MODEL_FAILED)
+    assert outcomes[0].span is None and outcomes[2].span is None

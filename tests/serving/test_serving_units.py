@@ -306,3 +306,52 @@ def test_the_supervisor_entrypoint_imports_neither_torch_nor_mlflow_nor_pandas()
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
     done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True)
     assert (done.returncode, done.stdout.strip()) == (0, "[]"), done.stderr
+
+
+class _GatheringModel:
+    """A generic-path stand-in: its first call blocks until released; it records each call's requests."""
+
+    batchable = False
+
+    def __init__(self) -> None:
+        import threading
+
+        self.calls: list[tuple[list[Any], bool]] = []
+        self.release = threading.Event()
+
+    def predict_many(self, requests: list[Any], combine: bool = True) -> list[Any]:
+        self.calls.append((list(requests), combine))
+        self.release.wait(5)
+        return [ValueError(f"refused {r}") if r == "bad" else f"answer {r}" for r in requests]
+
+
+def test_generic_requests_arriving_while_the_inference_thread_is_busy_are_handed_over_together() -> None:
+    model = _GatheringModel()
+    inference = Inference(Settings())
+
+    async def scenario() -> list[Any]:
+        first = asyncio.ensure_future(inference.predict(model, "a"))
+        while not model.calls:  # the first request has reached the inference thread, which now blocks
+            await asyncio.sleep(0.001)
+        rest = [asyncio.ensure_future(inference.predict(model, name)) for name in ("b", "bad", "c")]
+        await asyncio.sleep(0.01)
+        model.release.set()
+        return await asyncio.gather(first, *rest, return_exceptions=True)
+
+    try:
+        outcomes = asyncio.run(scenario())
+    finally:
+        inference.close()
+    assert model.calls == [(["a"], True), (["b", "bad", "c"], True)]
+    assert [str(outcome) for outcome in outcomes] == ["answer a", "answer b", "refused bad", "answer c"]
+
+
+def test_with_micro_batching_off_generic_requests_are_never_combined() -> None:
+    model = _GatheringModel()
+    model.release.set()
+    inference = Inference(Settings(micro_batch=False))
+    try:
+        assert asyncio.run(inference.predict(model, "a")) == "answer a"
+    finally:
+        inference.close()
+    assert model.calls == [(["a"], False)]

@@ -3,6 +3,8 @@
 import json
 import logging
 import math
+import os
+import threading
 import uuid
 from pathlib import Path
 from typing import Any
@@ -67,7 +69,9 @@ def test_a_failed_write_is_logged_naming_the_checkpoint(
     monkeypatch.setattr(Path, "write_bytes", disk_full)
     with caplog.at_level("ERROR", logger="training.checkpoint"):
         saved(store, 1)
-    assert f"could not write {checkpoint_name(1, 0)} to {tmp_path}" in caplog.text
+    assert [record.getMessage() for record in caplog.records] == [
+        f"could not write {checkpoint_name(1, 0)} to {tmp_path}: [Errno 28] No space left on device"
+    ]
 
 
 def test_only_the_newest_two_checkpoints_are_kept(tmp_path: Path) -> None:
@@ -312,6 +316,9 @@ class FlakyS3:
     def delete_object(self, Bucket: str, Key: str) -> None:
         self.objects.pop(Key, None)
 
+    def download_file(self, bucket: str, key: str, filename: str) -> None:
+        Path(filename).write_bytes(self.objects[key])
+
 
 def test_an_outage_after_a_recovery_warns_again_and_each_recovery_is_logged_once(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
@@ -332,3 +339,179 @@ def test_an_outage_after_a_recovery_warns_again_and_each_recovery_is_logged_once
         ("INFO", f"checkpoint uploads to {where} work again"),
     ]
     assert sorted(s3.objects) == [f"checkpoints/job/{checkpoint_name(n, 0)}" for n in (4, 7)]
+
+
+IDENTITY_DOC = {"job": "abalone-7", "config_hash": "9f2c", "run_id": "a1b2"}
+
+
+def _store_with_fake_s3(directory: Path) -> tuple[CheckpointStore, FlakyS3]:
+    s3 = FlakyS3()
+    store = CheckpointStore(directory, S3Location("bucket", "checkpoints/job/"))
+    store._client = s3
+    return store, s3
+
+
+def test_the_identity_is_written_beside_the_checkpoints_uploaded_and_read_back(tmp_path: Path) -> None:
+    store, s3 = _store_with_fake_s3(tmp_path)
+    store.write_identity(IDENTITY_DOC)
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["run.json"]
+    assert json.loads((tmp_path / "run.json").read_text(encoding="utf-8")) == IDENTITY_DOC
+    assert s3.objects == {"checkpoints/job/run.json": (tmp_path / "run.json").read_bytes()}
+    assert store.read_identity() == IDENTITY_DOC
+
+
+def test_the_identity_reaches_the_disk_before_its_name_and_the_rename_is_synced_too(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    events: list[tuple[str, ...]] = []
+    real_fsync, real_replace = os.fsync, os.replace
+
+    def fsync(descriptor: int) -> None:
+        target = os.readlink(f"/proc/self/fd/{descriptor}")
+        contents = Path(target).read_text(encoding="utf-8") if Path(target).is_file() else "<directory>"
+        events.append(("fsync", target, contents))
+        real_fsync(descriptor)
+
+    def replace(source: Any, destination: Any) -> None:
+        events.append(("replace", str(source), str(destination)))
+        real_replace(source, destination)
+
+    open_before = len(os.listdir("/proc/self/fd"))
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "replace", replace)
+    CheckpointStore(tmp_path, None).write_identity(IDENTITY_DOC)
+    monkeypatch.undo()
+
+    temporary, final = str(tmp_path / "run.json.tmp"), str(tmp_path / "run.json")
+    assert [event[:2] for event in events] == [("fsync", temporary), ("replace", temporary), ("fsync", str(tmp_path))]
+    assert json.loads(events[0][2]) == IDENTITY_DOC  # flushed before the fsync: the whole document is on disk
+    assert events[1] == ("replace", temporary, final)
+    assert len(os.listdir("/proc/self/fd")) == open_before  # the directory's descriptor is closed again
+
+
+def test_a_new_machine_reads_the_identity_from_s3(tmp_path: Path) -> None:
+    first, s3 = _store_with_fake_s3(tmp_path / "first")
+    (tmp_path / "first").mkdir()
+    first.write_identity(IDENTITY_DOC)
+    second = CheckpointStore(tmp_path / "second", first.remote)
+    second._client = s3
+    (tmp_path / "second").mkdir()
+    assert second.read_identity() == IDENTITY_DOC
+    assert json.loads((tmp_path / "second" / "run.json").read_text(encoding="utf-8")) == IDENTITY_DOC
+
+
+def test_no_identity_locally_or_in_s3_is_none(tmp_path: Path) -> None:
+    store, _ = _store_with_fake_s3(tmp_path)
+    assert store.read_identity() is None
+    assert CheckpointStore(tmp_path, None).read_identity() is None
+
+
+def test_clear_deletes_checkpoints_result_and_identity_locally_and_in_s3_and_nothing_else(tmp_path: Path) -> None:
+    store, s3 = _store_with_fake_s3(tmp_path)
+    for step in (1, 2):
+        (tmp_path / checkpoint_name(step, 0)).write_bytes(b"x")
+    (tmp_path / "run.json").write_text("{}")
+    (tmp_path / "notes.txt").write_text("kept")
+    s3.objects = {
+        f"checkpoints/job/{checkpoint_name(1, 0)}": b"x",
+        f"checkpoints/job/{checkpoint_name(3, 0)}": b"x",
+        "checkpoints/job/result.json": b"{}",
+        "checkpoints/job/notes.txt": b"kept",
+        f"checkpoints/other/{checkpoint_name(1, 0)}": b"x",
+    }
+    assert store.clear() == [checkpoint_name(1, 0), checkpoint_name(2, 0), "run.json"]
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["notes.txt"]
+    assert sorted(s3.objects) == ["checkpoints/job/notes.txt", f"checkpoints/other/{checkpoint_name(1, 0)}"]
+
+
+def test_clear_without_s3_removes_the_local_files(tmp_path: Path) -> None:
+    (tmp_path / checkpoint_name(1, 0)).write_bytes(b"x")
+    (tmp_path / "result.json").write_text("{}")
+    assert CheckpointStore(tmp_path, None).clear() == [checkpoint_name(1, 0), "result.json"]
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_writer_that_falls_behind_writes_the_newest_checkpoint_and_every_result(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = CheckpointStore(tmp_path, None)
+    written: list[str] = []
+    busy, release = threading.Event(), threading.Event()
+    real_write = store._write
+
+    def slow_write(name: str, content: bytes) -> Path:
+        if not written:  # the first write stalls until the others are queued behind it
+            busy.set()
+            assert release.wait(10)
+        written.append(name)
+        return real_write(name, content)
+
+    monkeypatch.setattr(store, "_write", slow_write)
+    store.save(payload(1), checkpoint_name(1, 0))
+    assert busy.wait(10)
+    for step in (2, 3, 4):
+        store.save(payload(step), checkpoint_name(step, 0))
+    store.write_result({"status": "done"})
+    release.set()
+    assert store.wait(10)
+    assert written == [checkpoint_name(1, 0), checkpoint_name(4, 0), "result.json"]
+    loaded = store.load_latest()
+    assert loaded is not None
+    assert (loaded[0], loaded[1]["step"]) == (checkpoint_name(4, 0), 4)
+    assert store.read_result() == {"status": "done"}
+
+
+def test_the_writer_is_a_daemon_thread_named_for_what_it_does(tmp_path: Path) -> None:
+    store = CheckpointStore(tmp_path, None)
+    saved(store, 1)
+    # A daemon: a job that exits (or is killed) never waits on a writer stuck on a dead disk or network.
+    writers = [thread for thread in threading.enumerate() if thread is store._writer]
+    assert [(thread.name, thread.daemon) for thread in writers] == [("checkpoint-writer", True)]
+
+
+def test_a_checkpoint_that_cannot_be_written_does_not_stop_the_result_queued_behind_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = CheckpointStore(tmp_path, None)
+    busy, release = threading.Event(), threading.Event()
+    real_write = store._write
+    calls: list[str] = []
+
+    def write(name: str, content: bytes) -> Path:
+        calls.append(name)
+        if len(calls) == 1:
+            busy.set()
+            assert release.wait(10)
+        if name == checkpoint_name(2, 0):
+            raise OSError(28, "No space left on device")
+        return real_write(name, content)
+
+    monkeypatch.setattr(store, "_write", write)
+    store.save(payload(1), checkpoint_name(1, 0))
+    assert busy.wait(10)
+    store.save(payload(2), checkpoint_name(2, 0))
+    store.write_result({"status": "done"})
+    release.set()
+    assert store.wait(10)
+    assert calls == [checkpoint_name(1, 0), checkpoint_name(2, 0), "result.json"]
+    assert store.read_result() == {"status": "done"}
+
+
+def test_wait_gives_up_after_its_timeout_while_a_write_is_stuck(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = CheckpointStore(tmp_path, None)
+    busy, release = threading.Event(), threading.Event()
+    real_write = store._write
+
+    def stuck_write(name: str, content: bytes) -> Path:
+        busy.set()
+        assert release.wait(10)
+        return real_write(name, content)
+
+    monkeypatch.setattr(store, "_write", stuck_write)
+    store.save(payload(1), checkpoint_name(1, 0))
+    assert busy.wait(10)
+    assert store.wait(0.2) is False
+    release.set()
+    assert store.wait(10) is True

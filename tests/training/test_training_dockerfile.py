@@ -69,16 +69,14 @@ def test_image_ships_code_and_pinned_requirements_but_not_the_data() -> None:
         "training/*.py /app/training/",
         "contracts/*.py /app/contracts/",
         "mlplat/__init__.py /app/mlplat/__init__.py",
-        "mlplat/clikit.py /app/mlplat/clikit.py",
         "mlplat/monitor/ /app/mlplat/monitor/",
     ]
     assert all(re.fullmatch(r"[\w.-]+==[\w.]+", pin) for pin in pins), pins
     assert "torch==2.13.0" in pins
 
 
-def test_the_images_code_alone_runs_training_and_the_drift_monitor(tmp_path: Path) -> None:
-    # Stage /app exactly as the COPY lines build it, then import both entrypoints from there and nothing else of
-    # the repository: the monitor job would fail in the cloud if it needed a module the image does not carry.
+def _stage_app(tmp_path: Path) -> Path:
+    """/app exactly as the COPY lines build it."""
     app = tmp_path / "app"
     for arguments in (a for k, a in instructions() if k == "COPY" and "requirements" not in a):
         source, target = arguments.split()
@@ -93,15 +91,50 @@ def test_the_images_code_alone_runs_training_and_the_drift_monitor(tmp_path: Pat
                 shutil.copytree(path, destination, dirs_exist_ok=True, ignore=shutil.ignore_patterns("__pycache__"))
             else:
                 shutil.copy(path, destination / path.name)
+    return app
+
+
+def test_the_images_code_alone_runs_training_and_the_drift_monitor_without_any_command_line_framework(
+    tmp_path: Path,
+) -> None:
+    # Import both entrypoints and every module of the drift runtime from the staged /app and nothing else of the
+    # repository: the monitor job would fail in the cloud if it needed a module the image does not carry. The
+    # runtime is apart from `mlplat monitor`'s command line: neither Typer, Rich nor a CLI module gets imported.
+    app = _stage_app(tmp_path)
     probe = (
-        "import sys, training.main, mlplat.monitor.cli\n"
+        "import sys, pkgutil, importlib, training.main, mlplat.monitor, mlplat.monitor.__main__\n"
+        "runtime = sorted(m.name for m in pkgutil.iter_modules(mlplat.monitor.__path__))\n"
+        "[importlib.import_module('mlplat.monitor.' + m) for m in runtime]\n"
         "mods = [m for m in sys.modules if m.split('.')[0] in ('mlplat', 'training', 'components', 'pulumi')]\n"
         "print(sorted({sys.modules[m].__file__.split('/app/')[0] for m in mods if sys.modules[m].__file__}))\n"
         "print(sorted({m.split('.')[0] for m in mods}))\n"
+        "print(runtime)\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('typer', 'rich', 'click')))\n"
     )
     done = subprocess.run(
         [sys.executable, "-c", probe], cwd=tmp_path, env={"PYTHONPATH": str(app)}, capture_output=True, text=True
     )
 
     assert done.returncode == 0, done.stderr
-    assert done.stdout.splitlines() == [str([str(tmp_path)]), str(["mlplat", "training"])]
+    assert done.stdout.splitlines() == [
+        str([str(tmp_path)]),
+        str(["mlplat", "training"]),
+        str(["__main__", "capture", "drift", "report", "run", "tracking"]),
+        "[]",
+    ]
+
+
+def test_the_drift_job_entrypoint_refuses_a_bad_window_from_the_images_code_alone(tmp_path: Path) -> None:
+    app = _stage_app(tmp_path)
+    done = subprocess.run(
+        [sys.executable, "-m", "mlplat.monitor", "--capture", str(tmp_path), "--since", "soon", "--output-dir", "out"],
+        cwd=tmp_path,
+        env={"PYTHONPATH": str(app)},
+        capture_output=True,
+        text=True,
+    )
+    assert (done.returncode, done.stdout, done.stderr) == (
+        2,
+        "",
+        "error: --since 'soon' is not a duration like 30m, 24h or 7d\n",
+    )

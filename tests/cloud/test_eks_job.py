@@ -1,15 +1,12 @@
-"""The distributed training Job: rendered manifests (what `mlplat train --on eks` applies) and the component that
-registers exactly those."""
+"""The distributed training Job: the manifests `mlplat train --on eks` creates for one run."""
 
 from dataclasses import replace
 from typing import Any
 
-import pulumi_kubernetes as k8s
 import pytest
-from gpu_mocks import Synthesis, synthesize
 
-from components.training_job import TrainingJob, TrainingJobArgs, TrainingJobSpec, render_training_job
 from mlplat import k8s_validate
+from mlplat.cloud.eks_job import TrainingJobSpec, render_training_job
 
 SPEC = TrainingJobSpec(
     name="abalone-ddp",
@@ -218,7 +215,7 @@ def test_scratch_space_is_an_empty_dir_and_shared_memory_is_memory_backed(
 
 
 def test_pulumi_does_not_wait_for_the_run_to_finish(job: dict[str, Any]) -> None:
-    assert job["metadata"]["annotations"] == {"pulumi.com/skipAwait": "true"}
+    assert job["metadata"]["annotations"] == {}
 
 
 def test_the_rendered_manifests_are_valid_for_the_clusters_kubernetes_version(
@@ -260,28 +257,3 @@ def test_a_script_runs_under_the_runtime_with_no_outer_torchrun_and_the_gangs_re
     assert container["command"][-1] == "--nproc-per-node=4"
     rendezvous = (env["MLPLAT_NNODES"], env["MLPLAT_RDZV_HOST"], env["SM_HPS"])
     assert rendezvous == ("2", "abalone-ddp-0.abalone-ddp-rdzv", "{}")
-
-
-@pytest.fixture(scope="module")
-def plan() -> Synthesis:
-    def build() -> dict[str, object]:
-        provider = k8s.Provider("cluster-k8s", kubeconfig="{}")
-        TrainingJob("run", TrainingJobArgs(spec=SPEC, provider=provider))
-        return {}
-
-    return synthesize(build)
-
-
-def test_the_component_registers_exactly_the_rendered_manifests(plan: Synthesis) -> None:
-    component = plan.named("run")
-    assert component.type == "mlplat:training_job:TrainingJob"
-    children = sorted((r for r in plan if r.parent == component.urn), key=lambda r: r.name)
-    assert [(r.type, r.name) for r in children] == [
-        ("kubernetes:batch/v1:Job", "run-job-abalone-ddp"),
-        ("kubernetes:core/v1:Service", "run-service-abalone-ddp-rdzv"),
-    ]
-    assert [_manifest(r.inputs) for r in reversed(children)] == render_training_job(SPEC)
-
-
-def _manifest(inputs: dict[str, Any]) -> dict[str, Any]:
-    return {"apiVersion": inputs["apiVersion"], "kind": inputs["kind"], **inputs}

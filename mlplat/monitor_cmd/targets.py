@@ -1,4 +1,5 @@
-"""Where to monitor: the running local platform, a deployed stack, or explicit flags (the scheduled job's way).
+"""Where to monitor: the running local platform or a deployed stack (explicit flags, the scheduled job's way, are
+`mlplat.monitor.run.explicit_target`).
 
 The local platform is found through `mlplat.local.state.discover()`; a stack through its stack file (thresholds,
 endpoints, which model version each serves) and its outputs (`mlplat.outputs.load_outputs`: bucket, tracking
@@ -8,7 +9,6 @@ server). Every failure to find something becomes a `MonitorInputError` naming wh
 from pathlib import Path
 
 from contracts import bucket as layout
-from mlplat.monitor.capture import split_s3_uri
 from mlplat.monitor.drift import Thresholds
 from mlplat.monitor.run import MonitorInputError, Target
 
@@ -95,23 +95,4 @@ def stack_target(stack: str, endpoint: str | None, outputs_file: Path | None, st
         model_version=str(chosen.model_version),
         bucket=outputs.bucket_name,
         stack=stack,
-    )
-
-
-def explicit_target(capture: str, endpoint: str | None, tracking_uri: str | None, thresholds: Thresholds) -> Target:
-    """A capture location given outright (a directory or s3:// prefix), as the scheduled monitor job runs."""
-    bucket = None
-    if capture.startswith("s3://"):
-        try:
-            bucket, _ = split_s3_uri(capture)
-        except ValueError as error:
-            raise MonitorInputError(str(error)) from None
-    name = endpoint or capture.rstrip("/").rsplit("/", 1)[-1] or "endpoint"
-    return Target(
-        endpoint=name,
-        capture_uri=capture,
-        tracking_uri=tracking_uri,
-        thresholds=thresholds,
-        label="capture",
-        bucket=bucket,
     )

@@ -90,24 +90,10 @@ def retrain_stack(target: Target, model: str, outputs_file: Path | None) -> dict
         cfg = load_stack(target.stack)
         session = boto3.Session(region_name=outputs.region)
         version = newest_dataset_version(session.client("s3"), outputs.bucket_name, model)
-        job = sagemaker.plan_sagemaker_job(
-            outputs,
-            cfg,
-            model=model,
-            dataset=model,
-            dataset_version=version,
-            job_name=common.default_job_name(f"mlplat-{cfg.environment}-retrain", model),
-            tracking_uri=outputs.tracking_server_arn,
-        )
-        done = sagemaker.run_sagemaker(
-            job,
-            outputs,
-            outputs.tracking_server_arn,
-            common.DEFAULT_EXPERIMENT,
-            model,
-            timeout=6 * 3600,
-            poll_interval=30,
-        )
+        job_name = common.default_job_name(f"mlplat-{cfg.environment}-retrain", model)
+        run = common.TrainingRun(outputs, cfg, model, model, version, job_name, outputs.tracking_server_arn)
+        job = sagemaker.plan_sagemaker_job(run)
+        done = sagemaker.run_sagemaker(job, run, common.DEFAULT_EXPERIMENT, timeout=6 * 3600, poll_interval=30)
     except CloudError as error:
         raise RetrainError(str(error)) from None
     return {

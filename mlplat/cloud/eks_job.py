@@ -3,8 +3,8 @@
 The Job is submitted suspended with the team's Kueue queue label, so Kueue admits the whole gang of ranks at once (or
 none of it) and then unsuspends it.
 
-`render_training_job(spec)` returns the manifests as plain dicts; `mlplat train --on eks` prints or applies exactly
-those, and `TrainingJob` registers exactly those. Each pod is one torchrun node: its completion index is its node
+`render_training_job(spec)` returns the manifests as plain dicts; `mlplat train --on eks` prints (`--dry-run`) or
+creates exactly those. Each pod is one torchrun node: its completion index is its node
 rank, and every rank meets at the index-0 pod, reachable by name through the headless Service
 (`<job>-0.<job>-rdzv`). The container runs the bundled training image (`python -m training`) with the SageMaker path
 contract, and writes only to its emptyDir volumes.
@@ -14,7 +14,7 @@ trainer, told where it is in the SageMaker spelling (`SAGEMAKER_PROGRAM`, `SAGEM
 hyperparameters in `SM_HPS`; the runtime itself launches torchrun across the Job's pods (`MLPLAT_NNODES`,
 `MLPLAT_RDZV_HOST`, the completion index), so no outer torchrun wraps it.
 
-A TrainingJob is created on demand (a run, not a piece of the platform), so no stack declares one.
+A run is created per `mlplat train`, not by `pulumi up`, so it is no Pulumi component: no stack declares one.
 """
 
 import json
@@ -22,17 +22,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import pulumi
-import pulumi_kubernetes as k8s
-
 from components.k8s_objects import (
     GPU_TOLERATION,
     check_dns_label,
     container_security_context,
-    create_objects,
     pod_security_context,
 )
 from components.kueue import LOCAL_QUEUE, PRIORITY_LABEL, QUEUE_LABEL
+from components.problems import Problem, refuse
 
 JOB_LABEL = "mlplat.io/job"
 WORKLOAD_LABEL = "mlplat.io/workload"
@@ -40,7 +37,6 @@ POOL_LABEL = "mlplat.io/pool"
 CHECKPOINT_DIR = "/opt/ml/checkpoints"
 MODEL_DIR = "/opt/ml/model"
 INPUT_DIR = "/opt/ml/input"
-SKIP_AWAIT_ANNOTATION = "pulumi.com/skipAwait"
 SCHEDULE_TIMEOUT_ANNOTATION = "mlplat.io/schedule-timeout-seconds"
 BAD_INPUT_EXIT_CODE = 2  # the training runtime's exit status for bad input (training.errors.EXIT_BAD_INPUT)
 CONTAINER = "train"
@@ -107,25 +103,24 @@ class TrainingJobSpec:
     """Script mode: the script's hyperparameters (`SM_HPS`; the runtime passes each as `--key value`)."""
 
 
-def validate_training_job(spec: TrainingJobSpec) -> list[str]:
+def problems(spec: TrainingJobSpec) -> list[Problem]:
     """Problems with a run's spec, each naming the field."""
-    problems = check_dns_label("name", spec.name, 50)
-    problems += check_dns_label("namespace", spec.namespace)
+    found = check_dns_label("name", spec.name, 50) + check_dns_label("namespace", spec.namespace)
     if spec.ranks < 1:
-        problems.append(f"ranks must be >= 1 (got {spec.ranks})")
+        found.append(Problem("ranks", f"must be >= 1 (got {spec.ranks})"))
     if spec.gpus_per_rank < 1:
-        problems.append(f"gpusPerRank must be >= 1 (got {spec.gpus_per_rank})")
+        found.append(Problem("gpusPerRank", f"must be >= 1 (got {spec.gpus_per_rank})"))
     if spec.max_retries < 0:
-        problems.append(f"maxRetries must be >= 0 (got {spec.max_retries})")
+        found.append(Problem("maxRetries", f"must be >= 0 (got {spec.max_retries})"))
     if spec.schedule_timeout_seconds is not None and spec.schedule_timeout_seconds <= 0:
-        problems.append(f"scheduleTimeoutSeconds must be > 0 (got {spec.schedule_timeout_seconds})")
+        found.append(Problem("scheduleTimeoutSeconds", f"must be > 0 (got {spec.schedule_timeout_seconds})"))
     if not spec.checkpoint_s3_uri.startswith("s3://"):
-        problems.append(f"checkpointS3Uri must be an s3:// URI (got {spec.checkpoint_s3_uri!r})")
+        found.append(Problem("checkpointS3Uri", f"must be an s3:// URI (got {spec.checkpoint_s3_uri!r})"))
     if (spec.entry_point is None) != (spec.source_uri is None):
-        problems.append("entryPoint and sourceUri go together (script mode)")
+        found.append(Problem("entryPoint", "and sourceUri go together (script mode)"))
     if spec.source_uri is not None and not spec.source_uri.startswith("s3://"):
-        problems.append(f"sourceUri must be an s3:// URI (got {spec.source_uri!r})")
-    return problems
+        found.append(Problem("sourceUri", f"must be an s3:// URI (got {spec.source_uri!r})"))
+    return found
 
 
 def rendezvous_service_name(spec: TrainingJobSpec) -> str:
@@ -208,9 +203,7 @@ def script_env(spec: TrainingJobSpec) -> list[dict[str, str]]:
 
 def render_training_job(spec: TrainingJobSpec) -> list[dict[str, Any]]:
     """The run's manifests: the headless rendezvous Service, then the indexed Job. Raises ValueError on a bad spec."""
-    problems = validate_training_job(spec)
-    if problems:
-        raise ValueError(f"training job {spec.name!r}: " + "; ".join(problems))
+    refuse(f"training job {spec.name!r}", problems(spec))
     labels = {JOB_LABEL: spec.name, WORKLOAD_LABEL: "training"}
     metadata = {"name": spec.name, "namespace": spec.namespace, "labels": labels}
     gpus = str(spec.gpus_per_rank)
@@ -285,8 +278,7 @@ def render_training_job(spec: TrainingJobSpec) -> list[dict[str, Any]]:
         job_labels[QUEUE_LABEL] = spec.queue
         if spec.priority_class is not None:
             job_labels[PRIORITY_LABEL] = spec.priority_class
-    # Pulumi would otherwise hold `up` open until the run finishes; kubectl ignores the annotation.
-    annotations = {SKIP_AWAIT_ANNOTATION: "true"}
+    annotations: dict[str, str] = {}
     if spec.schedule_timeout_seconds is not None:
         annotations[SCHEDULE_TIMEOUT_ANNOTATION] = str(spec.schedule_timeout_seconds)
     job = {
@@ -323,30 +315,3 @@ def pod_failure_policy() -> dict[str, Any]:
             },
         ]
     }
-
-
-@dataclass(frozen=True)
-class TrainingJobArgs:
-    """Inputs of a training run on the cluster."""
-
-    spec: TrainingJobSpec
-    """The run."""
-    provider: k8s.Provider | None = None
-    """Kubernetes provider of the cluster; the default provider when None."""
-
-
-class TrainingJob(pulumi.ComponentResource):
-    """Registers the manifests of `render_training_job` as typed Kubernetes resources."""
-
-    job_name: str
-    namespace: str
-    manifests: list[dict[str, Any]]
-
-    def __init__(self, name: str, args: TrainingJobArgs, opts: pulumi.ResourceOptions | None = None) -> None:
-        manifests = render_training_job(args.spec)
-        super().__init__("mlplat:training_job:TrainingJob", name, None, opts)
-        create_objects(name, manifests, pulumi.ResourceOptions(parent=self, provider=args.provider))
-        self.manifests = manifests
-        self.job_name = args.spec.name
-        self.namespace = args.spec.namespace
-        self.register_outputs({"jobName": self.job_name, "namespace": self.namespace})

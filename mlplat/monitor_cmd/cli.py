@@ -15,11 +15,11 @@ from rich.console import Console
 
 from mlplat import clikit
 from mlplat.monitor import report as render
-from mlplat.monitor import targets
 from mlplat.monitor.capture import parse_duration
 from mlplat.monitor.drift import Thresholds
-from mlplat.monitor.retrain import RetrainError, retrain_local, retrain_stack
-from mlplat.monitor.run import MonitorInputError, MonitorResult, Target, monitor
+from mlplat.monitor.run import MonitorInputError, MonitorResult, Target, explicit_target, monitor
+from mlplat.monitor_cmd import table, targets
+from mlplat.monitor_cmd.retrain import RetrainError, retrain_local, retrain_stack
 
 EXIT_OK = clikit.EXIT_OK
 EXIT_RETRAIN_FAILED = clikit.EXIT_FAILED
@@ -65,7 +65,7 @@ def _target(
         target = targets.stack_target(stack, endpoint, outputs, stack_file)
     else:
         assert capture is not None
-        target = targets.explicit_target(capture, endpoint, tracking_uri, Thresholds())
+        target = explicit_target(capture, endpoint, tracking_uri, Thresholds())
     return replace(
         target,
         thresholds=targets.override(target.thresholds, psi_threshold, p_value, min_records),
@@ -200,7 +200,7 @@ def _print(console: Console, result: MonitorResult) -> None:
         f"{result.target.endpoint} ({result.target.label}): {result.model_name} v{result.model_version}, "
         f"last {result.window}, {result.records} capture records"
     )
-    render.print_report(console, result.report, title, result.notes)
+    table.print_report(console, result.report, title, result.notes)
     if not result.report.enough_data:
         console.print(f"records: {result.records} capture records in the window", highlight=False)
     console.print(f"report: {result.output_dir / render.REPORT_FILE}", highlight=False, soft_wrap=True)
