@@ -49,6 +49,17 @@ def _stack_resource(resource: PolicyResource) -> StackResource:
     )
 
 
+def _fields(spec: registry.PolicySpec) -> dict[str, Any]:
+    """What CrossGuard shows of a policy, the same for resource and stack policies."""
+    return {
+        "name": spec.name,
+        "description": spec.description,
+        "enforcement_level": EnforcementLevel(spec.enforcement),
+        "config_schema": _schema(spec),
+        "remediation_steps": spec.remediation,
+    }
+
+
 def resource_policy(spec: registry.PolicySpec) -> ResourceValidationPolicy:
     """A resource validation policy that runs `spec.check` on the resource types it applies to."""
     check, types = spec.check, frozenset(spec.resource_types)
@@ -60,14 +71,7 @@ def resource_policy(spec: registry.PolicySpec) -> ResourceValidationPolicy:
         for message in check(args.resource_type, args.props, registry.effective_config(spec, args.get_config())):
             report_violation(message, None)
 
-    return ResourceValidationPolicy(
-        name=spec.name,
-        description=spec.description,
-        validate=validate,
-        enforcement_level=EnforcementLevel(spec.enforcement),
-        config_schema=_schema(spec),
-        remediation_steps=spec.remediation,
-    )
+    return ResourceValidationPolicy(validate=validate, **_fields(spec))
 
 
 def stack_policy(spec: registry.PolicySpec) -> StackValidationPolicy:
@@ -80,14 +84,7 @@ def stack_policy(spec: registry.PolicySpec) -> StackValidationPolicy:
         for violation in check(resources, registry.effective_config(spec, args.get_config())):
             report_violation(violation.message, violation.urn)
 
-    return StackValidationPolicy(
-        name=spec.name,
-        description=spec.description,
-        validate=validate,
-        enforcement_level=EnforcementLevel(spec.enforcement),
-        config_schema=_schema(spec),
-        remediation_steps=spec.remediation,
-    )
+    return StackValidationPolicy(validate=validate, **_fields(spec))
 
 
 def policies() -> list[Any]:
