@@ -167,7 +167,6 @@ def _run_program(stack: str, engine_config: dict[str, str], region: str, program
         pulumi.runtime.set_all_config(engine_config)
         monitor = _RecordingMonitor(_Mocks(region=region))
         mocks.set_mocks(monitor.mocks, project=PROJECT, stack=stack, preview=False, monitor=monitor)
-        settings.SETTINGS.callbacks = loop.run_until_complete(synth_runtime.callback_server())
         if str(REPO_ROOT) not in sys.path:
             sys.path.insert(0, str(REPO_ROOT))
         loop.run_until_complete(runtime_stack.run_pulumi_func(program))
@@ -184,6 +183,8 @@ def _run_program(stack: str, engine_config: dict[str, str], region: str, program
             stack_urn=stack_urn,
         )
     finally:
+        with contextlib.suppress(Exception):
+            loop.run_until_complete(synth_runtime.shutdown_callbacks())
         with contextlib.suppress(Exception):
             loop.run_until_complete(loop.shutdown_default_executor())
         loop.close()

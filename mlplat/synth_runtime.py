@@ -7,8 +7,10 @@ more than linearly:
   sets from inside the registering task; the value stays in that task's copy of the context, so every registration
   with a transform starts its own gRPC server (207 in the 100-endpoint copy). `pulumi.runtime.mocks._resolve_callbacks`
   then walks every server and every transform registered so far, for each resource: a cost that grows with the
-  square of the resources. `callback_server` makes the one server before the program runs; `CallbackIndex` finds
-  a transform by its token.
+  square of the resources. Under synthesis `_get_callbacks` makes one server, on the first transform, and every task
+  shares it; `CallbackIndex` finds a transform by its token. A program without transforms starts no gRPC server,
+  and `shutdown_callbacks` stops the one that started: a forked process (mutmut runs each mutant in one) cannot start
+  gRPC again while a parent's server threads are live.
 - `pulumi.runtime.rpc.contains_unknowns` (called for every resolved Output) defines a recursive closure on each call,
   a reference cycle left for the cyclic collector: five objects per call, 520,000 of the 700,000 objects the
   collector has to free after a 100-endpoint plan. `contains_unknowns` answers the same without a cycle.
@@ -22,6 +24,7 @@ The replacements are active only inside a synthesis (`mark_synthesis`); anything
 SDK gets its own functions. None of them changes a recorded input, option or output (the plan tests compare).
 """
 
+import asyncio
 import contextvars
 from collections.abc import Callable, Coroutine
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -29,9 +32,14 @@ from typing import Any
 
 from pulumi.runtime import _callbacks, known_types, rpc, settings
 from pulumi.runtime import resource as runtime_resource
+from pulumi.runtime import stack as runtime_stack
 from pulumi.runtime.proto import source_pb2
 
 _SYNTHESIZING: contextvars.ContextVar[bool] = contextvars.ContextVar("mlplat_synthesizing", default=False)
+_SERVERS: contextvars.ContextVar[list["asyncio.Future[_callbacks._CallbackServicer]"] | None] = contextvars.ContextVar(
+    "mlplat_callback_servers", default=None
+)
+_sdk_get_callbacks = settings._get_callbacks
 _sdk_contains_unknowns = rpc.contains_unknowns
 _sdk_get_stack_trace = runtime_resource._get_stack_trace
 
@@ -62,15 +70,32 @@ def completed(coroutine: Coroutine[Any, Any, Any]) -> Any:
     raise RuntimeError("the mock monitor awaited a value that is not ready (only plain data is expected)")
 
 
-async def callback_server() -> _callbacks._CallbackServicer:
-    """The program's one transform callback server, to set in the synthesis thread's context before it runs.
+async def _get_callbacks_hook() -> _callbacks._CallbackServicer | None:
+    """`settings._get_callbacks`, but one server per synthesis, made when the first transform needs it.
 
-    `settings._get_callbacks` keeps the server it makes in a context variable, set from inside the registering
-    task, so the value stays in that task's copy of the context and the next registration makes another server.
+    The SDK keeps the server it makes in a context variable set from inside the registering task, so the value stays
+    in that task's copy of the context and the next registration makes another server. The synthesis' list is one
+    object that every task's copy of the context shares.
     """
+    shared = _SERVERS.get()
+    if shared is None:
+        return await _sdk_get_callbacks()
+    if not shared:
+        # Registrations run concurrently: the first one's start is what every other one awaits.
+        shared.append(asyncio.ensure_future(_serve()))
+    return await shared[0]
+
+
+async def _serve() -> _callbacks._CallbackServicer:
     server = _callbacks._CallbackServicer(settings.SETTINGS.monitor)
     await server.serve()
     return server
+
+
+async def shutdown_callbacks() -> None:
+    """Stop the synthesis' callback server, if a transform started one (the SDK leaves it serving)."""
+    if _SERVERS.get():
+        await _callbacks._CallbackServicer.shutdown()
 
 
 class CallbackIndex:
@@ -90,6 +115,7 @@ class CallbackIndex:
 def mark_synthesis() -> None:
     """Use the replacements from now on in this context: a synthesis thread's own, which the SDK's tasks copy."""
     _SYNTHESIZING.set(True)
+    _SERVERS.set([])
 
 
 def contains_unknowns(value: Any, seen: set[int] | None = None) -> bool:
@@ -119,6 +145,9 @@ def _get_stack_trace_hook() -> source_pb2.StackTrace:
     return source_pb2.StackTrace() if _SYNTHESIZING.get() else _sdk_get_stack_trace()
 
 
-# Both are looked up as module globals at each call (output.py calls `rpc.contains_unknowns`).
+# Each is looked up as a module global at each call (output.py calls `rpc.contains_unknowns`; resource.py and
+# stack.py imported `_get_callbacks` by name).
 rpc.contains_unknowns = _contains_unknowns_hook
 runtime_resource._get_stack_trace = _get_stack_trace_hook
+runtime_resource._get_callbacks = _get_callbacks_hook
+runtime_stack._get_callbacks = _get_callbacks_hook

@@ -48,6 +48,28 @@ def test_a_program_with_many_transformed_components_starts_one_callback_server(
     assert sorted(b.inputs["tags"]["owner"] for b in buckets) == sorted(f"part-{i}" for i in range(12))
 
 
+def test_a_program_without_transforms_starts_no_callback_server_and_none_outlives_a_synthesis(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # mutmut runs each mutant in a forked process, where gRPC cannot start again while a parent's servers serve.
+    started: list[Any] = []
+    real_init = _callbacks._CallbackServicer.__init__
+
+    def counting_init(self: Any, monitor: Any) -> None:
+        started.append(self)
+        real_init(self, monitor)
+
+    monkeypatch.setattr(_callbacks._CallbackServicer, "__init__", counting_init)
+    serving_before = list(_callbacks._CallbackServicer._servicers)
+
+    synth.run(lambda: aws.s3.Bucket("plain"))
+    assert started == []
+
+    synth.run(lambda: _Tagged("one"))
+    assert len(started) == 1
+    assert _callbacks._CallbackServicer._servicers == serving_before
+
+
 @pytest.mark.parametrize(
     "value",
     [
